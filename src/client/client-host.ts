@@ -1,0 +1,29 @@
+import type { PgmuxConfig, DatabaseConfig } from '../config/index.js';
+import type { PgmuxError } from '../errors.js';
+import type { Pool } from '../pool/pool.js';
+import type { PasswordSource } from '../auth/password-source.js';
+import type { ClientTls } from '../net/tls-config.js';
+import type { ScramSecretCache } from './client-auth.js';
+import type { ClientSession } from './client-session.js';
+
+/** What a client session needs from the process around it (the pool registry implements it). */
+export interface ClientHost {
+  readonly config: PgmuxConfig;
+  readonly secrets: ScramSecretCache;
+  readonly clientTls: ClientTls;
+  readonly passwords: PasswordSource;
+  /** Whether accepting one more logged-in client would exceed max_client_conn. */
+  tooManyClients(): boolean;
+  /**
+   * The pool for this (database, user), given the user's stored password and, after a SCRAM
+   * login against a verifier, the keys for SCRAM passthrough. Throws PgmuxError when it cannot be made.
+   */
+  poolFor(database: string, dbConfig: DatabaseConfig, user: string, password: string | undefined, scramKeys?: { clientKey: Buffer; serverKey: Buffer }): Pool;
+  /** Route a CancelRequest (pgmux-issued key) to the client it belongs to. */
+  cancel(processId: number, secretKey: number): void;
+  clientLoggedIn(client: ClientSession): void;
+  /** The client became pinned to its server for this reason (first time per client and reason). */
+  clientPinned(client: ClientSession, kind: string): void;
+  loginFailed(client: ClientSession, error: PgmuxError): void;
+  clientClosed(client: ClientSession, reason: string): void;
+}

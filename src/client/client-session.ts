@@ -1,0 +1,861 @@
+/**
+ * One client connection, from its startup packet to its close.
+ *
+ * States: startup → authenticating → (logging-in: waiting for a server to learn parameters)
+ * → idle ⇄ waiting (queued for a server) → active (attached to a server) → closed.
+ *
+ * Hot path: once logged in, client bytes are framed in place; frames are counted (requests in
+ * flight) and forwarded to the attached server as views, one write per chunk. While the client
+ * waits for a server its frames are held (views, no copies) and its socket is paused.
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { tlsServerEndPoint } from '../auth/channel-binding.js';
+import { prefixedStream } from '../net/prefixed-stream.js';
+import { verifyClientCertificate } from '../net/client-certificate.js';
+import type { Logger } from 'pino';
+import type { AuthType, DatabaseConfig } from '../config/index.js';
+import { Errors, PgmuxError } from '../errors.js';
+import type { Pool, PoolClient } from '../pool/pool.js';
+import { queueLink, type QueueLink } from '../pool/wait-queue.js';
+import {
+  AUTHENTICATION_OK,
+  backendKeyData,
+  commandComplete,
+  PARSE_COMPLETE,
+  errorResponse,
+  negotiateProtocolVersion,
+  parameterStatus,
+  readyForQuery,
+  SSL_NOT_SUPPORTED,
+  SSL_SUPPORTED,
+  type ErrorFields,
+} from '../protocol/backend-messages.js';
+import { FrontendCode, TxStatus } from '../protocol/codes.js';
+import { FrameReader, type FrameHandler } from '../protocol/frame-reader.js';
+import {
+  parseOptionsParameter,
+  parseStartupPacket,
+  startupPacketLength,
+  StartupPacketError,
+  type StartupPacket,
+} from '../protocol/startup.js';
+import { WriteBatch } from '../protocol/write-batch.js';
+import type { ServerConnection } from '../server/server-connection.js';
+import { Expect } from '../server/response-queue.js';
+import { SYNCED_PARAMETERS } from '../server/server-connection.js';
+import { ClientAuth } from './client-auth.js';
+import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
+import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, SessionState, type PinPolicy } from './session-state.js';
+import { StatementRouter } from './statement-router.js';
+import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
+import type { ClientHost } from './client-host.js';
+
+export const enum ClientState {
+  Startup = 'startup',
+  Authenticating = 'authenticating',
+  LoggingIn = 'logging-in',
+  Idle = 'idle',
+  Waiting = 'waiting',
+  Active = 'active',
+  Closed = 'closed',
+}
+
+/** First byte of a TLS record carrying a handshake (a ClientHello, for direct TLS). */
+const TLS_HANDSHAKE = 0x16;
+
+type ScramKeys = { clientKey: Buffer; serverKey: Buffer };
+
+/** Startup parameters that are not settings to apply on the server. */
+const NOT_GUCS = new Set(['user', 'database', 'options', 'replication']);
+
+export class ClientSession implements FrameHandler, PoolClient {
+  state: ClientState = ClientState.Startup;
+  readonly waitLink: QueueLink<PoolClient> = queueLink<PoolClient>(this);
+  server: ServerConnection | null = null;
+  waitingSince = 0;
+  inFlight = 0;
+  unsynced = false;
+  copyIn = false;
+  /** Counted Syncs sent after the latest Execute: the server ignores those if that Execute starts COPY IN. */
+  private syncsAfterExecute = 0;
+  readonly params = new Map<string, string>();
+  pool: Pool | null = null;
+  user = '';
+  database = '';
+  applicationName = '';
+  readonly connectedAt = Date.now();
+  lastActive = Date.now();
+  /** When the oldest request still in flight was sent, performance.now() ms (query_timeout, query time). */
+  requestSince = 0;
+  /** A query_timeout cancel went out for the requests now in flight. */
+  cancelSent = false;
+  processId = 0;
+  secretKey = 0;
+
+  private startupBuffer: Buffer | null = null;
+  private reader: FrameReader | null = null;
+  private auth: ClientAuth | null = null;
+  private startupParams = new Map<string, string>();
+  /** The user's stored password as found at login (config, auth_file or auth_query). */
+  private storedPassword: string | undefined = undefined;
+  private pendingDbConfig: DatabaseConfig | null = null;
+  private readonly toServer = new WriteBatch();
+  /** Frames held while no server is ready; views into received chunks. */
+  private readonly held: Buffer[] = [];
+  /** Transaction mode: the client's named statements, carried from server to server. */
+  private readonly router = new StatementRouter();
+  /** Transaction mode: session state created with SQL (null in session mode, where nothing moves). */
+  private session: SessionState | null = null;
+  /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
+  private readonly deferredParses: Buffer[] = [];
+  /** After pgmux failed an unsynced extended-protocol batch: drop messages up to the next Sync, as PostgreSQL does. */
+  private skipUntilSync = false;
+  private pausedForServer = false;
+  private closeReason = 'client closed the connection';
+
+  /** The socket the protocol runs on: TCP, or TLS once upgraded. */
+  socket: Socket;
+  /** The TCP socket (kept for addresses, and to survive errors under a TLS socket). */
+  private readonly tcp: Socket;
+
+  constructor(
+    readonly id: number,
+    socket: Socket,
+    private readonly host: ClientHost,
+    public log: Logger,
+  ) {
+    this.tcp = socket;
+    this.socket = socket;
+    this.bindSocket(socket);
+  }
+
+  private bindSocket(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.closeReason = `socket error: ${err.code ?? err.message}`;
+    });
+    socket.on('close', () => this.onClose());
+  }
+
+  get encrypted(): boolean {
+    return this.socket instanceof TLSSocket;
+  }
+
+  /**
+   * Continue over TLS: after answering SSLRequest with 'S' (nothing read ahead), or at once
+   * for direct TLS (`prefix` holds the ClientHello already read).
+   */
+  private upgradeToTls(prefix: Buffer | null): void {
+    const tlsConfig = this.host.clientTls;
+    const raw = this.tcp;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    const secure = new TLSSocket(prefix === null ? raw : prefixedStream(raw, prefix), {
+      isServer: true,
+      secureContext: tlsConfig.context ?? undefined,
+      requestCert: tlsConfig.requestCert,
+      rejectUnauthorized: false, // pgmux decides per sslmode/auth_type, with a clear error
+      ALPNProtocols: ['postgresql'],
+    });
+    this.socket = secure;
+    this.bindSocket(secure);
+  }
+
+  get label(): string {
+    return `${this.tcp.remoteAddress ?? '?'}:${this.tcp.remotePort ?? '?'}`;
+  }
+
+  // ---- bytes from the client ----
+
+  private onData(chunk: Buffer): void {
+    if (this.pool !== null) this.pool.stats.bytesReceived += chunk.length;
+    if (this.reader !== null) {
+      this.reader.push(chunk);
+      this.flushToServer();
+      return;
+    }
+    this.onStartupData(chunk);
+  }
+
+  private onStartupData(chunk: Buffer): void {
+    if (this.startupBuffer === null && chunk[0] === TLS_HANDSHAKE && !this.encrypted && this.host.clientTls.context !== null) {
+      // Direct TLS (PostgreSQL 17 sslnegotiation=direct): a ClientHello instead of a startup packet.
+      this.upgradeToTls(chunk);
+      return;
+    }
+    let buf = this.startupBuffer === null ? chunk : Buffer.concat([this.startupBuffer, chunk]);
+    this.startupBuffer = null;
+    let packet: StartupPacket;
+    let length: number;
+    try {
+      length = startupPacketLength(buf);
+      if (length < 0 || buf.length < length) {
+        this.startupBuffer = buf;
+        return;
+      }
+      packet = parseStartupPacket(buf.subarray(0, length));
+    } catch (err) {
+      if (err instanceof StartupPacketError) return this.fail(new PgmuxError('BAD_STARTUP', err.sqlstate, err.message, { logLevel: 'info' }));
+      throw err;
+    }
+    buf = buf.subarray(length);
+    switch (packet.kind) {
+      case 'ssl':
+      case 'gssenc':
+        if (buf.length > 0) {
+          // Bytes sent before our answer would be read as if they were inside the encrypted channel.
+          return this.fail(Errors.protocolViolation('received unencrypted data after SSL/GSSENC request'));
+        }
+        if (packet.kind === 'ssl' && !this.encrypted && this.host.clientTls.context !== null) {
+          this.socket.write(SSL_SUPPORTED);
+          this.upgradeToTls(null);
+          return;
+        }
+        this.socket.write(SSL_NOT_SUPPORTED);
+        return;
+      case 'cancel':
+        this.host.cancel(packet.processId, packet.secretKey);
+        this.closeReason = 'cancel request';
+        this.socket.end();
+        return;
+      case 'startup':
+        this.onStartup(packet);
+        if (buf.length > 0 && this.reader !== null) this.onData(buf);
+        return;
+    }
+  }
+
+  private onStartup(packet: Extract<StartupPacket, { kind: 'startup' }>): void {
+    const params = packet.params;
+    this.user = params.get('user') as string;
+    this.database = params.get('database') as string;
+    this.applicationName = params.get('application_name') ?? '';
+    this.log = this.log.child({ user: this.user, db: this.database });
+    this.reader = new FrameReader(this);
+
+    if (params.has('replication') && params.get('replication') !== 'false' && params.get('replication') !== '0') {
+      return this.fail(Errors.replicationRefused());
+    }
+    if (this.host.tooManyClients()) return this.fail(Errors.tooManyClients(this.host.config.max_client_conn));
+    if (packet.minorVersion > 0 || packet.protocolOptions.length > 0) {
+      this.socket.write(negotiateProtocolVersion(0, packet.protocolOptions));
+    }
+    const dbConfig = this.host.config.databases[this.database];
+    if (dbConfig === undefined) return this.fail(Errors.unknownDatabase(this.database));
+    const tlsRefusal = this.checkTlsPolicy();
+    if (tlsRefusal !== null) return this.fail(tlsRefusal);
+
+    for (const [name, value] of params) if (!NOT_GUCS.has(name)) this.startupParams.set(name, value);
+    const options = params.get('options');
+    if (options !== undefined) {
+      const { settings, unsupported } = parseOptionsParameter(options);
+      for (const [name, value] of settings) this.startupParams.set(name, value);
+      if (unsupported.length > 0) this.log.info({ options: unsupported }, 'ignoring unsupported switches in the options startup parameter');
+    }
+
+    const userConfig = Object.hasOwn(this.host.config.users, this.user) ? this.host.config.users[this.user] : undefined;
+    const authType = userConfig?.auth_type ?? dbConfig.auth_type ?? this.host.config.auth_type;
+    if (authType === 'cert') {
+      const certError = this.checkClientCertificate(true);
+      if (certError !== null) return this.fail(certError);
+    }
+    if (authType === 'plain' && !this.encrypted && !this.host.config.auth_plain_without_tls) {
+      return this.fail(Errors.plainNeedsTls());
+    }
+    this.state = ClientState.Authenticating;
+    // Even without a password exchange (trust, cert) the stored password is what pgmux logs in upstream with.
+    const password = this.host.passwords.resolve(this.user, this.database, dbConfig);
+    if (!(password instanceof Promise)) return this.beginAuth(authType, dbConfig, password);
+    password.then(
+      (found) => this.beginAuth(authType, dbConfig, found),
+      (err: Error) => this.fail(Errors.passwordLookupFailed(this.user, err.message)),
+    );
+  }
+
+  private beginAuth(authType: AuthType, dbConfig: DatabaseConfig, password: string | undefined): void {
+    if (this.state !== ClientState.Authenticating) return; // gone while the password was looked up
+    this.storedPassword = password;
+    if (authType === 'trust' || authType === 'cert') return this.loggedIn(dbConfig, [], undefined);
+    const certificate = this.encrypted ? this.host.clientTls.certificateDer : null;
+    let binding: Buffer | null = null;
+    if (certificate !== null) {
+      try {
+        binding = tlsServerEndPoint(certificate);
+      } catch {
+        binding = null; // certificate type without a binding hash: SCRAM-SHA-256-PLUS not offered
+      }
+    }
+    this.auth = new ClientAuth(this.user, password, authType, this.host.secrets, binding);
+    this.pendingDbConfig = dbConfig;
+    this.socket.write(this.auth.start());
+  }
+
+  /** client_tls_sslmode: refuse plaintext clients (require) or clients without a valid certificate (verify-*). */
+  private checkTlsPolicy(): PgmuxError | null {
+    const mode = this.host.clientTls.mode;
+    if ((mode === 'require' || mode === 'verify-ca' || mode === 'verify-full') && !this.encrypted) return Errors.tlsRequired(mode);
+    if (mode === 'verify-ca' || mode === 'verify-full') return this.checkClientCertificate(mode === 'verify-full');
+    return null;
+  }
+
+  /** A valid client certificate (chained to client_tls_ca_file), and with `matchUser` its CN equal to the user name. */
+  private checkClientCertificate(matchUser: boolean): PgmuxError | null {
+    if (!(this.socket instanceof TLSSocket)) return Errors.certificateAuthFailed(this.user, 'the connection does not use TLS');
+    const peer = this.socket.getPeerCertificate();
+    if (peer === null || Object.keys(peer).length === 0) return Errors.certificateAuthFailed(this.user, 'no client certificate was presented');
+    const untrusted = verifyClientCertificate(this.socket, this.host.clientTls.clientCas);
+    if (untrusted !== null) return Errors.certificateAuthFailed(this.user, untrusted);
+    const cn = peer.subject?.CN;
+    if (matchUser && cn !== this.user) return Errors.certificateAuthFailed(this.user, `the certificate is for "${String(cn)}"`);
+    return null;
+  }
+
+  private onAuthMessage(code: number, buf: Buffer, start: number, end: number): void {
+    const auth = this.auth;
+    if (auth === null) return this.fail(Errors.authProtocol('message sent before the authentication request'));
+    if (code !== FrontendCode.PasswordMessage) return this.fail(Errors.authProtocol(`expected a password message, got '${String.fromCharCode(code)}'`));
+    const step = auth.onMessage(buf, start, end);
+    switch (step.kind) {
+      case 'send':
+        this.socket.write(step.message);
+        return;
+      case 'fail':
+        this.host.loginFailed(this, step.error);
+        return this.fail(step.error);
+      case 'ok':
+        this.auth = null;
+        this.loggedIn(this.pendingDbConfig as DatabaseConfig, step.messages, step.scramKeys);
+        return;
+    }
+  }
+
+  /** Authenticated: join the pool, then greet the client (after a server told us the parameters, if needed). */
+  private loggedIn(dbConfig: DatabaseConfig, authMessages: Buffer[], scramKeys: ScramKeys | undefined): void {
+    let pool: Pool;
+    try {
+      pool = this.host.poolFor(this.database, dbConfig, this.user, this.storedPassword, scramKeys);
+    } catch (err) {
+      if (err instanceof PgmuxError) return this.fail(err);
+      throw err;
+    }
+    this.pool = pool;
+    pool.clients.add(this);
+    if (pool.transactionMode) {
+      const config = this.host.config;
+      this.session = new SessionState((kind: PinKind): PinPolicy => config[`session_state_${kind}`]);
+    }
+    for (const m of authMessages) this.socket.write(m);
+    this.socket.write(AUTHENTICATION_OK);
+
+    const defaults = pool.defaultParams;
+    if (defaults !== null) for (const name of SYNCED_PARAMETERS) {
+      const value = defaults.get(name);
+      if (value !== undefined) this.params.set(name, value);
+    }
+    let needServer = defaults === null;
+    for (const [name, value] of this.startupParams) {
+      if (defaults?.get(name) !== value) needServer = true;
+      this.params.set(name, value);
+    }
+    this.host.clientLoggedIn(this);
+    if (!needServer) {
+      this.sendWelcome(defaults as ReadonlyMap<string, string>);
+      return;
+    }
+    // The first client of a pool, or one asking for non-default settings: log in through a
+    // server so the client is told the values the server really has (and bad settings fail now).
+    this.state = ClientState.LoggingIn;
+    pool.acquire(this);
+  }
+
+  private sendWelcome(serverParams: ReadonlyMap<string, string>): void {
+    const batch = new WriteBatch();
+    for (const [name, value] of serverParams) batch.addBuffer(parameterStatus(name, this.params.get(name) ?? value));
+    batch.addBuffer(backendKeyData(this.processId, this.secretKey));
+    batch.addBuffer(readyForQuery(TxStatus.Idle));
+    batch.flush(this.socket);
+    this.state = ClientState.Idle;
+    this.log.debug('client logged in');
+  }
+
+  // ---- FrameHandler: messages after the startup packet ----
+
+  onFrame(code: number, buf: Buffer, start: number, end: number): void {
+    switch (this.state) {
+      case ClientState.Authenticating:
+        return this.onAuthMessage(code, buf, start, end);
+      case ClientState.Closed:
+      case ClientState.Startup:
+        return;
+      default:
+        break;
+    }
+    if (code === FrontendCode.Terminate) {
+      this.closeReason = 'client sent Terminate';
+      this.reader?.stop();
+      this.socket.end();
+      return;
+    }
+    if (this.skipUntilSync) {
+      if (code !== FrontendCode.Sync) return;
+      this.skipUntilSync = false;
+      this.socket.write(readyForQuery(TxStatus.Idle));
+      return;
+    }
+    if (!this.copyIn && this.state === ClientState.Idle && (code === FrontendCode.CopyData || code === FrontendCode.CopyDone || code === FrontendCode.CopyFail)) {
+      return; // COPY messages after a COPY ended (e.g. failed): the server would ignore them too
+    }
+    if (this.session !== null && this.intercept(code, buf, start, end)) return;
+    this.countRequest(code);
+    this.forward(buf, start, end);
+  }
+
+  canStream(code: number): boolean {
+    // Only COPY data passes through in pieces (while a server is attached); messages pgmux may
+    // need to read or rewrite (Query, Parse, Bind ...) are taken whole.
+    return this.state === ClientState.Active && code === FrontendCode.CopyData;
+  }
+
+  /**
+   * Transaction mode: look at a message before it is forwarded. Returns true when pgmux dealt
+   * with it itself (answered it, or forwarded a replacement).
+   */
+  private intercept(code: number, buf: Buffer, start: number, end: number): boolean {
+    const session = this.session as SessionState;
+    const idle = this.state === ClientState.Idle && this.held.length === 0 && !this.unsynced;
+    switch (code) {
+      case FrontendCode.Parse: {
+        const info = readParse(buf, start, end);
+        const rejected = session.note(classifySql(info.query).effects);
+        if (rejected !== null && idle && this.deferredParses.length === 0) {
+          // First message of a batch and no server involved: answer as PostgreSQL would, skip to Sync.
+          this.failBatchLocally(rejectionError(rejected));
+          return true;
+        }
+        if (info.name !== '' && this.router.has(info.name) && idle && this.deferredParses.length === 0) {
+          this.failBatchLocally({ severity: 'ERROR', code: '42P05', message: `prepared statement "${info.name}" already exists` });
+          return true;
+        }
+        if (rejected !== null) {
+          const replacement = buildParse(info.name, Buffer.concat([Buffer.from(`${rejectionSql(rejected)}\0`), Buffer.alloc(2)]));
+          if (info.name !== '') this.router.register(readParse(replacement, 0, replacement.length));
+          this.releaseDeferred();
+          this.countRequest(code);
+          this.forward(replacement, 0, replacement.length);
+          return true;
+        }
+        if (info.name === '' || this.host.config.max_prepared_statements === 0) break;
+        this.router.register(info);
+        if (idle || this.deferredParses.length > 0) {
+          // No server needed to prepare: answered here, prepared where it is first used. This is
+          // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
+          // clients than server connections.
+          this.deferredParses.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+          return true;
+        }
+        break;
+      }
+      case FrontendCode.Sync:
+        if (this.deferredParses.length > 0) {
+          this.answerDeferred(true);
+          return true;
+        }
+        if (idle) {
+          this.socket.write(readyForQuery(TxStatus.Idle));
+          return true;
+        }
+        break;
+      case FrontendCode.Flush:
+        if (this.deferredParses.length > 0) {
+          this.answerDeferred(false);
+          return true;
+        }
+        break;
+      case FrontendCode.Query: {
+        const { effects, lone } = classifySql(readQuery(buf, start, end));
+        if (lone !== null && idle && this.deferredParses.length === 0) {
+          this.answerLocally(lone);
+          return true;
+        }
+        if ((effects & SqlEffect.DeallocateAll) !== 0) this.router.clear();
+        if (lone?.kind === 'deallocate' && lone.name !== null) this.router.forget(lone.name);
+        const rejected = session.note(effects);
+        if (rejected !== null) {
+          const replacement = buildQuery(rejectionSql(rejected));
+          this.releaseDeferred();
+          this.countRequest(code);
+          this.forward(replacement, 0, replacement.length);
+          return true;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    this.releaseDeferred();
+    return false;
+  }
+
+  /** An error for the batch this message starts; the rest of it up to Sync is skipped, as PostgreSQL does. */
+  private failBatchLocally(fields: ErrorFields): void {
+    this.socket.write(errorResponse(fields));
+    this.skipUntilSync = true;
+  }
+
+  /** Answer deferred Parses with ParseComplete (and ReadyForQuery for a Sync). */
+  private answerDeferred(sync: boolean): void {
+    const batch = new WriteBatch();
+    for (let i = 0; i < this.deferredParses.length; i++) batch.addBuffer(PARSE_COMPLETE);
+    if (sync) batch.addBuffer(readyForQuery(TxStatus.Idle));
+    this.deferredParses.length = 0;
+    batch.flush(this.socket);
+  }
+
+  /** Something needs a server after all: deferred Parses go first, in order. */
+  private releaseDeferred(): void {
+    if (this.deferredParses.length === 0) return;
+    const parses = this.deferredParses.splice(0);
+    for (const parse of parses) {
+      this.countRequest(FrontendCode.Parse);
+      this.forward(parse, 0, parse.length);
+    }
+  }
+
+  /** A lone DEALLOCATE or DISCARD ALL from a client that holds no server: nothing to do upstream. */
+  private answerLocally(lone: NonNullable<ReturnType<typeof classifySql>['lone']>): void {
+    const batch = new WriteBatch();
+    if (lone.kind === 'discard-all') {
+      this.router.clear();
+      const before = new Map(this.params);
+      this.resetParamsToStartup();
+      batch.addBuffer(commandComplete('DISCARD ALL'));
+      // As PostgreSQL does after RESET ALL: report the reported parameters whose value changed.
+      for (const [name, value] of this.params) {
+        if (before.get(name) !== value && this.pool?.defaultParams?.has(name)) batch.addBuffer(parameterStatus(name, value));
+      }
+    } else if (lone.name === null) {
+      this.router.clear();
+      batch.addBuffer(commandComplete('DEALLOCATE ALL'));
+    } else if (this.router.has(lone.name)) {
+      this.router.forget(lone.name);
+      batch.addBuffer(commandComplete('DEALLOCATE'));
+    } else {
+      batch.addBuffer(errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${lone.name}" does not exist` }));
+    }
+    batch.addBuffer(readyForQuery(TxStatus.Idle));
+    batch.flush(this.socket);
+  }
+
+  /** What DISCARD ALL leaves: the pool's defaults and this client's startup settings. */
+  private resetParamsToStartup(): void {
+    const defaults = this.pool?.defaultParams;
+    this.params.clear();
+    if (defaults) for (const name of SYNCED_PARAMETERS) {
+      const value = defaults.get(name);
+      if (value !== undefined) this.params.set(name, value);
+    }
+    for (const [name, value] of this.startupParams) this.params.set(name, value);
+  }
+
+  onPiece(code: number, buf: Buffer, start: number, end: number, first: boolean): void {
+    if (first) this.countRequest(code);
+    this.toServer.add(buf, start, end);
+  }
+
+  onProtocolError(reason: string): void {
+    this.fail(Errors.protocolViolation(reason));
+  }
+
+  /** Track requests whose ReadyForQuery is still to come, so the server is released only when provably idle. */
+  private countRequest(code: number): void {
+    if (this.inFlight === 0 && (code === FrontendCode.Query || code === FrontendCode.Sync || code === FrontendCode.FunctionCall)) {
+      this.requestSince = performance.now();
+      this.cancelSent = false;
+    }
+    switch (code) {
+      case FrontendCode.Query:
+        this.syncsAfterExecute = 0;
+        this.inFlight++;
+        return;
+      case FrontendCode.FunctionCall:
+        this.inFlight++;
+        return;
+      case FrontendCode.Sync:
+        this.unsynced = false;
+        if (this.copyIn) return; // ignored by the server during COPY IN
+        this.inFlight++;
+        this.syncsAfterExecute++;
+        return;
+      case FrontendCode.Execute:
+        this.syncsAfterExecute = 0;
+        this.unsynced = true;
+        return;
+      case FrontendCode.Parse:
+      case FrontendCode.Bind:
+      case FrontendCode.Describe:
+      case FrontendCode.Close:
+        this.unsynced = true;
+        return;
+      case FrontendCode.CopyDone:
+      case FrontendCode.CopyFail:
+        this.copyIn = false;
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The server entered COPY IN: Syncs already sent after the Execute that started it will be ignored. */
+  copyInStarted(): void {
+    this.copyIn = true;
+    this.inFlight = Math.max(0, this.inFlight - this.syncsAfterExecute);
+    this.syncsAfterExecute = 0;
+  }
+
+  private forward(buf: Buffer, start: number, end: number): void {
+    if (this.state === ClientState.Active) {
+      this.sendToServer(buf, start, end);
+      return;
+    }
+    this.held.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    if (this.state === ClientState.Idle) {
+      this.state = ClientState.Waiting;
+      this.socket.pause();
+      (this.pool as Pool).acquire(this);
+    }
+  }
+
+  /** To the attached server; in transaction mode through the statement router and response bookkeeping. */
+  private sendToServer(buf: Buffer, start: number, end: number): void {
+    const server = this.server as ServerConnection;
+    if (this.session === null) {
+      this.toServer.add(buf, start, end);
+      return;
+    }
+    const code = buf[start];
+    this.router.send(code, buf, start, end, server, this.toServer);
+    if (code === FrontendCode.Query || code === FrontendCode.FunctionCall || (code === FrontendCode.Sync && !this.copyIn)) {
+      server.expect.push(Expect.Boundary);
+    }
+  }
+
+  private flushToServer(): void {
+    const server = this.server;
+    if (server === null || this.state !== ClientState.Active || this.toServer.empty) return;
+    this.lastActive = Date.now();
+    if (!this.toServer.flush(server.socket) && !this.pausedForServer) {
+      this.pausedForServer = true;
+      this.socket.pause();
+      server.socket.once('drain', this.resumeFromServer);
+    }
+  }
+
+  private readonly resumeFromServer = (): void => {
+    if (!this.pausedForServer) return;
+    this.pausedForServer = false;
+    if (this.state !== ClientState.Closed) this.socket.resume();
+  };
+
+  // ---- PoolClient: what the pool and the server tell us ----
+
+  onServerReady(server: ServerConnection): void {
+    if (this.state === ClientState.Closed) return;
+    if (this.state === ClientState.LoggingIn) {
+      this.sendWelcome(server.params);
+      if ((this.pool as Pool).transactionMode && this.held.length === 0) {
+        (this.pool as Pool).serverReleased(server);
+        return;
+      }
+    }
+    this.state = ClientState.Active;
+    for (const buf of this.held) this.sendToServer(buf, 0, buf.length);
+    this.held.length = 0;
+    this.flushToServer();
+    this.socket.resume();
+  }
+
+  /** Transaction mode: the server is idle with nothing outstanding. Release it, unless state must be checked first or pins it. */
+  transactionEnded(server: ServerConnection): void {
+    const session = this.session as SessionState;
+    if (!session.settingsChanged && !session.pinCheckDue) {
+      if (!session.pinned) (this.pool as Pool).serverReleased(server);
+      return;
+    }
+    const capture = session.settingsChanged;
+    const check = session.pinCheckDue;
+    session.settingsChanged = false;
+    session.pinCheckDue = false;
+    if (check) session.checking = true;
+    const releaseIfDone = (): void => {
+      if (this.server !== server || this.state !== ClientState.Active) return;
+      if (this.inFlight !== 0 || this.unsynced || server.txStatus !== TxStatus.Idle) return;
+      // Statements sent while the checks ran may have changed state again: check again first.
+      if (session.settingsChanged || session.pinCheckDue) return this.transactionEnded(server);
+      if (!session.pinned) (this.pool as Pool).serverReleased(server);
+    };
+    const checkPins = (): void => {
+      if (!check) return releaseIfDone();
+      server.query(PIN_CHECK_SQL, (error, rows) => {
+        if (error !== null || rows.length === 0) {
+          session.checking = false;
+          this.log.warn({ err: error?.message }, 'could not check session state; keeping the client pinned');
+        }
+        else for (const kind of session.pinsChecked(rows[0])) this.host.clientPinned(this, kind);
+        releaseIfDone();
+      });
+    };
+    if (!capture) return checkPins();
+    server.query(CAPTURE_SETTINGS_SQL, (error, rows) => {
+      if (error !== null) this.log.warn({ err: error.message }, 'could not capture session settings');
+      else this.settingsCaptured(server, rows);
+      checkPins();
+    });
+  }
+
+  private settingsCaptured(server: ServerConnection, rows: Array<Array<string | null>>): void {
+    const captured = new Map<string, string>();
+    for (const [name, value] of rows) if (name !== null && value !== null) captured.set(name, value);
+    for (const [name, value] of captured) this.params.set(name, value);
+    for (const name of [...this.params.keys()]) {
+      if (captured.has(name) || (SYNCED_PARAMETERS.has(name) && server.reports(name))) continue;
+      // Not set in the session any more (RESET): back to the startup value, or the server default.
+      const startup = this.startupParams.get(name);
+      if (startup !== undefined) this.params.set(name, startup);
+      else this.params.delete(name);
+    }
+    server.settingsCaptured(captured);
+  }
+
+  statementsDeallocated(server: ServerConnection, tag: string): void {
+    if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') server.statements.clear();
+    else if (tag === 'DEALLOCATE') server.statementsUnknown = true; // which one is not known: clean up at release
+  }
+
+  /** Pinned to its server by unmovable session state (transaction mode). */
+  get pinned(): boolean {
+    return this.session?.pinned ?? false;
+  }
+
+  get pinReasons(): string[] {
+    return this.session?.pinReasons ?? [];
+  }
+
+  onReleased(): void {
+    this.dropServerBackpressure();
+    if (this.state === ClientState.Active) this.state = ClientState.Idle;
+    this.lastActive = Date.now();
+  }
+
+  onAcquireFailed(error: PgmuxError): void {
+    if (this.state === ClientState.Closed) return;
+    if (this.state === ClientState.LoggingIn || error.fatal) {
+      this.fail(error);
+      return;
+    }
+    this.log.warn({ code: error.code, sqlstate: error.sqlstate }, error.message);
+    this.failHeldRequests(error);
+  }
+
+  onServerLost(error: PgmuxError): void {
+    this.server = null;
+    this.fail(error);
+  }
+
+  /**
+   * Nothing held reached a server: answer each request as PostgreSQL answers a failed one (an
+   * error, then ReadyForQuery), and skip an unfinished extended-protocol batch up to its Sync.
+   */
+  private failHeldRequests(error: PgmuxError): void {
+    this.pool?.stats.error(error.sqlstate);
+    const batch = new WriteBatch();
+    const wire = errorResponse(error.toFields());
+    for (let i = 0; i < this.inFlight; i++) {
+      batch.addBuffer(wire);
+      batch.addBuffer(readyForQuery(TxStatus.Idle));
+    }
+    if (this.unsynced) {
+      batch.addBuffer(wire);
+      this.skipUntilSync = true;
+    }
+    this.held.length = 0;
+    this.inFlight = 0;
+    this.unsynced = false;
+    this.copyIn = false;
+    this.state = ClientState.Idle;
+    batch.flush(this.socket);
+    this.socket.resume();
+  }
+
+  /** A cancel request arrived for this client. */
+  cancelRequested(): void {
+    if (this.state === ClientState.Waiting && this.pool?.dequeue(this)) {
+      this.failHeldRequests(Errors.canceledWhileWaiting());
+      return;
+    }
+    if (this.state === ClientState.Active && this.server !== null) this.server.cancel();
+  }
+
+  /** Between transactions with nothing outstanding: safe to close at shutdown. */
+  get atTransactionBoundary(): boolean {
+    if (this.state === ClientState.Idle || this.state === ClientState.Startup || this.state === ClientState.Authenticating) return true;
+    return this.state === ClientState.Active && this.inFlight === 0 && !this.unsynced && this.server?.txStatus === TxStatus.Idle;
+  }
+
+  // ---- closing ----
+
+  /** Send a FATAL (or ERROR) and close. */
+  fail(error: PgmuxError): void {
+    if (this.state === ClientState.Closed) return;
+    this.closeReason = `${error.code}: ${error.message}`;
+    this.log[error.logLevel]({ code: error.code, sqlstate: error.sqlstate }, error.message);
+    this.pool?.stats.error(error.sqlstate);
+    this.reader?.stop();
+    if (!this.socket.destroyed && this.socket.writable) this.socket.end(error.toWire());
+    this.socket.destroySoon();
+    this.detachFromPool();
+  }
+
+  /** Close without a message (shutdown of an idle client sends 57P01 through fail()). */
+  private onClose(): void {
+    if (this.state === ClientState.Closed) {
+      this.host.clientClosed(this, this.closeReason);
+      return;
+    }
+    this.reader?.stop();
+    this.detachFromPool();
+    this.host.clientClosed(this, this.closeReason);
+  }
+
+  private detachFromPool(): void {
+    if (this.state === ClientState.Closed) return;
+    this.state = ClientState.Closed;
+    this.dropServerBackpressure();
+    this.held.length = 0;
+    this.toServer.clear();
+    this.pool?.clientGone(this);
+  }
+
+  private dropServerBackpressure(): void {
+    if (!this.pausedForServer) return;
+    this.pausedForServer = false;
+    this.server?.socket.off('drain', this.resumeFromServer);
+    if (this.state !== ClientState.Closed) this.socket.resume();
+  }
+}
+
+/** A statement that fails on the server, in order, with pgmux's explanation (the `reject` policy). */
+function rejectionSql(kind: PinKind): string {
+  const message = `${kind.replace(/_/g, ' ')} is refused by pgmux in transaction mode (session_state_${kind} = reject)`;
+  const hint = `Set session_state_${kind}: pin, or connect to a pool with pool_mode: session.`;
+  return `DO $pgmux$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = '${message}', HINT = '${hint}'; END $pgmux$`;
+}
+
+function rejectionError(kind: PinKind): ErrorFields {
+  return {
+    severity: 'ERROR',
+    code: '0A000',
+    message: `${kind.replace(/_/g, ' ')} is refused by pgmux in transaction mode (session_state_${kind} = reject)`,
+    hint: `Set session_state_${kind}: pin, or connect to a pool with pool_mode: session.`,
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Transaction mode: session state a client creates with SQL, and what pgmux does about it.
+ *
+ * Settings (SET, RESET, set_config) are not parsed for their values: when a transaction that
+ * changed some ends, pgmux asks the server which settings the session now has and remembers
+ * them for the client, so SET LOCAL, rollbacks and savepoints come out exactly as PostgreSQL
+ * decided. State that cannot move to another server (LISTEN, session advisory locks, temporary
+ * tables, WITH HOLD cursors, SQL PREPARE) pins the client to its server, by policy; whether the
+ * state still exists is again asked of the server, so the pin ends when the state is gone.
+ */
+import { PIN_EFFECTS, PIN_KINDS, SqlEffect, type PinKind } from './sql-classifier.js';
+
+export type PinPolicy = 'pin' | 'reject' | 'allow';
+
+/** Settings this session has set, as the server sees them. */
+export const CAPTURE_SETTINGS_SQL = "SELECT name, current_setting(name) FROM pg_catalog.pg_settings WHERE source = 'session'";
+
+/** Whether each kind of unmovable state exists in this session (column order = PIN_KINDS). */
+export const PIN_CHECK_SQL =
+  'SELECT (SELECT count(*) FROM pg_catalog.pg_listening_channels())::text,' +
+  " (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())::text," +
+  " (SELECT count(*) FROM pg_catalog.pg_class WHERE relpersistence = 't' AND relnamespace = pg_catalog.pg_my_temp_schema())::text," +
+  ' (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable)::text,' +
+  ' (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql)::text';
+
+export class SessionState {
+  /** A SET/RESET-like statement ran: capture settings when the transaction ends. */
+  settingsChanged = false;
+  /** Pinning state may have been created or dropped: check when the transaction ends. */
+  pinCheckDue = false;
+  /** Kinds of unmovable state this session holds (bits of SqlEffect). */
+  pins = 0;
+  /** A pin check is running on the server (state may change again before its answer is used). */
+  checking = false;
+  /** Kinds already logged for this client (each is logged once). */
+  private logged = 0;
+
+  constructor(private readonly policy: (kind: PinKind) => PinPolicy) {}
+
+  get pinned(): boolean {
+    return this.pins !== 0;
+  }
+
+  get pinReasons(): PinKind[] {
+    return PIN_KINDS.filter(([, bit]) => (this.pins & bit) !== 0).map(([kind]) => kind);
+  }
+
+  /** Notes what a statement does; returns the kind to refuse when a `reject` policy applies. */
+  note(effects: number): PinKind | null {
+    if (effects === 0) return null;
+    if ((effects & SqlEffect.SetsParams) !== 0) this.settingsChanged = true;
+    if ((effects & PIN_EFFECTS) !== 0) {
+      for (const [kind, bit] of PIN_KINDS) {
+        if ((effects & bit) === 0) continue;
+        const policy = this.policy(kind);
+        if (policy === 'reject') return kind;
+        if (policy === 'pin') this.pinCheckDue = true;
+      }
+    }
+    if ((effects & SqlEffect.MayDropState) !== 0 && (this.pinned || this.checking)) this.pinCheckDue = true;
+    return null;
+  }
+
+  /** Applies a PIN_CHECK_SQL row; returns the kinds newly pinned (for logging and metrics, once each). */
+  pinsChecked(row: ReadonlyArray<string | null>): PinKind[] {
+    let pins = 0;
+    PIN_KINDS.forEach(([kind, bit], i) => {
+      if (Number(row[i] ?? 0) > 0 && this.policy(kind) === 'pin') pins |= bit;
+    });
+    this.pins = pins;
+    this.checking = false;
+    const fresh = pins & ~this.logged;
+    this.logged |= pins;
+    return PIN_KINDS.filter(([, bit]) => (fresh & bit) !== 0).map(([kind]) => kind);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Finds the statements in SQL text that change session state a transaction-mode pooler must
+ * care about. Cheap by construction: a precompiled test rejects ordinary queries before any
+ * tokenising; only matching text is split into statements (outside quotes and comments).
+ */
+
+export const enum SqlEffect {
+  None = 0,
+  /** SET / RESET / set_config(): capture the session's settings when the transaction ends. */
+  SetsParams = 1 << 0,
+  Listen = 1 << 1,
+  AdvisoryLock = 1 << 2,
+  TempTable = 1 << 3,
+  HoldCursor = 1 << 4,
+  SqlPrepare = 1 << 5,
+  /** UNLISTEN, unlock, DISCARD, DEALLOCATE, DROP, CLOSE: state may be gone, so a pin may end. */
+  MayDropState = 1 << 6,
+  DiscardAll = 1 << 7,
+  DeallocateAll = 1 << 8,
+  /** DEALLOCATE of one name (see `deallocateName`). */
+  Deallocate = 1 << 9,
+}
+
+/** State kinds that pin a client to its server, with the names used in config, logs and metrics. */
+export const PIN_KINDS = [
+  ['listen', SqlEffect.Listen],
+  ['advisory_lock', SqlEffect.AdvisoryLock],
+  ['temp_table', SqlEffect.TempTable],
+  ['cursor_with_hold', SqlEffect.HoldCursor],
+  ['prepare', SqlEffect.SqlPrepare],
+] as const;
+
+export type PinKind = (typeof PIN_KINDS)[number][0];
+
+export const PIN_EFFECTS = SqlEffect.Listen | SqlEffect.AdvisoryLock | SqlEffect.TempTable | SqlEffect.HoldCursor | SqlEffect.SqlPrepare;
+
+const CANDIDATE = /set|listen|advisory|temp|hold|prepare|discard|dealloc|drop|close/i;
+
+export interface Classification {
+  effects: number;
+  /** For a lone `DEALLOCATE name` / `DEALLOCATE ALL` / `DISCARD ALL`: the statement, for a local answer. */
+  lone: { kind: 'deallocate'; name: string | null } | { kind: 'discard-all' } | null;
+}
+
+const NOTHING: Classification = { effects: SqlEffect.None, lone: null };
+
+export function classifySql(sql: string): Classification {
+  if (!CANDIDATE.test(sql)) return NOTHING;
+  const statements = splitStatements(sql);
+  let effects = 0;
+  for (const s of statements) effects |= classifyStatement(s);
+  let lone: Classification['lone'] = null;
+  if (statements.length === 1) {
+    const words = statements[0].split(/\s+/);
+    const w0 = words[0]?.toLowerCase();
+    if (w0 === 'discard' && words[1]?.toLowerCase() === 'all' && words.length === 2) lone = { kind: 'discard-all' };
+    if (w0 === 'deallocate') {
+      const rest = words.slice(1).filter((w) => w.toLowerCase() !== 'prepare');
+      if (rest.length === 1) lone = { kind: 'deallocate', name: rest[0].toLowerCase() === 'all' ? null : unquote(rest[0]) };
+    }
+  }
+  return { effects, lone };
+}
+
+/** The name in `DEALLOCATE [PREPARE] name`, as PostgreSQL folds it. */
+function unquote(word: string): string {
+  return word.startsWith('"') && word.endsWith('"') ? word.slice(1, -1).replace(/""/g, '"') : word.toLowerCase();
+}
+
+function classifyStatement(statement: string): number {
+  const lower = statement.toLowerCase();
+  const words = lower.split(/\s+/, 4);
+  let effects = 0;
+  switch (words[0]) {
+    case 'set':
+      // SET LOCAL ends with the transaction; SET TRANSACTION / CONSTRAINTS / SESSION CHARACTERISTICS are not settings.
+      if (words[1] !== 'local' && words[1] !== 'transaction' && words[1] !== 'constraints' && !(words[1] === 'session' && words[2] === 'characteristics')) {
+        effects |= SqlEffect.SetsParams;
+      }
+      break;
+    case 'reset':
+      effects |= SqlEffect.SetsParams;
+      break;
+    case 'listen':
+      effects |= SqlEffect.Listen;
+      break;
+    case 'unlisten':
+    case 'drop':
+    case 'close':
+      effects |= SqlEffect.MayDropState;
+      break;
+    case 'discard':
+      effects |= SqlEffect.MayDropState | SqlEffect.SetsParams;
+      if (words[1] === 'all') effects |= SqlEffect.DiscardAll | SqlEffect.DeallocateAll;
+      break;
+    case 'deallocate':
+      effects |= SqlEffect.MayDropState | ((words[1] === 'all' || (words[1] === 'prepare' && words[2] === 'all')) ? SqlEffect.DeallocateAll : SqlEffect.Deallocate);
+      break;
+    case 'prepare':
+      if (words[1] !== 'transaction') effects |= SqlEffect.SqlPrepare;
+      break;
+    case 'declare':
+      if (/\bwith\s+hold\b/.test(lower)) effects |= SqlEffect.HoldCursor;
+      break;
+    case 'create':
+      if (/^create\s+(?:(?:global|local)\s+)?(?:temp|temporary)\s/.test(lower) || /^create\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?pg_temp\./.test(lower)) {
+        effects |= SqlEffect.TempTable;
+      }
+      break;
+    default:
+      break;
+  }
+  if (/\bselect\b[\s\S]*\binto\s+(?:temp|temporary)\b/.test(lower)) effects |= SqlEffect.TempTable;
+  if (lower.includes('set_config')) effects |= SqlEffect.SetsParams;
+  if (/pg_(?:try_)?advisory_lock(?:_shared)?\s*\(/.test(lower)) effects |= SqlEffect.AdvisoryLock;
+  if (/pg_advisory_unlock/.test(lower)) effects |= SqlEffect.MayDropState;
+  return effects;
+}
+
+/**
+ * Splits SQL into statements at top-level semicolons, dropping comments and the contents of
+ * string literals, quoted identifiers and dollar-quoted bodies (replaced by placeholders) so
+ * that words inside them are not mistaken for commands.
+ */
+export function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql[i];
+    if (c === '-' && sql[i + 1] === '-') {
+      const nl = sql.indexOf('\n', i);
+      i = nl < 0 ? n : nl;
+      current += ' ';
+    } else if (c === '/' && sql[i + 1] === '*') {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] === '/' && sql[i + 1] === '*') (depth++, (i += 2));
+        else if (sql[i] === '*' && sql[i + 1] === '/') (depth--, (i += 2));
+        else i++;
+      }
+      current += ' ';
+    } else if (c === "'" || c === '"') {
+      let j = i + 1;
+      for (;;) {
+        const k = sql.indexOf(c, j);
+        if (k < 0) {
+          j = n;
+          break;
+        }
+        if (sql[k + 1] === c) j = k + 2;
+        else {
+          j = k + 1;
+          break;
+        }
+      }
+      current += c === "'" ? "''" : sql.slice(i, j); // keep identifiers (statement names), blank literals
+      i = j;
+    } else if (c === '$') {
+      const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
+      if (m === null) {
+        current += c;
+        i++;
+      } else {
+        const close = sql.indexOf(m[0], i + m[0].length);
+        i = close < 0 ? n : close + m[0].length;
+        current += "''";
+      }
+    } else if (c === ';') {
+      if (current.trim() !== '') out.push(current.trim());
+      current = '';
+      i++;
+    } else {
+      current += c;
+      i++;
+    }
+  }
+  if (current.trim() !== '') out.push(current.trim());
+  return out;
+}

@@ -1,0 +1,58 @@
+// Finding and reading the YAML config file.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { ConfigError } from './errors.js';
+
+/** Used when neither --config nor PGMUX_CONFIG is given, and only if it exists. */
+export const DEFAULT_CONFIG_FILE = 'config/pgmux.yaml';
+
+export interface ConfigFile {
+  /** Absolute path. */
+  readonly path: string;
+  /** The parsed YAML (null for an empty file). */
+  readonly document: unknown;
+}
+
+/**
+ * Reads the config file named by `--config`, else by PGMUX_CONFIG, else config/pgmux.yaml under `cwd`.
+ * Returns null only when the default file is absent; a file that was asked for must exist.
+ */
+export function readConfigFile(cliPath: string | undefined, env: NodeJS.ProcessEnv, cwd: string): ConfigFile | null {
+  let key = DEFAULT_CONFIG_FILE;
+  let file = DEFAULT_CONFIG_FILE;
+  if (cliPath !== undefined) [key, file] = ['--config', cliPath];
+  else if (env.PGMUX_CONFIG) [key, file] = ['PGMUX_CONFIG', env.PGMUX_CONFIG];
+  if (file.trim() === '') throw new ConfigError(key, 'must name a file (got "")');
+  const explicit = key !== DEFAULT_CONFIG_FILE;
+  const path = resolve(cwd, file);
+
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = err instanceof Error && 'code' in err ? String(err.code) : 'unknown error';
+    if (code === 'ENOENT' && !explicit) return null;
+    throw new ConfigError(key, code === 'ENOENT' ? `file not found: ${path}` : `cannot read ${path} (${code})`);
+  }
+  return { path, document: parseYaml(text, path) };
+}
+
+/**
+ * Parses YAML, refusing duplicate keys. Errors give the line and column but not the source line, which could hold
+ * a password.
+ */
+export function parseYaml(text: string, path: string): unknown {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter });
+  const [error] = doc.errors;
+  if (error !== undefined) {
+    const { line, col } = lineCounter.linePos(error.pos[0]);
+    throw new ConfigError(path, `is not valid YAML: ${error.message} at line ${line}, column ${col}`);
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(path, `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}

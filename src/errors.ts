@@ -1,0 +1,155 @@
+/**
+ * Errors pgmux sends to clients. Each knows its stable `code` (for logs and tests), the SQLSTATE
+ * and severity put on the wire, an optional HINT naming the setting to change, and the level at
+ * which it is logged. One factory per cause, so the wire text for a cause lives in one place.
+ */
+import { errorResponse, type ErrorFields } from './protocol/backend-messages.js';
+import { SqlState } from './protocol/sqlstate.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export class PgmuxError extends Error {
+  constructor(
+    readonly code: string,
+    readonly sqlstate: string,
+    message: string,
+    readonly options: {
+      severity?: 'ERROR' | 'FATAL';
+      hint?: string;
+      detail?: string;
+      logLevel?: LogLevel;
+    } = {},
+  ) {
+    super(message);
+    this.name = 'PgmuxError';
+  }
+
+  get severity(): 'ERROR' | 'FATAL' {
+    return this.options.severity ?? 'FATAL';
+  }
+
+  get logLevel(): LogLevel {
+    return this.options.logLevel ?? 'info';
+  }
+
+  get fatal(): boolean {
+    return this.severity === 'FATAL';
+  }
+
+  toFields(): ErrorFields {
+    return {
+      severity: this.severity,
+      code: this.sqlstate,
+      message: this.message,
+      hint: this.options.hint,
+      detail: this.options.detail,
+    };
+  }
+
+  toWire(): Buffer {
+    return errorResponse(this.toFields());
+  }
+}
+
+/** An error the upstream server sent (during login or a pgmux-issued query), passed on as it was. */
+export class UpstreamError extends PgmuxError {
+  constructor(readonly fields: ReadonlyMap<string, string>) {
+    super('UPSTREAM_ERROR', fields.get('C') ?? SqlState.InternalError, fields.get('M') ?? 'server error', {
+      severity: 'FATAL',
+      hint: fields.get('H'),
+      detail: fields.get('D'),
+      logLevel: 'warn',
+    });
+  }
+}
+
+export const Errors = {
+  tooManyClients: (max: number) =>
+    new PgmuxError('MAX_CLIENT_CONN', SqlState.TooManyConnections, `too many client connections: pgmux allows ${max} (max_client_conn)`, {
+      hint: 'Raise max_client_conn, or make clients close connections they do not use.',
+      logLevel: 'warn',
+    }),
+  unknownDatabase: (db: string) =>
+    new PgmuxError('UNKNOWN_DATABASE', SqlState.InvalidCatalogName, `database "${db}" does not exist in pgmux`, {
+      hint: 'pgmux serves the databases listed under "databases" in its configuration (or DATABASE_URL).',
+    }),
+  authFailed: (user: string) =>
+    new PgmuxError('AUTH_FAILED', SqlState.InvalidPassword, `password authentication failed for user "${user}"`, {
+      logLevel: 'warn',
+    }),
+  authProtocol: (reason: string) =>
+    new PgmuxError('AUTH_PROTOCOL', SqlState.ProtocolViolation, `invalid authentication exchange: ${reason}`, { logLevel: 'warn' }),
+  noUpstreamPassword: (user: string, db: string) =>
+    new PgmuxError(
+      'NO_UPSTREAM_PASSWORD',
+      SqlState.InvalidAuthorizationSpecification,
+      `pgmux has no password to log in to database "${db}" as user "${user}"`,
+      { hint: `Give users.${user}.password in plain text, or set databases.${db}.user and databases.${db}.password.`, logLevel: 'error' },
+    ),
+  tlsRequired: (mode: string) =>
+    new PgmuxError('TLS_REQUIRED', SqlState.InvalidAuthorizationSpecification, 'SSL required: pgmux accepts only TLS connections', {
+      hint: `client_tls_sslmode is ${mode}; connect with sslmode=require (or verify-ca/verify-full).`,
+      logLevel: 'warn',
+    }),
+  certificateAuthFailed: (user: string, reason: string) =>
+    new PgmuxError('CERT_AUTH_FAILED', SqlState.InvalidAuthorizationSpecification, `certificate authentication failed for user "${user}": ${reason}`, {
+      hint: 'The client certificate must be signed by client_tls_ca_file and, for cert authentication, have the user name as its common name (CN).',
+      logLevel: 'warn',
+    }),
+  plainNeedsTls: () =>
+    new PgmuxError('PLAIN_NEEDS_TLS', SqlState.InvalidAuthorizationSpecification, 'cleartext password authentication is refused on a connection without TLS', {
+      hint: 'Connect with sslmode=require, use auth_type scram-sha-256, or set auth_plain_without_tls: true.',
+      logLevel: 'warn',
+    }),
+  passwordLookupFailed: (user: string, reason: string) =>
+    new PgmuxError('AUTH_QUERY_FAILED', SqlState.InvalidAuthorizationSpecification, `pgmux could not look up the password of user "${user}": ${reason}`, {
+      hint: 'Check auth_user (and its password in users: or auth_file) and auth_query.',
+      logLevel: 'error',
+    }),
+  protocolViolation: (reason: string) =>
+    new PgmuxError('PROTOCOL_VIOLATION', SqlState.ProtocolViolation, `protocol violation: ${reason}`, { logLevel: 'warn' }),
+  loginTimeout: (ms: number) =>
+    new PgmuxError('CLIENT_LOGIN_TIMEOUT', SqlState.ProtocolViolation, `client did not complete login within ${ms} ms (client_login_timeout)`),
+  idleTransactionTimeout: (ms: number) =>
+    new PgmuxError(
+      'IDLE_TRANSACTION_TIMEOUT',
+      '25P03',
+      `terminating connection: idle in transaction for more than ${ms} ms (idle_transaction_timeout)`,
+      { hint: 'Commit or roll back transactions promptly; a transaction left open holds a server connection for everyone.', logLevel: 'warn' },
+    ),
+  clientIdleTimeout: (ms: number) =>
+    new PgmuxError('CLIENT_IDLE_TIMEOUT', SqlState.AdminShutdown, `closing connection idle for more than ${ms} ms (client_idle_timeout)`),
+  poolWaitTimeout: (pool: string, ms: number, fatal: boolean) =>
+    new PgmuxError(
+      'QUERY_WAIT_TIMEOUT',
+      SqlState.QueryCanceled,
+      `canceling statement: no server connection in pool "${pool}" became free within ${ms} ms (query_wait_timeout)`,
+      {
+        severity: fatal ? 'FATAL' : 'ERROR',
+        hint: 'Raise default_pool_size (or the pool\'s pool_size) or query_wait_timeout, or shorten long transactions that hold server connections.',
+        logLevel: 'warn',
+      },
+    ),
+  canceledWhileWaiting: () =>
+    new PgmuxError('CANCELED_WHILE_WAITING', SqlState.QueryCanceled, 'canceling statement due to user request', { severity: 'ERROR' }),
+  serverConnectFailed: (pool: string, target: string, reason: string) =>
+    new PgmuxError('SERVER_CONNECT_FAILED', SqlState.ConnectionFailure, `pgmux could not connect to server ${target} for pool "${pool}": ${reason}`, {
+      hint: 'Check that the database\'s host and port in the pgmux configuration are right and the server is up.',
+      logLevel: 'error',
+    }),
+  serverConnectionLost: (pool: string, reason: string) =>
+    new PgmuxError('SERVER_CONNECTION_LOST', SqlState.ConnectionFailure, `server connection for pool "${pool}" was lost: ${reason}`, {
+      detail: 'The transaction in progress, if any, did not complete.',
+      logLevel: 'warn',
+    }),
+  adminShutdown: () =>
+    new PgmuxError('SHUTDOWN', SqlState.AdminShutdown, 'terminating connection due to administrator command: pgmux is shutting down'),
+  unsupportedCopyBoth: () =>
+    new PgmuxError('COPY_BOTH', SqlState.FeatureNotSupported, 'replication and COPY BOTH are not supported through pgmux', {
+      hint: 'Connect to the server directly for replication.',
+    }),
+  replicationRefused: () =>
+    new PgmuxError('REPLICATION', SqlState.FeatureNotSupported, 'replication connections are not supported through pgmux', {
+      hint: 'Connect to the server directly for replication.',
+    }),
+};

@@ -1,0 +1,354 @@
+/**
+ * A pool of server connections for one (database, user) pair, and the clients waiting for them.
+ *
+ * Every server connection is in exactly one container, matching its state: connecting, idle
+ * (a LIFO stack, so warm connections are reused), active (attached to a client) or resetting.
+ * `place()` is the only way between them; the counts shown to operators are these containers'
+ * sizes, so they cannot drift. Waiting clients queue FIFO.
+ */
+import type { Logger } from 'pino';
+import { Errors, type PgmuxError } from '../errors.js';
+import { ServerConnection, ServerState, type ServerClient, type ServerOwner, type ServerTarget } from '../server/server-connection.js';
+import { PoolStats } from './pool-stats.js';
+import { WaitQueue, type QueueLink } from './wait-queue.js';
+
+export type PoolMode = 'session' | 'transaction';
+
+export interface PoolSettings {
+  mode: PoolMode;
+  poolSize: number;
+  minPoolSize: number;
+  reservePoolSize: number;
+  reservePoolTimeoutMs: number;
+  queryWaitTimeoutMs: number;
+  serverIdleTimeoutMs: number;
+  serverLifetimeMs: number;
+  serverConnectTimeoutMs: number;
+  serverLoginRetryMs: number;
+  resetQuery: string | null;
+  resetQueryAlways: boolean;
+  /** Run on a connection idle for checkDelayMs before it is handed out (server_check_query). */
+  checkQuery: string | null;
+  checkDelayMs: number;
+}
+
+/** A client as the pool sees it. */
+export interface PoolClient extends ServerClient {
+  readonly id: number;
+  readonly waitLink: QueueLink<PoolClient>;
+  /** The server assigned to it (possibly still syncing parameters), or null. */
+  server: ServerConnection | null;
+  waitingSince: number;
+  /** No server became free in time, or none could be connected. */
+  onAcquireFailed(error: PgmuxError): void;
+  /** The server was taken back at a transaction boundary. */
+  onReleased(): void;
+  /** When the oldest request in flight was sent (performance.now() ms). */
+  requestSince: number;
+  /** Holds unmovable session state (transaction mode): its server must be reset before reuse. */
+  readonly pinned: boolean;
+}
+
+/** What a pool asks of the registry that owns it (limits shared between pools). */
+export interface PoolHost {
+  nextServerId(): number;
+  /** Whether per-database / per-user caps allow one more server connection for this pool. */
+  mayOpenServer(pool: Pool): boolean;
+  /** A server connection of this pool went away: pools blocked on shared caps may grow. */
+  capacityFreed(pool: Pool): void;
+}
+
+export class Pool implements ServerOwner {
+  readonly name: string;
+  readonly waiting = new WaitQueue<PoolClient>();
+  readonly connecting = new Set<ServerConnection>();
+  readonly idle: ServerConnection[] = [];
+  readonly active = new Set<ServerConnection>();
+  readonly resetting = new Set<ServerConnection>();
+  /** Logged-in clients of this pool (waiting, active or between transactions). */
+  readonly clients = new Set<PoolClient>();
+  readonly stats = new PoolStats();
+  /** ParameterStatus values of the first server to log in: what new clients are told. */
+  defaultParams: ReadonlyMap<string, string> | null = null;
+  private lastLoginFailure = 0;
+  private closed = false;
+
+  constructor(
+    readonly database: string,
+    readonly user: string,
+    public settings: PoolSettings,
+    public target: ServerTarget,
+    private readonly host: PoolHost,
+    readonly log: Logger,
+  ) {
+    this.name = `${database}/${user}`;
+  }
+
+  get transactionMode(): boolean {
+    return this.settings.mode === 'transaction';
+  }
+
+  /** All server connections, whatever their state. */
+  get serverCount(): number {
+    return this.connecting.size + this.idle.length + this.active.size + this.resetting.size;
+  }
+
+  /** New credentials for future server logins (auth_query results, SCRAM passthrough keys). */
+  updateLogin(password: string | undefined, scramKeys: { clientKey: Buffer; serverKey: Buffer } | undefined): void {
+    const login = this.target.login;
+    if (password !== undefined && password !== login.password) {
+      login.password = password;
+      login.scramKeys = undefined;
+    }
+    if (scramKeys !== undefined) login.scramKeys = scramKeys;
+  }
+
+  // ---- clients ----
+
+  /** Find a server for the client: an idle one now, else queue it (and open one if allowed). */
+  acquire(client: PoolClient, now: number = Date.now()): void {
+    if (this.closed) {
+      client.onAcquireFailed(Errors.adminShutdown());
+      return;
+    }
+    const server = this.takeIdle(now);
+    client.waitingSince = now;
+    if (server !== null && !this.needsCheck(server, now)) {
+      this.assign(server, client);
+      return;
+    }
+    this.waiting.push(client.waitLink);
+    if (server !== null) {
+      // Long idle: prove it still works before use; it then serves the head of the queue.
+      this.place(server, ServerState.Resetting);
+      server.reset([this.settings.checkQuery]);
+      return;
+    }
+    this.grow(now);
+  }
+
+  /** The client disconnected: leave the queue, and hand its server back safely. */
+  clientGone(client: PoolClient): void {
+    this.clients.delete(client);
+    this.waiting.remove(client.waitLink);
+    const server = client.server;
+    if (server === null) return;
+    client.server = null;
+    const resetQuery =
+      this.settings.mode === 'session' || this.settings.resetQueryAlways
+        ? this.settings.resetQuery
+        : client.pinned || server.statementsUnknown
+          ? (this.settings.resetQuery ?? 'DISCARD ALL')
+          : null;
+    this.place(server, ServerState.Resetting);
+    server.clientGone(client, resetQuery);
+  }
+
+  /** Remove a waiting client from the queue (cancel request). Returns whether it was waiting. */
+  dequeue(client: PoolClient): boolean {
+    if (!client.waitLink.queued) return false;
+    this.waiting.remove(client.waitLink);
+    return true;
+  }
+
+  private assign(server: ServerConnection, client: PoolClient): void {
+    if (client.waitLink.queued === false && client.waitingSince > 0) {
+      const waited = Date.now() - client.waitingSince;
+      if (waited > 0) this.stats.wait(waited);
+    }
+    this.place(server, ServerState.Active);
+    client.server = server;
+    server.attach(client);
+  }
+
+  private takeIdle(now: number): ServerConnection | null {
+    for (;;) {
+      const server = this.idle.pop();
+      if (server === undefined) return null;
+      if (this.expired(server, now)) {
+        this.retire(server, 'server_lifetime reached');
+        continue;
+      }
+      return server;
+    }
+  }
+
+  // ---- ServerOwner: reports from server connections ----
+
+  serverFree(server: ServerConnection): void {
+    if (this.defaultParams === null) this.defaultParams = new Map(server.params);
+    const now = Date.now();
+    if (this.closed || this.expired(server, now)) {
+      this.retire(server, this.closed ? 'pool closed' : 'server_lifetime reached');
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next !== undefined) {
+      this.assign(server, next);
+      return;
+    }
+    server.idleSince = now;
+    this.place(server, ServerState.Idle);
+  }
+
+  serverReleased(server: ServerConnection): void {
+    const client = server.client as PoolClient | null;
+    server.detach();
+    if (client !== null) {
+      client.server = null;
+      client.onReleased();
+    }
+    if (this.settings.resetQueryAlways && this.settings.resetQuery !== null) {
+      this.place(server, ServerState.Resetting);
+      server.reset([this.settings.resetQuery]);
+      return;
+    }
+    if (server.statementsUnknown) {
+      this.place(server, ServerState.Resetting);
+      server.reset(['DEALLOCATE ALL']);
+      return;
+    }
+    this.serverFree(server);
+  }
+
+  serverLoginFailed(server: ServerConnection, error: PgmuxError): void {
+    this.place(server, ServerState.Closed);
+    this.lastLoginFailure = Date.now();
+    this.log.error({ server: server.id, sqlstate: error.sqlstate, err: error.message }, 'server login failed');
+    // With no connection up or coming, nobody queued would ever be served: tell them why now
+    // rather than after query_wait_timeout.
+    if (this.serverCount === 0) {
+      for (let c = this.waiting.shift(); c !== undefined; c = this.waiting.shift()) c.onAcquireFailed(error);
+    }
+    this.host.capacityFreed(this);
+  }
+
+  serverClosed(server: ServerConnection): void {
+    this.place(server, ServerState.Closed);
+    this.host.capacityFreed(this);
+    if (this.waiting.length > 0) this.grow(Date.now());
+  }
+
+  // ---- growth and housekeeping ----
+
+  /** Open server connections for queued clients, within pool_size (+ reserve) and shared caps. */
+  grow(now: number = Date.now()): void {
+    if (this.closed || now - this.lastLoginFailure < this.settings.serverLoginRetryMs) return;
+    while (this.waiting.length > this.connecting.size && this.serverCount < this.limit(now)) {
+      if (!this.host.mayOpenServer(this)) break;
+      this.openServer();
+    }
+  }
+
+  /** Close one idle connection to make room for another pool under a shared cap. */
+  evictIdle(): boolean {
+    const server = this.idle[0]; // the one idle longest
+    if (server === undefined) return false;
+    this.retire(server, 'making room under max_db_connections/max_user_connections');
+    return true;
+  }
+
+  /** Periodic work, driven by the registry's single janitor timer. */
+  tick(now: number): void {
+    const s = this.settings;
+    if (s.queryWaitTimeoutMs > 0) {
+      for (let head = this.waiting.peek(); head !== undefined && now - head.waitingSince >= s.queryWaitTimeoutMs; head = this.waiting.peek()) {
+        this.waiting.shift();
+        head.onAcquireFailed(Errors.poolWaitTimeout(this.name, s.queryWaitTimeoutMs, head.server === null && !this.hasLoggedIn(head)));
+      }
+    }
+    if (this.waiting.length > 0) this.grow(now);
+    for (const server of this.connecting) {
+      if (now - server.createdAt >= s.serverConnectTimeoutMs) server.close(`server_connect_timeout (${s.serverConnectTimeoutMs} ms) reached`);
+    }
+    // Oldest idle connections sit at the bottom of the stack.
+    for (let i = 0; i < this.idle.length; ) {
+      const server = this.idle[i];
+      const idleTooLong = s.serverIdleTimeoutMs > 0 && now - server.idleSince >= s.serverIdleTimeoutMs && this.serverCount > s.minPoolSize;
+      if (idleTooLong || this.expired(server, now)) this.retire(server, idleTooLong ? 'server_idle_timeout reached' : 'server_lifetime reached');
+      else i++;
+    }
+    if (!this.closed && this.clients.size > 0 && now - this.lastLoginFailure >= s.serverLoginRetryMs) {
+      while (this.serverCount < s.minPoolSize && this.host.mayOpenServer(this)) this.openServer();
+    }
+  }
+
+  /** Stop handing out servers; close idle ones now and the rest as they come back. */
+  close(): void {
+    this.closed = true;
+    for (const server of [...this.idle]) this.retire(server, 'pool closed');
+    for (let c = this.waiting.shift(); c !== undefined; c = this.waiting.shift()) c.onAcquireFailed(Errors.adminShutdown());
+  }
+
+  // ---- internals ----
+
+  private hasLoggedIn(client: PoolClient): boolean {
+    return this.clients.has(client);
+  }
+
+  private limit(now: number): number {
+    const s = this.settings;
+    const head = this.waiting.peek();
+    const reserveOpen = s.reservePoolSize > 0 && head !== undefined && now - head.waitingSince >= s.reservePoolTimeoutMs;
+    return s.poolSize + (reserveOpen ? s.reservePoolSize : 0);
+  }
+
+  private needsCheck(server: ServerConnection, now: number): boolean {
+    return this.settings.checkQuery !== null && now - server.idleSince >= this.settings.checkDelayMs;
+  }
+
+  private expired(server: ServerConnection, now: number): boolean {
+    return this.settings.serverLifetimeMs > 0 && now - server.createdAt >= this.settings.serverLifetimeMs;
+  }
+
+  private openServer(): void {
+    const id = this.host.nextServerId();
+    const server = new ServerConnection(id, this, this.target, this.log.child({ server: id }));
+    this.place(server, ServerState.Connecting);
+  }
+
+  private retire(server: ServerConnection, reason: string): void {
+    this.place(server, ServerState.Closed);
+    server.log.debug({ reason }, 'closing server connection');
+    server.close(reason);
+  }
+
+  /** The one place a server connection changes container. */
+  private place(server: ServerConnection, state: ServerState): void {
+    switch (server.state) {
+      case ServerState.Connecting:
+        this.connecting.delete(server);
+        break;
+      case ServerState.Idle: {
+        const i = this.idle.indexOf(server);
+        if (i >= 0) this.idle.splice(i, 1);
+        break;
+      }
+      case ServerState.Active:
+        this.active.delete(server);
+        break;
+      case ServerState.Resetting:
+        this.resetting.delete(server);
+        break;
+      case ServerState.Closed:
+        break;
+    }
+    server.state = state;
+    switch (state) {
+      case ServerState.Connecting:
+        this.connecting.add(server);
+        break;
+      case ServerState.Idle:
+        this.idle.push(server);
+        break;
+      case ServerState.Active:
+        this.active.add(server);
+        break;
+      case ServerState.Resetting:
+        this.resetting.add(server);
+        break;
+      case ServerState.Closed:
+        break;
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import { MAX_MESSAGE_LENGTH } from './codes.js';
+
+/** Receives the messages a {@link FrameReader} finds. Implementations decide per message type. */
+export interface FrameHandler {
+  /** A whole message: `buf[start, end)` is its 5-byte header followed by its body. */
+  onFrame(code: number, buf: Buffer, start: number, end: number): void;
+  /**
+   * Whether a message of this type may be passed on piecewise before all of it has arrived.
+   * Saying yes for rows and COPY data is what keeps a 500 MB result from being buffered in memory.
+   */
+  canStream(code: number): boolean;
+  /** A piece of a streamed message; the `first` piece starts with the header, `last` marks the final one. */
+  onPiece(code: number, buf: Buffer, start: number, end: number, first: boolean, last: boolean): void;
+  /** The byte stream is not the PostgreSQL protocol (nonsense length). Nothing more is delivered. */
+  onProtocolError(reason: string): void;
+}
+
+const HEADER_LENGTH = 5;
+
+/**
+ * Finds message boundaries in a stream of typed v3 messages and hands out views (`subarray`s)
+ * of the chunks it was given. It copies only a non-streamable message that spans chunks.
+ */
+export class FrameReader {
+  /** Bytes of a message header split across chunks. */
+  private readonly header = Buffer.allocUnsafe(HEADER_LENGTH);
+  private headerHeld = 0;
+  /** A non-streamable message being assembled across chunks. */
+  private body: Buffer | null = null;
+  private bodyHeld = 0;
+  /** Type and remaining byte count of a message being streamed through in pieces. */
+  private streamCode = 0;
+  private streamRemaining = 0;
+  private failed = false;
+
+  constructor(
+    private readonly handler: FrameHandler,
+    private readonly maxLength: number = MAX_MESSAGE_LENGTH,
+  ) {}
+
+  /** True while part of a message is held or being streamed (the stream is between messages otherwise). */
+  get midMessage(): boolean {
+    return this.headerHeld > 0 || this.body !== null || this.streamRemaining > 0;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.failed || chunk.length === 0) return;
+    const length = chunk.length;
+    let pos = 0;
+
+    if (this.streamRemaining > 0) {
+      const n = Math.min(this.streamRemaining, length);
+      this.streamRemaining -= n;
+      this.handler.onPiece(this.streamCode, chunk, 0, n, false, this.streamRemaining === 0);
+      pos = n;
+    } else if (this.body !== null) {
+      pos = this.continueBody(chunk);
+    } else if (this.headerHeld > 0) {
+      pos = this.continueHeader(chunk);
+    }
+    if (this.failed) return;
+
+    while (pos + HEADER_LENGTH <= length) {
+      const code = chunk[pos];
+      const declared = chunk.readInt32BE(pos + 1);
+      if (!this.validLength(declared)) return;
+      const end = pos + declared + 1;
+      if (end <= length) {
+        this.handler.onFrame(code, chunk, pos, end);
+        if (this.failed) return;
+        pos = end;
+        continue;
+      }
+      if (this.handler.canStream(code)) {
+        this.streamCode = code;
+        this.streamRemaining = end - length;
+        this.handler.onPiece(code, chunk, pos, length, true, false);
+      } else {
+        this.body = Buffer.allocUnsafe(declared + 1);
+        this.bodyHeld = chunk.copy(this.body, 0, pos, length);
+      }
+      return;
+    }
+    if (pos < length) this.headerHeld = chunk.copy(this.header, 0, pos, length);
+  }
+
+  /** Stop delivering messages (the owner is closing). */
+  stop(): void {
+    this.failed = true;
+  }
+
+  private continueHeader(chunk: Buffer): number {
+    const n = chunk.copy(this.header, this.headerHeld, 0, HEADER_LENGTH - this.headerHeld);
+    this.headerHeld += n;
+    if (this.headerHeld < HEADER_LENGTH) return n;
+    this.headerHeld = 0;
+    const code = this.header[0];
+    const declared = this.header.readInt32BE(1);
+    if (!this.validLength(declared)) return chunk.length;
+    const total = declared + 1;
+    if (total === HEADER_LENGTH) {
+      this.handler.onFrame(code, Buffer.from(this.header), 0, HEADER_LENGTH);
+      return n;
+    }
+    if (this.handler.canStream(code)) {
+      // The header is the only copied part; a fresh buffer because it is handed to a socket.
+      this.handler.onPiece(code, Buffer.from(this.header), 0, HEADER_LENGTH, true, false);
+      if (this.failed) return chunk.length;
+      this.streamCode = code;
+      this.streamRemaining = total - HEADER_LENGTH;
+      const m = Math.min(this.streamRemaining, chunk.length - n);
+      if (m > 0) {
+        this.streamRemaining -= m;
+        this.handler.onPiece(code, chunk, n, n + m, false, this.streamRemaining === 0);
+      }
+      return n + m;
+    }
+    this.body = Buffer.allocUnsafe(total);
+    this.header.copy(this.body, 0);
+    this.bodyHeld = HEADER_LENGTH;
+    return n + this.continueBody(chunk.subarray(n));
+  }
+
+  private continueBody(chunk: Buffer): number {
+    const body = this.body as Buffer;
+    const n = chunk.copy(body, this.bodyHeld, 0, body.length - this.bodyHeld);
+    this.bodyHeld += n;
+    if (this.bodyHeld === body.length) {
+      this.body = null;
+      this.bodyHeld = 0;
+      this.handler.onFrame(body[0], body, 0, body.length);
+    }
+    return n;
+  }
+
+  private validLength(declared: number): boolean {
+    if (declared >= 4 && declared <= this.maxLength) return true;
+    this.failed = true;
+    this.handler.onProtocolError(`invalid message length ${declared}`);
+    return false;
+  }
+}

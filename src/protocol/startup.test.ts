@@ -1,0 +1,284 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  CANCEL_REQUEST_CODE,
+  GSSENC_REQUEST_CODE,
+  MAX_STARTUP_PACKET_LENGTH,
+  PROTOCOL_V3,
+  SSL_REQUEST_CODE,
+} from './codes.js';
+import { StartupPacketError, parseOptionsParameter, parseStartupPacket, startupPacketLength } from './startup.js';
+
+/** Length, code, then `rest` as is. */
+function packet(code: number, rest: Buffer = Buffer.alloc(0)): Buffer {
+  const buf = Buffer.alloc(8 + rest.length);
+  buf.writeInt32BE(buf.length, 0);
+  buf.writeInt32BE(code, 4);
+  rest.copy(buf, 8);
+  return buf;
+}
+
+/** A startup packet with name/value pairs and the final terminator. */
+function startup(params: Array<[string, string]>, version = PROTOCOL_V3): Buffer {
+  return packet(version, Buffer.from(params.map(([n, v]) => `${n}\0${v}\0`).join('') + '\0'));
+}
+
+/** Calls `fn` and returns the StartupPacketError it throws. */
+function startupError(fn: () => unknown): StartupPacketError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(StartupPacketError);
+    return err as StartupPacketError;
+  }
+  throw new Error('expected a StartupPacketError');
+}
+
+function version(major: number, minor: number): number {
+  return (major << 16) | minor;
+}
+
+describe('startupPacketLength', () => {
+  it('waits for the 4 length bytes', () => {
+    expect(startupPacketLength(Buffer.alloc(0))).toBe(-1);
+    expect(startupPacketLength(Buffer.from([0, 0, 0]))).toBe(-1);
+  });
+
+  it('returns the declared length before the rest has arrived', () => {
+    const p = startup([['user', 'alice']]);
+    expect(startupPacketLength(p.subarray(0, 4))).toBe(p.length);
+    expect(startupPacketLength(p)).toBe(p.length);
+    expect(startupPacketLength(packet(SSL_REQUEST_CODE))).toBe(8);
+  });
+
+  it('accepts lengths from 8 to the cap', () => {
+    for (const n of [8, 9, 1000, MAX_STARTUP_PACKET_LENGTH]) {
+      const b = Buffer.alloc(4);
+      b.writeInt32BE(n);
+      expect(startupPacketLength(b)).toBe(n);
+    }
+  });
+
+  it('rejects lengths below 8 or above 10000 with 08P01', () => {
+    expect(MAX_STARTUP_PACKET_LENGTH).toBe(10000);
+    for (const n of [-1, -2147483648, 0, 4, 7, 10001, 0x7fffffff]) {
+      const b = Buffer.alloc(4);
+      b.writeInt32BE(n);
+      const err = startupError(() => startupPacketLength(b));
+      expect(err.sqlstate).toBe('08P01');
+      expect(err.message).toContain(String(n));
+    }
+  });
+});
+
+describe('parseStartupPacket: special requests', () => {
+  it('recognises SSLRequest and GSSENCRequest', () => {
+    expect(SSL_REQUEST_CODE).toBe((1234 << 16) | 5679);
+    expect(GSSENC_REQUEST_CODE).toBe((1234 << 16) | 5680);
+    expect(parseStartupPacket(packet(SSL_REQUEST_CODE))).toEqual({ kind: 'ssl' });
+    expect(parseStartupPacket(packet(GSSENC_REQUEST_CODE))).toEqual({ kind: 'gssenc' });
+  });
+
+  it('decodes CancelRequest process id and secret key', () => {
+    expect(CANCEL_REQUEST_CODE).toBe((1234 << 16) | 5678);
+    const rest = Buffer.alloc(8);
+    rest.writeInt32BE(4242, 0);
+    rest.writeInt32BE(0x12345678, 4);
+    expect(parseStartupPacket(packet(CANCEL_REQUEST_CODE, rest))).toEqual({
+      kind: 'cancel',
+      processId: 4242,
+      secretKey: 0x12345678,
+    });
+  });
+
+  it('decodes a secret key with the high bit set as the same signed value backendKeyData writes', () => {
+    const rest = Buffer.alloc(8);
+    rest.writeUInt32BE(7, 0);
+    rest.writeUInt32BE(0xdeadbeef, 4);
+    const p = parseStartupPacket(packet(CANCEL_REQUEST_CODE, rest));
+    expect(p).toEqual({ kind: 'cancel', processId: 7, secretKey: 0xdeadbeef | 0 });
+  });
+
+  it('does not take a special code with the wrong length for that request', () => {
+    for (const code of [SSL_REQUEST_CODE, GSSENC_REQUEST_CODE, CANCEL_REQUEST_CODE]) {
+      const err = startupError(() => parseStartupPacket(packet(code, Buffer.alloc(4))));
+      expect(err.sqlstate).toBe('0A000');
+      expect(err.message).toContain('1234.');
+    }
+  });
+});
+
+describe('parseStartupPacket: protocol 3', () => {
+  it('decodes the parameters of a v3.0 startup packet', () => {
+    const p = parseStartupPacket(
+      startup([
+        ['user', 'alice'],
+        ['database', 'shop'],
+        ['application_name', 'psql'],
+        ['options', '-c search_path=app'],
+        ['client_encoding', 'UTF8'],
+      ]),
+    );
+    expect(p.kind).toBe('startup');
+    if (p.kind !== 'startup') return;
+    expect(p.minorVersion).toBe(0);
+    expect(Object.fromEntries(p.params)).toEqual({
+      user: 'alice',
+      database: 'shop',
+      application_name: 'psql',
+      options: '-c search_path=app',
+      client_encoding: 'UTF8',
+    });
+    expect(p.protocolOptions).toEqual([]);
+  });
+
+  it('defaults the database to the user name, also when it is empty', () => {
+    for (const params of [[['user', 'bob']], [['user', 'bob'], ['database', '']], [['database', ''], ['user', 'bob']]] as Array<
+      Array<[string, string]>
+    >) {
+      const p = parseStartupPacket(startup(params));
+      if (p.kind !== 'startup') throw new Error(p.kind);
+      expect(p.params.get('database')).toBe('bob');
+    }
+  });
+
+  it('keeps empty values and UTF-8 text', () => {
+    const p = parseStartupPacket(
+      startup([
+        ['user', 'zoë'],
+        ['application_name', ''],
+        ['database', 'データ'],
+      ]),
+    );
+    if (p.kind !== 'startup') throw new Error(p.kind);
+    expect(p.params.get('user')).toBe('zoë');
+    expect(p.params.get('application_name')).toBe('');
+    expect(p.params.get('database')).toBe('データ');
+  });
+
+  it('collects _pq_. protocol options separately, in order', () => {
+    const p = parseStartupPacket(
+      startup([
+        ['_pq_.compression', 'on'],
+        ['user', 'alice'],
+        ['_pq_.other', ''],
+      ]),
+    );
+    if (p.kind !== 'startup') throw new Error(p.kind);
+    expect(p.protocolOptions).toEqual(['_pq_.compression', '_pq_.other']);
+    expect([...p.params.keys()].sort()).toEqual(['database', 'user']);
+  });
+
+  it('reports the minor version (3.2)', () => {
+    const p = parseStartupPacket(startup([['user', 'alice']], version(3, 2)));
+    if (p.kind !== 'startup') throw new Error(p.kind);
+    expect(p.minorVersion).toBe(2);
+  });
+
+  it('refuses other major versions with 0A000', () => {
+    const err = startupError(() => parseStartupPacket(startup([['user', 'alice']], version(4, 0))));
+    expect(err.sqlstate).toBe('0A000');
+    expect(err.message).toContain('4.0');
+    const old = startupError(() => parseStartupPacket(startup([['user', 'alice']], version(2, 0))));
+    expect(old.sqlstate).toBe('0A000');
+    expect(old.message).toContain('2.0');
+  });
+
+  it('requires a user name (28000)', () => {
+    for (const params of [[], [['database', 'shop']], [['user', '']]] as Array<Array<[string, string]>>) {
+      const err = startupError(() => parseStartupPacket(startup(params)));
+      expect(err.sqlstate).toBe('28000');
+      expect(err.message).toMatch(/user name/);
+    }
+  });
+
+  it('rejects a packet with no terminator (08P01)', () => {
+    const cases = [
+      packet(PROTOCOL_V3), // nothing after the version
+      packet(PROTOCOL_V3, Buffer.from('user\0alice\0')), // pairs but no final NUL
+    ];
+    for (const p of cases) expect(startupError(() => parseStartupPacket(p)).sqlstate).toBe('08P01');
+  });
+
+  it('rejects unterminated names and values (08P01)', () => {
+    const cases = [
+      'user', // name without NUL
+      'user\0', // name, then nothing
+      'user\0alice', // value without NUL
+      'user\0alice\0database', // second name without NUL
+      'user\0alice\0database\0', // second value missing entirely
+    ];
+    for (const rest of cases) {
+      const err = startupError(() => parseStartupPacket(packet(PROTOCOL_V3, Buffer.from(rest))));
+      expect(err.sqlstate, JSON.stringify(rest)).toBe('08P01');
+    }
+  });
+
+  it('rejects bytes after the terminator (08P01)', () => {
+    const p = Buffer.concat([startup([['user', 'alice']]), Buffer.from('x')]);
+    p.writeInt32BE(p.length, 0);
+    expect(startupError(() => parseStartupPacket(p)).sqlstate).toBe('08P01');
+  });
+
+  it('StartupPacketError is an Error with a message', () => {
+    const err = new StartupPacketError('08P01', 'bad');
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toBe('bad');
+    expect(err.sqlstate).toBe('08P01');
+  });
+});
+
+describe('parseOptionsParameter', () => {
+  it('parses -c and -- settings with escaped spaces, turning dashes in names into underscores', () => {
+    const { settings, unsupported } = parseOptionsParameter('-c a=b -c x=y\\ z --foo-bar=1');
+    expect(Object.fromEntries(settings)).toEqual({ a: 'b', x: 'y z', foo_bar: '1' });
+    expect(unsupported).toEqual([]);
+  });
+
+  it('accepts -cname=value and keeps dashes in values', () => {
+    const { settings } = parseOptionsParameter('-csearch-path=a-b,c --statement-timeout=5s');
+    expect(Object.fromEntries(settings)).toEqual({ search_path: 'a-b,c', statement_timeout: '5s' });
+  });
+
+  it('keeps "=" inside values and lets a later setting win', () => {
+    const { settings } = parseOptionsParameter('-c opt=a=b -c x=1 -c x=2');
+    expect(settings.get('opt')).toBe('a=b');
+    expect(settings.get('x')).toBe('2');
+  });
+
+  it('unescapes backslashes and ignores runs of whitespace', () => {
+    const { settings, unsupported } = parseOptionsParameter('  -c\tp=a\\\\b \n -c q=\\ lead  ');
+    expect(Object.fromEntries(settings)).toEqual({ p: 'a\\b', q: ' lead' });
+    expect(unsupported).toEqual([]);
+  });
+
+  it('keeps a trailing lone backslash', () => {
+    expect(parseOptionsParameter('-c a=b\\').settings.get('a')).toBe('b\\');
+  });
+
+  it('allows an empty value', () => {
+    expect(parseOptionsParameter('-c a=').settings.get('a')).toBe('');
+  });
+
+  it('parses nothing from an empty or blank string', () => {
+    for (const s of ['', '   ', '\t\n']) {
+      const { settings, unsupported } = parseOptionsParameter(s);
+      expect(settings.size).toBe(0);
+      expect(unsupported).toEqual([]);
+    }
+  });
+
+  it('reports switches it does not support', () => {
+    const { settings, unsupported } = parseOptionsParameter('-v -c a=1 -B 100 --novalue -c');
+    expect(Object.fromEntries(settings)).toEqual({ a: '1' });
+    expect(unsupported).toEqual(['-v', '-B', '100', '--novalue', '-c']);
+  });
+
+  it('reports a -c whose argument is not name=value, and sets nothing from it', () => {
+    for (const s of ['-c =x', '-c novalue', '-c=x']) {
+      const { settings, unsupported } = parseOptionsParameter(s);
+      expect(settings.size, s).toBe(0);
+      expect(unsupported.length, s).toBe(1);
+    }
+  });
+});

@@ -1,0 +1,618 @@
+/**
+ * One connection from pgmux to an upstream PostgreSQL server.
+ *
+ * States: connecting (TCP + login) → idle ⇄ active (attached to a client) → resetting (pgmux's
+ * own queries: parameter sync, ROLLBACK, server_reset_query) → closed. The pool owns which
+ * container the connection is in; this class only reports transitions to it.
+ *
+ * Hot path: bytes from the server are framed in place and forwarded to the attached client as
+ * views, one write per chunk. Only ReadyForQuery, ParameterStatus and CopyInResponse are looked at.
+ */
+import net, { type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { serialize } from 'pg-protocol';
+import { Errors, PgmuxError, UpstreamError } from '../errors.js';
+import { BackendCode, TxStatus } from '../protocol/codes.js';
+import { readDataRow, readErrorFields, readParameterStatus } from '../protocol/fields.js';
+import { PARSE_COMPLETE } from '../protocol/backend-messages.js';
+import { PreparedCache } from './prepared-cache.js';
+import { UNPREPARED_PREFIX } from '../client/statement-router.js';
+import { encodeErrorFields } from '../protocol/backend-messages.js';
+import type { PoolStats } from '../pool/pool-stats.js';
+import { Expect, ResponseQueue } from './response-queue.js';
+import { FrameReader, type FrameHandler } from '../protocol/frame-reader.js';
+import { WriteBatch } from '../protocol/write-batch.js';
+import { negotiateUpstreamTls, wantsTls } from '../net/upstream-tls.js';
+import type { ServerTls } from '../net/tls-config.js';
+import { ServerLogin, type UpstreamLogin } from './server-login.js';
+
+export const enum ServerState {
+  Connecting = 'connecting',
+  Idle = 'idle',
+  Active = 'active',
+  Resetting = 'resetting',
+  Closed = 'closed',
+}
+
+/** What a server connection needs from the client it serves. */
+export interface ServerClient {
+  readonly socket: Socket;
+  /** Requests (Query, Sync, FunctionCall) forwarded whose ReadyForQuery has not come back yet. */
+  inFlight: number;
+  /** When the oldest request in flight was sent (performance.now() ms). */
+  requestSince: number;
+  /** Extended-protocol messages forwarded since the last Sync. */
+  unsynced: boolean;
+  /** Between CopyInResponse and the client's CopyDone/CopyFail. */
+  copyIn: boolean;
+  /** The server sent CopyInResponse. */
+  copyInStarted(): void;
+  /** Transaction mode: the server said idle with nothing outstanding; the client decides whether to release. */
+  transactionEnded(server: ServerConnection): void;
+  /** A CommandComplete tag of DEALLOCATE / DEALLOCATE ALL / DISCARD ALL passed by (SQL-level statement cleanup). */
+  statementsDeallocated(server: ServerConnection, tag: string): void;
+  /** Parameter values the client expects the server to have (reported GUCs and startup settings). */
+  readonly params: Map<string, string>;
+  /** The server is attached and its parameters match; flush held messages. */
+  onServerReady(server: ServerConnection): void;
+  /** The server failed while serving this client. */
+  onServerLost(error: PgmuxError): void;
+}
+
+/** What a server connection reports to its pool. */
+export interface ServerOwner {
+  readonly name: string;
+  readonly stats: PoolStats;
+  readonly transactionMode: boolean;
+  /** Login done, or a reset finished: the connection is clean and free. */
+  serverFree(server: ServerConnection): void;
+  /** Login failed; the connection is closed. */
+  serverLoginFailed(server: ServerConnection, error: PgmuxError): void;
+  /** The connection closed (after having logged in). */
+  serverClosed(server: ServerConnection): void;
+  /** The attached client reached a transaction boundary with nothing outstanding. */
+  serverReleased(server: ServerConnection): void;
+}
+
+export interface ServerTarget {
+  host: string;
+  port: number;
+  login: UpstreamLogin;
+  tls: ServerTls;
+  keepalive: boolean;
+  /** Run once after login, before the connection is first used (connect_query). */
+  connectQuery?: string;
+  /** Named statements kept prepared per connection (max_prepared_statements). */
+  maxPreparedStatements: number;
+}
+
+interface InternalQuery {
+  done: (error: UpstreamError | null, rows: Array<Array<string | null>>) => void;
+  error: UpstreamError | null;
+  rows: Array<Array<string | null>>;
+}
+
+/**
+ * Reported GUCs a client may change and pgmux keeps in step across server connections. Other
+ * reported ones (server_version, is_superuser, ...) are facts about the server, not settings.
+ */
+export const SYNCED_PARAMETERS: ReadonlySet<string> = new Set([
+  'application_name',
+  'client_encoding',
+  'DateStyle',
+  'default_transaction_read_only',
+  'IntervalStyle',
+  'search_path',
+  'standard_conforming_strings',
+  'TimeZone',
+]);
+
+/** Whether a ParameterStatus for `name` should update what the client expects. */
+function tracks(params: ReadonlyMap<string, string>, name: string): boolean {
+  return SYNCED_PARAMETERS.has(name) || params.has(name);
+}
+
+export class ServerConnection implements FrameHandler {
+  /** Set only by the owning pool, which keeps the matching container. */
+  state: ServerState = ServerState.Connecting;
+  client: ServerClient | null = null;
+  /** Current parameter values on this server (from ParameterStatus, or set by pgmux). */
+  readonly params = new Map<string, string>();
+  /** Non-reported parameters set on this server (by pgmux or a client), to undo for the next client. */
+  private readonly customParams = new Set<string>();
+  /** Named statements prepared on this server (transaction mode). */
+  readonly statements: PreparedCache;
+  /** How to treat the answers to what was forwarded (transaction mode). */
+  readonly expect = new ResponseQueue();
+  /** A client ran DEALLOCATE of a name pgmux cannot tell: clear all statements before reuse. */
+  statementsUnknown = false;
+  /** Parameters this server reports by itself (their values are always current in `params`). */
+  private readonly reportedAtLogin = new Set<string>();
+  txStatus: number = TxStatus.Idle;
+  processId = 0;
+  secretKey = 0;
+  readonly createdAt = Date.now();
+  /** When it last became idle (for server_idle_timeout and server_check_delay). */
+  idleSince = Date.now();
+  /** When the last ReadyForQuery reached the attached client (for idle_transaction_timeout). */
+  readyAt = Date.now();
+  /** The socket the protocol runs on: the TCP socket, or the TLS socket over it. */
+  socket: Socket;
+  private login: ServerLogin | null = null;
+  private readonly reader: FrameReader;
+  private readonly toClient = new WriteBatch();
+  private internal: InternalQuery | null = null;
+  private closeReason = 'closed by server';
+  private loginError: PgmuxError | null = null;
+  /** Login finished; before that a close is a failed login. */
+  private loggedIn = false;
+  private closeHandled = false;
+  private pausedForClient = false;
+
+  constructor(
+    readonly id: number,
+    readonly owner: ServerOwner,
+    readonly target: ServerTarget,
+    readonly log: Logger,
+  ) {
+    this.reader = new FrameReader(this);
+    this.statements = new PreparedCache(target.maxPreparedStatements);
+    const raw = net.connect({ host: target.host, port: target.port, noDelay: true });
+    this.socket = raw;
+    if (target.keepalive) raw.setKeepAlive(true, 60_000);
+    raw.once('connect', () => {
+      if (!wantsTls(target.tls.mode)) return this.startLogin(raw);
+      negotiateUpstreamTls(raw, target.host, target.tls).then(
+        (socket) => this.startLogin(socket),
+        (err: Error) => {
+          this.loginError = Errors.serverConnectFailed(this.owner.name, this.label, err.message);
+          raw.destroy();
+        },
+      );
+    });
+    // Until login starts, failures arrive here; afterwards on the protocol socket.
+    raw.on('error', (err: NodeJS.ErrnoException) => {
+      this.closeReason = err.code ?? err.message;
+    });
+    raw.once('close', () => this.onClose());
+  }
+
+  private startLogin(socket: Socket): void {
+    if (socket.destroyed) return;
+    this.login = new ServerLogin(this.target.login, (buf) => socket.write(buf), socket instanceof TLSSocket ? socket : null);
+    if (socket !== this.socket) {
+      this.socket = socket;
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        this.closeReason = err.code ?? err.message;
+      });
+      socket.once('close', () => this.onClose());
+    }
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.login.start();
+  }
+
+  get label(): string {
+    return `${this.target.host}:${this.target.port}`;
+  }
+
+  // ---- FrameHandler: bytes from the server ----
+
+  private onData(chunk: Buffer): void {
+    if (this.client !== null) this.owner.stats.bytesSent += chunk.length;
+    this.reader.push(chunk);
+    this.flushToClient();
+  }
+
+  onFrame(code: number, buf: Buffer, start: number, end: number): void {
+    if (!this.loggedIn) return this.onLoginFrame(code, buf, start, end);
+    if (this.internal !== null) return this.onInternalFrame(code, buf, start, end);
+    const client = this.client;
+    if (client === null) return this.onUnattachedFrame(code, buf, start, end);
+
+    if (this.owner.transactionMode) {
+      switch (code) {
+        case BackendCode.ParseComplete: {
+          const kind = this.expect.shift();
+          if (kind === Expect.ParseSwallow) return;
+          if (kind !== Expect.ParsePass) return this.desync(code, kind);
+          break;
+        }
+        case BackendCode.CloseComplete: {
+          const kind = this.expect.shift();
+          if (kind === Expect.CloseSwallow) return;
+          if (kind === Expect.ParseFake) {
+            this.toClient.addBuffer(PARSE_COMPLETE);
+            return;
+          }
+          if (kind !== Expect.ClosePass) return this.desync(code, kind);
+          break;
+        }
+        case BackendCode.ErrorResponse: {
+          this.expect.dropToBoundary(this.forgetStatement);
+          const fields = readErrorFields(buf, start, end);
+          this.owner.stats.error(fields.get('C') ?? 'XX000');
+          const message = fields.get('M');
+          if (fields.get('C') === '26000' && message?.includes(`"${UNPREPARED_PREFIX}`)) {
+            // Name the statement as the client did, not pgmux's stand-in.
+            fields.set('M', message.replace(`"${UNPREPARED_PREFIX}`, '"'));
+            this.toClient.addBuffer(encodeErrorFields(BackendCode.ErrorResponse, fields));
+            return;
+          }
+          break;
+        }
+        case BackendCode.ReadyForQuery:
+          this.expect.popBoundary();
+          break;
+        case BackendCode.CommandComplete:
+          // D(EALLOCATE ...) or DI(SCARD ALL): statements went away on the server.
+          if (buf[start + 5] === 0x44 && (buf[start + 6] === 0x49 || (buf[start + 6] === 0x45 && buf[start + 7] === 0x41))) {
+            client.statementsDeallocated(this, buf.toString('latin1', start + 5, end - 1));
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    this.toClient.add(buf, start, end);
+    switch (code) {
+      case BackendCode.ReadyForQuery: {
+        const previous = this.txStatus;
+        this.txStatus = buf[start + 5];
+        this.countCompleted(client, previous);
+        if (client.inFlight > 0) client.inFlight--;
+        client.copyIn = false;
+        if (this.txStatus === TxStatus.Idle && client.inFlight === 0 && !client.unsynced && this.owner.transactionMode) {
+          this.flushToClient();
+          client.transactionEnded(this);
+        }
+        return;
+      }
+      case BackendCode.ParameterStatus: {
+        const [name, value] = readParameterStatus(buf, start, end);
+        this.params.set(name, value);
+        if (tracks(client.params, name)) client.params.set(name, value);
+        return;
+      }
+      case BackendCode.CopyInResponse:
+        client.copyInStarted();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private readonly forgetStatement = (name: string): void => this.statements.delete(name);
+
+  /** When the current transaction began (performance.now() ms). */
+  private xactSince = 0;
+
+  /** A request completed (ReadyForQuery): count it, and the transaction if one ended. */
+  private countCompleted(client: ServerClient, previous: number): void {
+    const now = performance.now();
+    this.readyAt = Date.now();
+    const stats = this.owner.stats;
+    stats.query(now - client.requestSince);
+    if (previous === TxStatus.Idle) this.xactSince = client.requestSince;
+    if (this.txStatus === TxStatus.Idle) stats.transaction(now - this.xactSince);
+    client.requestSince = now;
+  }
+
+  /** The server's answers no longer match what was sent: nothing about this connection can be trusted. */
+  private desync(code: number, expected: Expect | undefined): void {
+    this.log.error({ code: String.fromCharCode(code), expected }, 'server answer does not match the requests sent; closing');
+    this.cancel();
+    this.close('protocol desynchronisation');
+  }
+
+  canStream(code: number): boolean {
+    return (code === BackendCode.DataRow || code === BackendCode.CopyData) && this.client !== null && this.internal === null && this.loggedIn;
+  }
+
+  onPiece(_code: number, buf: Buffer, start: number, end: number): void {
+    this.toClient.add(buf, start, end);
+  }
+
+  onProtocolError(reason: string): void {
+    this.close(`protocol error from server: ${reason}`);
+  }
+
+  private flushToClient(): void {
+    const client = this.client;
+    if (client === null || this.toClient.empty) return;
+    if (!this.toClient.flush(client.socket) && !this.pausedForClient) {
+      // Slow reader: stop reading from the server until the client's socket drains.
+      this.pausedForClient = true;
+      this.socket.pause();
+      client.socket.once('drain', this.resumeFromClient);
+    }
+  }
+
+  private readonly resumeFromClient = (): void => {
+    if (!this.pausedForClient) return;
+    this.pausedForClient = false;
+    if (!this.socket.destroyed) this.socket.resume();
+  };
+
+  // ---- login ----
+
+  private onLoginFrame(code: number, buf: Buffer, start: number, end: number): void {
+    const login = this.login;
+    if (login === null) return;
+    let ready: boolean;
+    try {
+      ready = login.onMessage(code, buf, start, end);
+    } catch (err) {
+      this.loginError = err instanceof PgmuxError ? err : Errors.serverConnectFailed(this.owner.name, this.label, (err as Error).message);
+      this.reader.stop();
+      this.socket.destroy();
+      return;
+    }
+    if (!ready) return;
+    this.login = null;
+    this.loggedIn = true;
+    for (const [k, v] of login.params) {
+      this.params.set(k, v);
+      this.reportedAtLogin.add(k);
+    }
+    this.processId = login.processId;
+    this.secretKey = login.secretKey;
+    this.txStatus = buf[start + 5];
+    this.log.debug({ processId: this.processId }, 'server login complete');
+    this.reset([this.target.connectQuery ?? null]);
+  }
+
+  // ---- attach / detach ----
+
+  /** Give this idle server to a client: sync parameters, then tell the client it may send. */
+  attach(client: ServerClient): void {
+    this.client = client;
+    const sync = this.parameterSyncQuery(client.params);
+    if (sync === null) {
+      client.onServerReady(this);
+      return;
+    }
+    this.runInternal(sync.sql, (error) => {
+      if (this.client !== client) return; // the client left meanwhile
+      if (error !== null) {
+        client.onServerLost(error);
+        return;
+      }
+      for (const [k, v] of sync.applied) {
+        if (v === null) {
+          this.params.delete(k);
+          this.customParams.delete(k);
+        } else {
+          this.params.set(k, v);
+          if (!this.reportedAtLogin.has(k)) this.customParams.add(k);
+        }
+      }
+      client.onServerReady(this);
+    });
+  }
+
+  /** Run a query of pgmux's own while attached (settings capture, pin check); rows are text. */
+  query(sql: string, done: (error: UpstreamError | null, rows: Array<Array<string | null>>) => void): void {
+    this.runInternal(sql, done);
+  }
+
+  /**
+   * The settings the server reports as set in this session (`source = 'session'`), captured at the
+   * end of a transaction that changed some: this server now has exactly these beyond its defaults.
+   */
+  settingsCaptured(captured: ReadonlyMap<string, string>): void {
+    for (const [name, value] of captured) {
+      this.params.set(name, value);
+      if (!this.reportedAtLogin.has(name)) this.customParams.add(name);
+    }
+    for (const name of [...this.customParams]) {
+      if (!captured.has(name)) {
+        this.customParams.delete(name);
+        this.params.delete(name);
+      }
+    }
+  }
+
+  /** Whether the server reports this parameter itself (ParameterStatus), so its value here is always current. */
+  reports(name: string): boolean {
+    return this.reportedAtLogin.has(name);
+  }
+
+  /** The client is done with this server (transaction boundary, or it left cleanly). */
+  detach(): void {
+    const client = this.client;
+    this.client = null;
+    this.expect.clear();
+    this.toClient.clear();
+    if (this.pausedForClient) {
+      this.pausedForClient = false;
+      client?.socket.off('drain', this.resumeFromClient);
+      if (!this.socket.destroyed) this.socket.resume();
+    }
+  }
+
+  /**
+   * The attached client disconnected. A server with a request still running cannot be proven
+   * clean, so it is cancelled and closed; one idle in a transaction is rolled back; a clean
+   * one goes back to the pool.
+   */
+  clientGone(client: ServerClient, resetQuery: string | null): void {
+    if (this.client !== client) return;
+    const busy = client.inFlight > 0 || client.unsynced || client.copyIn;
+    this.detach();
+    if (busy) {
+      this.cancel();
+      this.close('client disconnected with a request in progress');
+      return;
+    }
+    const internal = this.internal;
+    if (internal !== null) {
+      // Only pgmux's own query is running (a settings capture or pin check): let it finish, then clean up.
+      const done = internal.done;
+      internal.done = (error, rows) => {
+        done(error, rows);
+        if (error === null) this.finishAfterClient(resetQuery);
+      };
+      return;
+    }
+    this.finishAfterClient(resetQuery);
+  }
+
+  private finishAfterClient(resetQuery: string | null): void {
+    if (this.txStatus !== TxStatus.Idle) {
+      this.reset(['ROLLBACK', resetQuery]);
+      return;
+    }
+    this.reset([resetQuery]);
+  }
+
+  /** Run cleanup queries (null entries skipped), then hand the server back as free. */
+  reset(queries: Array<string | null>): void {
+    const list = queries.filter((q): q is string => q !== null && q !== '');
+    if (list.length === 0) {
+      this.owner.serverFree(this);
+      return;
+    }
+    const runNext = (i: number): void => {
+      if (i === list.length) {
+        if (this.txStatus !== TxStatus.Idle) {
+          this.close('still in a transaction after reset');
+          return;
+        }
+        const joined = list.join(';');
+        if (/discard\s+all|reset\s+all/i.test(joined)) this.customParams.clear();
+        if (/discard\s+all|deallocate\s+all/i.test(joined)) {
+          this.statements.clear();
+          this.statementsUnknown = false;
+        }
+        this.owner.serverFree(this);
+        return;
+      }
+      this.runInternal(list[i], (error) => {
+        if (error !== null) {
+          this.log.warn({ query: list[i], sqlstate: error.sqlstate, err: error.message }, 'reset query failed; closing server connection');
+          this.close('reset query failed');
+          return;
+        }
+        runNext(i + 1);
+      });
+    };
+    runNext(0);
+  }
+
+  /** SET/RESET statements that make this server's parameters match what the client expects. */
+  private parameterSyncQuery(wanted: ReadonlyMap<string, string>): { sql: string; applied: Array<[string, string | null]> } | null {
+    let sql = '';
+    const applied: Array<[string, string | null]> = [];
+    for (const [name, value] of wanted) {
+      if (this.params.get(name) === value) continue;
+      // set_config takes the value as the server reported it, list-valued settings (search_path) included.
+      sql += `SELECT pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false);`;
+      applied.push([name, value]);
+    }
+    for (const name of this.customParams) {
+      if (wanted.has(name)) continue;
+      sql += `RESET ${quoteIdent(name)};`;
+      applied.push([name, null]);
+    }
+    return sql === '' ? null : { sql, applied };
+  }
+
+  // ---- pgmux's own queries ----
+
+  private runInternal(sql: string, done: (error: UpstreamError | null, rows: Array<Array<string | null>>) => void): void {
+    this.internal = { done, error: null, rows: [] };
+    this.socket.write(serialize.query(sql));
+  }
+
+  private onInternalFrame(code: number, buf: Buffer, start: number, end: number): void {
+    const internal = this.internal as InternalQuery;
+    switch (code) {
+      case BackendCode.ErrorResponse:
+        internal.error = new UpstreamError(readErrorFields(buf, start, end));
+        return;
+      case BackendCode.ParameterStatus: {
+        const [name, value] = readParameterStatus(buf, start, end);
+        this.params.set(name, value);
+        const client = this.client;
+        if (client !== null && tracks(client.params, name)) client.params.set(name, value);
+        return;
+      }
+      case BackendCode.DataRow:
+        internal.rows.push(readDataRow(buf, start));
+        return;
+      case BackendCode.ReadyForQuery:
+        this.txStatus = buf[start + 5];
+        this.internal = null;
+        internal.done(internal.error, internal.rows);
+        return;
+      default:
+        return; // CommandComplete, notices: pgmux's own business, not the client's
+    }
+  }
+
+  private onUnattachedFrame(code: number, buf: Buffer, start: number, end: number): void {
+    switch (code) {
+      case BackendCode.ParameterStatus: {
+        const [name, value] = readParameterStatus(buf, start, end);
+        this.params.set(name, value);
+        return;
+      }
+      case BackendCode.ErrorResponse: {
+        const fields = readErrorFields(buf, start, end);
+        this.log.warn({ sqlstate: fields.get('C'), err: fields.get('M') }, 'idle server connection got an error');
+        this.close(`server error ${fields.get('C')}: ${fields.get('M')}`);
+        return;
+      }
+      default:
+        return; // notices and notifications for nobody
+    }
+  }
+
+  // ---- cancel / close ----
+
+  /** Ask the server to cancel what this connection is running, on a separate connection. */
+  cancel(): void {
+    if (this.processId === 0) return;
+    const socket = net.connect({ host: this.target.host, port: this.target.port });
+    socket.on('connect', () => socket.end(serialize.cancel(this.processId, this.secretKey)));
+    socket.on('error', (err) => this.log.warn({ err: err.message }, 'cancel request to server failed'));
+    socket.setTimeout(5000, () => socket.destroy());
+  }
+
+  close(reason: string): void {
+    if (this.socket.destroyed) return;
+    this.closeReason = reason;
+    if (!this.socket.destroyed) {
+      if (this.loggedIn && this.socket.writable) this.socket.end(serialize.end());
+      this.socket.destroySoon();
+    }
+  }
+
+  private onClose(): void {
+    if (this.closeHandled) return;
+    this.closeHandled = true;
+    this.reader.stop();
+    if (!this.loggedIn) {
+      this.login = null;
+      this.owner.serverLoginFailed(this, this.loginError ?? Errors.serverConnectFailed(this.owner.name, this.label, this.closeReason));
+      return;
+    }
+    const client = this.client;
+    const internal = this.internal;
+    this.internal = null;
+    this.detach();
+    this.log.debug({ reason: this.closeReason }, 'server connection closed');
+    if (client !== null) client.onServerLost(Errors.serverConnectionLost(this.owner.name, this.closeReason));
+    internal?.done(new UpstreamError(new Map([['C', '08006'], ['M', `server connection closed: ${this.closeReason}`]])), []);
+    this.owner.serverClosed(this);
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
