@@ -47,6 +47,7 @@ import { SYNCED_PARAMETERS } from '../server/server-connection.js';
 import { ClientAuth } from './client-auth.js';
 import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
 import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, SessionState, type PinPolicy } from './session-state.js';
+import { SegmentReplay } from './segment-replay.js';
 import { StatementRouter } from './statement-router.js';
 import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
 import type { ClientHost } from './client-host.js';
@@ -105,6 +106,8 @@ export class ClientSession implements FrameHandler, PoolClient {
   private readonly held: Buffer[] = [];
   /** Transaction mode: the client's named statements, carried from server to server. */
   private readonly router = new StatementRouter();
+  /** Transaction mode: the current segment's messages, for the stale-plan retry. */
+  readonly replay = new SegmentReplay();
   /** Transaction mode: session state created with SQL (null in session mode, where nothing moves). */
   private session: SessionState | null = null;
   /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
@@ -634,10 +637,34 @@ export class ClientSession implements FrameHandler, PoolClient {
       return;
     }
     const code = buf[start];
+    this.replay.record(code, buf, start, end);
     this.router.send(code, buf, start, end, server, this.toServer);
     if (code === FrontendCode.Query || code === FrontendCode.FunctionCall || (code === FrontendCode.Sync && !this.copyIn)) {
       server.expect.push(Expect.Boundary);
     }
+  }
+
+  /**
+   * The server failed the current segment with 0A000 "cached plan must not change result type"
+   * in an implicit transaction, before answering anything. Prepare its statements afresh and send
+   * it again, once; it Describes what it runs, so the client learns the new row shape.
+   */
+  retryStalePlan(server: ServerConnection): boolean {
+    const replay = this.replay;
+    if (this.server !== server || this.state !== ClientState.Active || this.inFlight !== 1 || this.unsynced || !replay.replayable) return false;
+    replay.retried = true;
+    const statements = replay.boundStatements();
+    this.log.info({ client: this.id, statements: [...statements] }, 'statement result type changed (0A000): re-preparing and retrying');
+    for (const name of statements) this.router.invalidate(name, server, this.toServer);
+    replay.forEach((buf, start, end) => {
+      // A named Parse was answered already (by the stand-in for a statement the server had, which
+      // is what went stale); the Bind after it prepares the statement afresh.
+      if (buf[start] === FrontendCode.Parse && buf[start + 5] !== 0) return;
+      this.router.send(buf[start], buf, start, end, server, this.toServer);
+      if (buf[start] === FrontendCode.Sync) server.expect.push(Expect.Boundary);
+    });
+    this.flushToServer();
+    return true;
   }
 
   private flushToServer(): void {

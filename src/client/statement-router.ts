@@ -121,6 +121,21 @@ export class StatementRouter {
     batch.add(buf, start, end);
   }
 
+  /**
+   * The server's copy of the client's statement `name` is stale (its result type changed): close
+   * it there, so the next message using it prepares it afresh.
+   */
+  invalidate(name: string, server: ServerConnection, batch: WriteBatch): void {
+    const statement = this.statements.get(name);
+    if (statement === undefined) return;
+    for (const serverName of [name, `pgmux_${statement.key}`]) {
+      if (server.statements.use(serverName) !== statement.key) continue;
+      server.statements.delete(serverName);
+      batch.addBuffer(buildTarget(FrontendCode.Close, STATEMENT, serverName));
+      server.expect.push(Expect.CloseSwallow);
+    }
+  }
+
   /** Make sure `server` has the client's statement `name`; returns the name it has there. */
   private ensurePrepared(name: string, server: ServerConnection, batch: WriteBatch): string {
     const statement = this.statements.get(name);

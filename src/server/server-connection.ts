@@ -18,6 +18,7 @@ import { readDataRow, readErrorFields, readParameterStatus } from '../protocol/f
 import { PARSE_COMPLETE } from '../protocol/backend-messages.js';
 import { PreparedCache } from './prepared-cache.js';
 import { UNPREPARED_PREFIX } from '../client/statement-router.js';
+import type { SegmentReplay } from '../client/segment-replay.js';
 import { encodeErrorFields } from '../protocol/backend-messages.js';
 import type { PoolStats } from '../pool/pool-stats.js';
 import { Expect, ResponseQueue } from './response-queue.js';
@@ -48,6 +49,10 @@ export interface ServerClient {
   copyIn: boolean;
   /** The server sent CopyInResponse. */
   copyInStarted(): void;
+  /** Transaction mode: the messages of the current segment, for a retry after 0A000 (stale cached plan). */
+  readonly replay: SegmentReplay;
+  /** Re-prepare the segment's statements and send it again; false when that is not safe. */
+  retryStalePlan(server: ServerConnection): boolean;
   /** Transaction mode: the server said idle with nothing outstanding; the client decides whether to release. */
   transactionEnded(server: ServerConnection): void;
   /** A CommandComplete tag of DEALLOCATE / DEALLOCATE ALL / DISCARD ALL passed by (SQL-level statement cleanup). */
@@ -108,6 +113,14 @@ export const SYNCED_PARAMETERS: ReadonlySet<string> = new Set([
   'TimeZone',
 ]);
 
+/**
+ * PostgreSQL's error for a prepared statement whose result columns changed since it was planned
+ * (raised at Bind). The routine name is checked too, since the message may be translated.
+ */
+function isStalePlan(fields: ReadonlyMap<string, string>): boolean {
+  return fields.get('C') === '0A000' && (fields.get('R') === 'RevalidateCachedQuery' || fields.get('M') === 'cached plan must not change result type');
+}
+
 /** Whether a ParameterStatus for `name` should update what the client expects. */
 function tracks(params: ReadonlyMap<string, string>, name: string): boolean {
   return SYNCED_PARAMETERS.has(name) || params.has(name);
@@ -149,6 +162,10 @@ export class ServerConnection implements FrameHandler {
   private loggedIn = false;
   private closeHandled = false;
   private pausedForClient = false;
+  /** Something was forwarded to the client since the last ReadyForQuery. */
+  private answered = false;
+  /** A 0A000 "cached plan must not change result type" held back until its ReadyForQuery shows whether to retry. */
+  private stalePlanError: Buffer | null = null;
 
   constructor(
     readonly id: number,
@@ -222,6 +239,7 @@ export class ServerConnection implements FrameHandler {
           const kind = this.expect.shift();
           if (kind === Expect.CloseSwallow) return;
           if (kind === Expect.ParseFake) {
+            // Not counted as answered: on a stale-plan retry the Parse is not sent again (see retryStalePlan).
             this.toClient.addBuffer(PARSE_COMPLETE);
             return;
           }
@@ -231,6 +249,10 @@ export class ServerConnection implements FrameHandler {
         case BackendCode.ErrorResponse: {
           this.expect.dropToBoundary(this.forgetStatement);
           const fields = readErrorFields(buf, start, end);
+          if (!this.answered && isStalePlan(fields) && client.inFlight === 1 && !client.unsynced && client.replay.replayable) {
+            this.stalePlanError = buf.subarray(start, end);
+            return;
+          }
           this.owner.stats.error(fields.get('C') ?? 'XX000');
           const message = fields.get('M');
           if (fields.get('C') === '26000' && message?.includes(`"${UNPREPARED_PREFIX}`)) {
@@ -243,6 +265,7 @@ export class ServerConnection implements FrameHandler {
         }
         case BackendCode.ReadyForQuery:
           this.expect.popBoundary();
+          if (this.stalePlanError !== null && this.retriedStalePlan(client, buf[start + 5])) return;
           break;
         case BackendCode.CommandComplete:
           // D(EALLOCATE ...) or DI(SCARD ALL): statements went away on the server.
@@ -254,13 +277,16 @@ export class ServerConnection implements FrameHandler {
           break;
       }
     }
+    this.answered = true;
     this.toClient.add(buf, start, end);
     switch (code) {
       case BackendCode.ReadyForQuery: {
         const previous = this.txStatus;
         this.txStatus = buf[start + 5];
+        this.answered = false;
         this.countCompleted(client, previous);
         if (client.inFlight > 0) client.inFlight--;
+        if (client.inFlight === 0) client.replay.reset();
         client.copyIn = false;
         if (this.txStatus === TxStatus.Idle && client.inFlight === 0 && !client.unsynced && this.owner.transactionMode) {
           this.flushToClient();
@@ -283,6 +309,23 @@ export class ServerConnection implements FrameHandler {
   }
 
   private readonly forgetStatement = (name: string): void => this.statements.delete(name);
+
+  /**
+   * The ReadyForQuery after a held-back stale-plan error: in an implicit transaction (status
+   * idle, so nothing of the segment took effect) the client re-prepares and resends the segment,
+   * and neither the error nor this ReadyForQuery reaches it. Otherwise the error goes out now.
+   */
+  private retriedStalePlan(client: ServerClient, status: number): boolean {
+    const error = this.stalePlanError as Buffer;
+    this.stalePlanError = null;
+    if (status === TxStatus.Idle && client.retryStalePlan(this)) {
+      this.txStatus = status;
+      return true;
+    }
+    this.owner.stats.error('0A000');
+    this.toClient.add(error, 0, error.length);
+    return false;
+  }
 
   /** When the current transaction began (performance.now() ms). */
   private xactSince = 0;
@@ -310,6 +353,7 @@ export class ServerConnection implements FrameHandler {
   }
 
   onPiece(_code: number, buf: Buffer, start: number, end: number): void {
+    this.answered = true;
     this.toClient.add(buf, start, end);
   }
 
