@@ -51,8 +51,9 @@ async function main(): Promise<number> {
       pgmux.log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    pgmux.log.info({ signal }, 'signal received: draining');
-    void pgmux.stop().then(() => {
+    const timeoutMs = signal === 'SIGINT' ? 0 : pgmux.config.shutdown_timeout;
+    pgmux.log.info({ signal, timeoutMs }, 'signal received: draining');
+    void pgmux.stop(timeoutMs).then(() => {
       pgmux.log.flush?.();
       process.exit(0);
     });

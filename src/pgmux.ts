@@ -4,7 +4,7 @@
  */
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ClientSession } from './client/client-session.js';
+import { ClientSession, ClientState } from './client/client-session.js';
 import type { PgmuxConfig } from './config/index.js';
 import { Errors } from './errors.js';
 import { createLogger } from './logger.js';
@@ -72,10 +72,11 @@ export class Pgmux {
   private async drain(timeoutMs: number): Promise<void> {
     this.log.info({ timeoutMs, clients: this.registry.clients.size }, 'shutting down');
     this.listener?.close();
+    this.registry.draining = true;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       for (const client of this.registry.clients) {
-        if (client.atTransactionBoundary) client.fail(Errors.adminShutdown());
+        if (client.atTransactionBoundary || client.state === ClientState.Waiting) client.fail(Errors.adminShutdown());
       }
       if (this.registry.clients.size === 0 || Date.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, 50));

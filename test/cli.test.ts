@@ -281,6 +281,100 @@ describe('SIGTERM drain', () => {
     expect(msgs).toContain('pgmux stopped');
   }, 60_000);
 
+  it('SIGTERM under load: every transaction in flight completes, none is cut or half-written, new connections are refused, exit 0', async () => {
+    const admin = await adminClient(db);
+    await admin.query('CREATE TABLE load_drain (client int, seq int, part text)');
+    await admin.query('GRANT ALL ON load_drain TO app');
+    const port = await freePort();
+    const p = startProcess({ DATABASE_URL: databaseUrl(db), LISTEN_PORT: String(port), SHUTDOWN_TIMEOUT: '10s', DEFAULT_POOL_SIZE: '4', LOG_CONNECTIONS: 'false', LOG_DISCONNECTIONS: 'false' });
+    await waitListening(p, port);
+    const CLIENTS = 20;
+    const committed: Array<[number, number]> = [];
+    const cut: string[] = [];
+    const endings: string[] = [];
+    let sigtermAt = 0;
+    const worker = async (id: number): Promise<void> => {
+      const c = new pg.Client({ host: '127.0.0.1', port, user: APP_ROLE.name, password: APP_ROLE.password, database: db });
+      c.on('error', () => undefined); // the 57P01 at a boundary also arrives as an 'error' event
+      await c.connect();
+      for (let seq = 0; ; seq++) {
+        let begun = false;
+        let step = 'BEGIN';
+        try {
+          await c.query('BEGIN');
+          begun = true;
+          step = 'INSERT a';
+          await c.query('INSERT INTO load_drain VALUES ($1, $2, $3)', [id, seq, 'a']);
+          step = 'sleep';
+          await c.query('SELECT pg_sleep(0.02)');
+          step = 'INSERT b';
+          await c.query('INSERT INTO load_drain VALUES ($1, $2, $3)', [id, seq, 'b']);
+          step = 'COMMIT';
+          await c.query('COMMIT');
+          committed.push([id, seq]);
+        } catch (err) {
+          const e = err as Error & { code?: string };
+          if (begun) cut.push(`client ${id} seq ${seq} at ${step}: ${e.code ?? ''} ${e.message}`);
+          endings.push(e.code ?? e.message);
+          break;
+        }
+      }
+      await c.end().catch(() => undefined);
+    };
+    const workers = Array.from({ length: CLIENTS }, (_, i) => worker(i));
+    // Let the load run until transactions are committing steadily.
+    const started = Date.now();
+    while (committed.length < 100 && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50));
+    expect(committed.length).toBeGreaterThanOrEqual(100);
+    sigtermAt = Date.now();
+    p.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await tcpConnect(port)).toBe(false);
+    await withTimeout(Promise.all(workers), 15_000, 'every load client to be told to leave');
+    const { code, at } = await withTimeout(p.exited, 15_000, 'pgmux to exit');
+    expect(code).toBe(0);
+    expect(at - sigtermAt).toBeLessThan(10_000 + 3000);
+    // No transaction that had begun was cut off: each client stopped at a transaction boundary.
+    expect(cut).toEqual([]);
+    expect(endings).toHaveLength(CLIENTS);
+    // Every acknowledged COMMIT is there, and no transaction is half-written.
+    const rows = (await admin.query<{ client: number; seq: number; n: number }>('SELECT client, seq, count(*)::int AS n FROM load_drain GROUP BY 1, 2')).rows;
+    await admin.end();
+    for (const r of rows) expect(r.n, `client ${r.client} seq ${r.seq}`).toBe(2);
+    const stored = new Set(rows.map((r) => `${r.client}/${r.seq}`));
+    for (const [id, seq] of committed) expect(stored.has(`${id}/${seq}`)).toBe(true);
+    expect(rows.length).toBeGreaterThanOrEqual(committed.length);
+  }, 90_000);
+
+  it('SIGINT is the fast variant: an open transaction is cut at once and rolled back, exit 0', async () => {
+    const port = await freePort();
+    const p = startProcess({ DATABASE_URL: databaseUrl(db), LISTEN_PORT: String(port), SHUTDOWN_TIMEOUT: '30s' });
+    await waitListening(p, port);
+    const c = new pg.Client({ host: '127.0.0.1', port, user: APP_ROLE.name, password: APP_ROLE.password, database: db });
+    await c.connect();
+    const closed = new Promise<Error & { code?: string }>((resolve) => c.on('error', resolve));
+    await c.query('BEGIN');
+    await c.query("INSERT INTO drained VALUES (3, 'cut by SIGINT')");
+    p.child.kill('SIGINT');
+    // Well before the 30 s shutdown_timeout a SIGTERM would allow.
+    const err = await withTimeout(closed, 10_000, 'the client to be closed after SIGINT');
+    expect(err.code).toBe('57P01');
+    const { code } = await withTimeout(p.exited, 10_000, 'pgmux to exit after SIGINT');
+    expect(code).toBe(0);
+    await c.end().catch(() => undefined);
+    const admin = await adminClient(db);
+    try {
+      for (let i = 0; i < 50; i++) {
+        const left = (await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND usename = 'app' AND state LIKE 'idle in transaction%'", [db])).rows;
+        if (left.length === 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect((await admin.query('SELECT * FROM drained WHERE id = 3')).rows).toEqual([]);
+    } finally {
+      await admin.end();
+    }
+  }, 60_000);
+
   it('closes a transaction still open at SHUTDOWN_TIMEOUT, and it is rolled back', async () => {
     const port = await freePort();
     const p = startProcess({ DATABASE_URL: databaseUrl(db), LISTEN_PORT: String(port), SHUTDOWN_TIMEOUT: '1s' });

@@ -12,6 +12,7 @@ export interface ClientHost {
   readonly secrets: ScramSecretCache;
   readonly clientTls: ClientTls;
   readonly passwords: PasswordSource;
+  readonly draining: boolean;
   /** Whether accepting one more logged-in client would exceed max_client_conn. */
   tooManyClients(): boolean;
   /**

@@ -621,6 +621,10 @@ export class ClientSession implements FrameHandler, PoolClient {
       this.sendToServer(buf, start, end);
       return;
     }
+    if (this.state === ClientState.Idle && this.host.draining) {
+      this.fail(Errors.adminShutdown());
+      return;
+    }
     this.held.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     if (this.state === ClientState.Idle) {
       this.state = ClientState.Waiting;
@@ -772,6 +776,7 @@ export class ClientSession implements FrameHandler, PoolClient {
     this.dropServerBackpressure();
     if (this.state === ClientState.Active) this.state = ClientState.Idle;
     this.lastActive = Date.now();
+    if (this.host.draining) this.fail(Errors.adminShutdown());
   }
 
   onAcquireFailed(error: PgmuxError): void {

@@ -33,6 +33,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
   readonly pinCounts = new Map<string, number>();
   private failedLoginsSince = Date.now();
   private janitor: NodeJS.Timeout | null = null;
+  draining = false;
 
   /** Throws ConfigError when TLS files or the auth_file cannot be read. */
   constructor(
