@@ -152,4 +152,54 @@ export const Errors = {
     new PgmuxError('REPLICATION', SqlState.FeatureNotSupported, 'replication connections are not supported through pgmux', {
       hint: 'Connect to the server directly for replication.',
     }),
+
+  // ---- admin console (virtual databases pgbouncer / pgmux) and pool control ----
+  adminNotAllowed: (user: string) =>
+    new PgmuxError('ADMIN_NOT_ALLOWED', SqlState.InvalidAuthorizationSpecification, `user "${user}" is not allowed to use the admin console`, {
+      hint: `Add "${user}" to admin_users (all commands) or stats_users (SHOW commands only).`,
+      logLevel: 'warn',
+    }),
+  adminNeedsAdmin: (command: string, user: string) =>
+    new PgmuxError('ADMIN_STATS_USER', '42501', `${command} needs admin access: user "${user}" may only run SHOW commands (stats_users)`, {
+      severity: 'ERROR',
+      hint: `Add "${user}" to admin_users.`,
+      logLevel: 'warn',
+    }),
+  adminUnknownCommand: (query: string) =>
+    new PgmuxError('ADMIN_UNKNOWN_COMMAND', '42601', `invalid command '${query.length > 200 ? `${query.slice(0, 197)}...` : query}', use SHOW HELP;`, {
+      severity: 'ERROR',
+      hint: 'The admin console understands PgBouncer\'s commands: SHOW POOLS|STATS|CLIENTS|SERVERS|DATABASES|..., PAUSE, RESUME, RECONNECT, KILL, SET, RELOAD, SHUTDOWN. SHOW HELP lists them.',
+    }),
+  adminExtendedProtocol: () =>
+    new PgmuxError('ADMIN_EXTENDED_PROTOCOL', SqlState.FeatureNotSupported, 'extended query protocol not supported by admin console', {
+      severity: 'ERROR',
+      hint: 'Send admin commands with the simple query protocol (psql does; with drivers, run the query without parameters or use their "simple" mode).',
+    }),
+  adminNoSuchDatabase: (db: string) =>
+    new PgmuxError('ADMIN_NO_SUCH_DATABASE', SqlState.InvalidCatalogName, `no such database: ${db}`, { severity: 'ERROR' }),
+  adminCommandFailed: (message: string, hint?: string) =>
+    new PgmuxError('ADMIN_COMMAND_FAILED', '55000', message, { severity: 'ERROR', hint }),
+  /** sqlstate: 42704 unknown setting, 55P02 not changeable at run time, 22023 bad value. */
+  adminSetRejected: (key: string, reason: string, sqlstate: '42704' | '55P02' | '22023') =>
+    new PgmuxError('ADMIN_SET_REJECTED', sqlstate, `SET ${key}: ${reason}`, {
+      severity: 'ERROR',
+      hint: sqlstate === '22023' ? undefined : 'SHOW CONFIG lists the settings and whether each can be changed while running (changeable).',
+    }),
+  reloadFailed: (reason: string) =>
+    new PgmuxError('RELOAD_FAILED', 'F0000', `RELOAD failed: ${reason}; the previous configuration stays in effect`, {
+      severity: 'ERROR',
+      hint: 'Fix the configuration file (the key is named above) and run RELOAD again.',
+      logLevel: 'error',
+    }),
+  databaseDisabled: (db: string) =>
+    new PgmuxError('DATABASE_DISABLED', SqlState.CannotConnectNow, `database "${db}" does not allow new connections: it was disabled with DISABLE`, {
+      hint: `An administrator can allow connections again with ENABLE ${db} in the admin console.`,
+      logLevel: 'info',
+    }),
+  databaseKilled: (db: string) =>
+    new PgmuxError('DATABASE_KILLED', SqlState.AdminShutdown, `terminating connection due to administrator command: KILL of database "${db}"`, {
+      hint: `New transactions on "${db}" wait until RESUME ${db} is run in the admin console.`,
+    }),
+  clientKilled: (id: number) =>
+    new PgmuxError('CLIENT_KILLED', SqlState.AdminShutdown, `terminating connection due to administrator command: KILL_CLIENT ${id}`),
 };

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** Command-line entry: load the config, start pgmux, stop gracefully on SIGTERM/SIGINT. */
-import { ConfigError, HELP_TEXT, loadConfig, parseCli } from './config/index.js';
+import { ConfigError, HELP_TEXT, loadConfig, parseCli, runImportCommand } from './config/index.js';
 import { Pgmux, VERSION } from './pgmux.js';
 
 async function main(): Promise<number> {
   let loaded;
+  // `pgmux import pgbouncer.ini [-o out.yaml]` converts a PgBouncer configuration and exits.
+  if (process.argv[2] === 'import') return runImportCommand(process.argv.slice(3));
   try {
     const cli = parseCli(process.argv.slice(2));
     if (cli.help) {
@@ -26,7 +28,14 @@ async function main(): Promise<number> {
 
   let pgmux: Pgmux;
   try {
-    pgmux = new Pgmux(loaded.config);
+    pgmux = new Pgmux(loaded.config, undefined, {
+      // RELOAD and SIGHUP read the same file, environment and flags again.
+      reloadConfig: () => loadConfig().config,
+      onShutdown: () => {
+        pgmux.log.flush?.();
+        process.exit(0);
+      },
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`pgmux: invalid configuration: ${err.message}\n`);
@@ -34,6 +43,8 @@ async function main(): Promise<number> {
     }
     throw err;
   }
+  // Settings of a pgbouncer.ini (or PGBOUNCER_* variables) that pgmux does not support, and the like.
+  for (const notice of loaded.notices) pgmux.log[notice.level](notice.fields, notice.message);
   if (Object.keys(loaded.config.databases).length === 0) {
     pgmux.log.warn('no databases configured: set DATABASE_URL or add databases: to the config file');
   }
@@ -51,6 +62,8 @@ async function main(): Promise<number> {
       pgmux.log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
+    // SIGTERM (docker stop, systemd, Kubernetes): transactions get up to shutdown_timeout to finish.
+    // SIGINT is the fast variant: open transactions are cut now, and PostgreSQL rolls them back.
     const timeoutMs = signal === 'SIGINT' ? 0 : pgmux.config.shutdown_timeout;
     pgmux.log.info({ signal, timeoutMs }, 'signal received: draining');
     void pgmux.stop(timeoutMs).then(() => {
@@ -60,6 +73,11 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP: reload the configuration, as the admin console's RELOAD (errors are logged, the old config kept).
+  process.on('SIGHUP', () => {
+    pgmux.log.info({ signal: 'SIGHUP' }, 'signal received: reloading the configuration');
+    pgmux.reload();
+  });
   return -1; // keep running
 }
 

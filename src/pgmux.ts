@@ -5,26 +5,59 @@
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ClientSession, ClientState } from './client/client-session.js';
-import type { PgmuxConfig } from './config/index.js';
+import { ConfigError, type PgmuxConfig } from './config/index.js';
+import { AdminConsole } from './admin/admin-console.js';
+import { RESTART_SETTINGS, type AdminHost, type ReloadResult } from './admin/admin-host.js';
 import { Errors } from './errors.js';
 import { createLogger } from './logger.js';
 import { PoolRegistry } from './pool/pool-registry.js';
+import { MetricsServer } from './metrics/http-server.js';
+import { Metrics } from './metrics/metrics.js';
+import { Readiness } from './metrics/readiness.js';
 
 export const VERSION = '0.1.0';
 
-export class Pgmux {
+export interface PgmuxOptions {
+  /**
+   * Serve /metrics on this port instead of metrics_port; 0 picks a free port. For tests, which run
+   * many instances at once (metrics_port 0 means "off" in the config, so it cannot ask for that).
+   */
+  metricsPort?: number;
+  /** Reads the configuration again from where it came from (RELOAD, SIGHUP); without it a reload fails. */
+  reloadConfig?: () => PgmuxConfig;
+  /** Called when a SHUTDOWN from the admin console has finished stopping pgmux (main.ts exits). */
+  onShutdown?: () => void;
+}
+
+export class Pgmux implements AdminHost {
   readonly registry: PoolRegistry;
   readonly log: Logger;
   private listener: Server | null = null;
   private clientIds = 0;
   private stopping: Promise<void> | null = null;
+  /** Prometheus metrics and the status page's data; served by metricsServer when metrics_port is set. */
+  readonly metrics: Metrics;
+  private metricsServer: MetricsServer | null = null;
+
+  /** For SHOW commands of the admin console. */
+  readonly startedAt = Date.now();
+  readonly version = VERSION;
 
   constructor(
-    readonly config: PgmuxConfig,
+    /** The configuration in effect; replaced by reload() and the admin console's SET. */
+    public config: PgmuxConfig,
     log?: Logger,
+    private readonly options: PgmuxOptions = {},
   ) {
     this.log = log ?? createLogger(config.log_level);
     this.registry = new PoolRegistry(config, this.log);
+    this.registry.adminConsole = new AdminConsole(this, this.log.child({ admin: true }));
+    this.metrics = new Metrics({
+      pools: this.registry,
+      version: VERSION,
+      draining: () => this.stopping !== null,
+      reloads: () => this.registry.reloads,
+    });
   }
 
   /** Start listening; resolves with the bound address (listen_port 0 picks a free port). */
@@ -42,7 +75,41 @@ export class Pgmux {
     listener.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
     const address = listener.address() as AddressInfo;
     this.log.info({ addr: address.address, port: address.port, pool_mode: this.config.pool_mode, databases: Object.keys(this.config.databases) }, 'pgmux listening');
+    try {
+      await this.startMetricsServer();
+    } catch (err) {
+      listener.close();
+      this.registry.stop();
+      throw err;
+    }
     return address;
+  }
+
+  // ---- metrics endpoint (src/metrics): /metrics, /healthz, /readyz, status page ----
+
+  private async startMetricsServer(): Promise<void> {
+    const port = this.options.metricsPort ?? this.config.metrics_port;
+    if (this.options.metricsPort === undefined && port === 0) return; // metrics_port 0: off
+    const readiness = new Readiness({
+      databases: () => this.registry.config.databases,
+      pools: () => this.registry.pools.values(),
+      draining: () => this.stopping !== null,
+      paused: () => this.registry.pausedDatabases(),
+    });
+    const server = new MetricsServer(this.metrics, readiness, () => this.stopping !== null, this.log);
+    const host = this.config.metrics_addr;
+    try {
+      const address = await server.listen(host, port);
+      this.metricsServer = server;
+      this.log.info({ addr: address.address, port: address.port }, 'metrics endpoint listening (/metrics, /healthz, /readyz, /)');
+    } catch (err) {
+      throw new Error(`cannot serve metrics on ${host}:${port} (metrics_addr, metrics_port): ${(err as Error).message}`);
+    }
+  }
+
+  /** Port of the metrics endpoint; 0 when it is off. */
+  get metricsPort(): number {
+    return this.metricsServer?.port ?? 0;
   }
 
   get port(): number {
@@ -60,6 +127,70 @@ export class Pgmux {
     this.registry.addClient(client);
   }
 
+  // ---- admin console and live reload (src/admin): AdminHost ----
+
+  /**
+   * RELOAD / SIGHUP: read the configuration again with the inputs pgmux started with and apply
+   * it. A configuration that does not load is rejected whole: the previous one stays in effect,
+   * and the reason (naming the key) is logged and returned.
+   */
+  reload(): ReloadResult {
+    if (this.stopping !== null) return this.reloadFailed('pgmux is shutting down');
+    const load = this.options.reloadConfig;
+    if (load === undefined) return this.reloadFailed('pgmux was started without a configuration source to read again');
+    let next: PgmuxConfig;
+    try {
+      next = load();
+    } catch (err) {
+      if (err instanceof ConfigError) return this.reloadFailed(err.message, err.key);
+      throw err;
+    }
+    const result = this.applyConfig(next, 'reload');
+    if (result.ok) this.registry.reloads.ok++;
+    else this.registry.reloads.failed++;
+    return result;
+  }
+
+  /**
+   * Apply a configuration (a reload, or SET from the admin console). Settings of the listening
+   * sockets keep their running value and are reported as needing a restart.
+   */
+  applyConfig(next: PgmuxConfig, reason: string): ReloadResult {
+    const running = this.config;
+    const restartNeeded = RESTART_SETTINGS.filter((key) => next[key as keyof PgmuxConfig] !== running[key as keyof PgmuxConfig]);
+    const effective =
+      restartNeeded.length === 0
+        ? next
+        : (Object.freeze({ ...next, ...Object.fromEntries(restartNeeded.map((key) => [key, running[key as keyof PgmuxConfig]])) }) as PgmuxConfig);
+    let summary;
+    try {
+      summary = this.registry.applyConfig(effective);
+    } catch (err) {
+      if (err instanceof ConfigError) return { ok: false, error: this.logReloadError(err.message, reason), key: err.key };
+      throw err;
+    }
+    this.config = effective;
+    this.log.level = effective.log_level;
+    this.log.info({ reason, ...summary, restartNeeded }, 'configuration applied');
+    for (const key of restartNeeded) this.log.warn({ key }, `${key} changed in the configuration: restart pgmux to apply it`);
+    return { ok: true, summary, restartNeeded };
+  }
+
+  /** SHUTDOWN from the admin console: the same graceful stop as SIGTERM. */
+  shutdown(): void {
+    void this.stop().then(() => this.options.onShutdown?.());
+  }
+
+  private reloadFailed(error: string, key?: string): ReloadResult {
+    this.registry.reloads.failed++;
+    return { ok: false, error: this.logReloadError(error, 'reload'), key };
+  }
+
+  private logReloadError(error: string, reason: string): string {
+    this.log.error({ reason, err: error }, 'configuration rejected; the previous configuration stays in effect');
+    return error;
+  }
+
   /**
    * Graceful stop: no new connections; clients between transactions are told 57P01 and closed;
    * clients in a transaction get until `timeoutMs` to finish it; then everything is closed.
@@ -75,6 +206,9 @@ export class Pgmux {
     this.registry.draining = true;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      // Transaction mode closes clients as their transactions end (ClientSession.onReleased); this
+      // catches idle ones, session-mode ones between transactions, and those queued for a server
+      // (in transaction mode a client without a server is between transactions).
       for (const client of this.registry.clients) {
         if (client.atTransactionBoundary || client.state === ClientState.Waiting) client.fail(Errors.adminShutdown());
       }
@@ -87,6 +221,8 @@ export class Pgmux {
     // Give Terminate messages to servers a moment to leave.
     const closeBy = Date.now() + 2000;
     while (this.registry.serverCount > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, 20));
+    // Last: the metrics endpoint stays scrapeable for the whole drain.
+    await this.metricsServer?.close();
     this.log.info('pgmux stopped');
   }
 }

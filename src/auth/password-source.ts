@@ -42,7 +42,8 @@ export class PasswordSource {
     const known = this.local(user);
     if (known !== undefined) return known;
     const authUser = dbConfig.auth_user ?? (this.config.auth_user === '' ? undefined : this.config.auth_user);
-    if (authUser === undefined || authUser === user) return undefined;
+    // auth_user '' (the admin console's entry): no auth_query.
+    if (authUser === undefined || authUser === '' || authUser === user) return undefined;
     const key = `${database}\0${user}`;
     const now = Date.now();
     const cached = this.cache.get(key);

@@ -5,6 +5,7 @@ import type { PasswordSource } from '../auth/password-source.js';
 import type { ClientTls } from '../net/tls-config.js';
 import type { ScramSecretCache } from './client-auth.js';
 import type { ClientSession } from './client-session.js';
+import type { AdminConsole } from '../admin/admin-console.js';
 
 /** What a client session needs from the process around it (the pool registry implements it). */
 export interface ClientHost {
@@ -12,6 +13,9 @@ export interface ClientHost {
   readonly secrets: ScramSecretCache;
   readonly clientTls: ClientTls;
   readonly passwords: PasswordSource;
+  /** The admin console (virtual databases pgbouncer / pgmux), when the process has one. */
+  readonly adminConsole: AdminConsole | null;
+  /** Shutting down: clients are closed (57P01) at their next transaction boundary; no new transaction starts. */
   readonly draining: boolean;
   /** Whether accepting one more logged-in client would exceed max_client_conn. */
   tooManyClients(): boolean;

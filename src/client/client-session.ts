@@ -14,7 +14,7 @@ import { tlsServerEndPoint } from '../auth/channel-binding.js';
 import { prefixedStream } from '../net/prefixed-stream.js';
 import { verifyClientCertificate } from '../net/client-certificate.js';
 import type { Logger } from 'pino';
-import type { AuthType, DatabaseConfig } from '../config/index.js';
+import { resolveDatabase, type AuthType, type DatabaseConfig } from '../config/index.js';
 import { Errors, PgmuxError } from '../errors.js';
 import type { Pool, PoolClient } from '../pool/pool.js';
 import { queueLink, type QueueLink } from '../pool/wait-queue.js';
@@ -51,6 +51,7 @@ import { SegmentReplay } from './segment-replay.js';
 import { StatementRouter } from './statement-router.js';
 import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
 import type { ClientHost } from './client-host.js';
+import type { AdminSession } from '../admin/admin-console.js';
 
 export const enum ClientState {
   Startup = 'startup',
@@ -93,6 +94,8 @@ export class ClientSession implements FrameHandler, PoolClient {
   cancelSent = false;
   processId = 0;
   secretKey = 0;
+  /** Logged in to the admin console (database pgbouncer / pgmux) instead of a pool. */
+  admin: AdminSession | null = null;
 
   private startupBuffer: Buffer | null = null;
   private reader: FrameReader | null = null;
@@ -244,7 +247,8 @@ export class ClientSession implements FrameHandler, PoolClient {
     if (packet.minorVersion > 0 || packet.protocolOptions.length > 0) {
       this.socket.write(negotiateProtocolVersion(0, packet.protocolOptions));
     }
-    const dbConfig = this.host.config.databases[this.database];
+    // An entry of its own, else the wildcard "*" entry (same-named upstream database).
+    const dbConfig = resolveDatabase(this.host.config, this.database) ?? this.host.adminConsole?.databaseFor(this.database);
     if (dbConfig === undefined) return this.fail(Errors.unknownDatabase(this.database));
     const tlsRefusal = this.checkTlsPolicy();
     if (tlsRefusal !== null) return this.fail(tlsRefusal);
@@ -335,6 +339,11 @@ export class ClientSession implements FrameHandler, PoolClient {
 
   /** Authenticated: join the pool, then greet the client (after a server told us the parameters, if needed). */
   private loggedIn(dbConfig: DatabaseConfig, authMessages: Buffer[], scramKeys: ScramKeys | undefined): void {
+    if (dbConfig === this.host.adminConsole?.database) {
+      this.state = ClientState.Idle;
+      this.admin = this.host.adminConsole.open(this, authMessages);
+      return;
+    }
     let pool: Pool;
     try {
       pool = this.host.poolFor(this.database, dbConfig, this.user, this.storedPassword, scramKeys);
@@ -400,6 +409,7 @@ export class ClientSession implements FrameHandler, PoolClient {
       this.socket.end();
       return;
     }
+    if (this.admin !== null) return this.admin.onFrame(code, buf, start, end);
     if (this.skipUntilSync) {
       if (code !== FrontendCode.Sync) return;
       this.skipUntilSync = false;
@@ -622,6 +632,7 @@ export class ClientSession implements FrameHandler, PoolClient {
       return;
     }
     if (this.state === ClientState.Idle && this.host.draining) {
+      // Between transactions, asking for a server to start another: the answer is that pgmux is stopping.
       this.fail(Errors.adminShutdown());
       return;
     }
@@ -772,10 +783,17 @@ export class ClientSession implements FrameHandler, PoolClient {
     return this.session?.pinReasons ?? [];
   }
 
+  /** Named prepared statements this client has (SHOW CLIENTS). */
+  get preparedStatementCount(): number {
+    return this.router.size;
+  }
+
   onReleased(): void {
     this.dropServerBackpressure();
     if (this.state === ClientState.Active) this.state = ClientState.Idle;
     this.lastActive = Date.now();
+    // A transaction just ended; while shutting down that is the moment to say goodbye. Polling for
+    // idle clients would rarely catch a busy one: it sends its next BEGIN right after COMMIT returns.
     if (this.host.draining) this.fail(Errors.adminShutdown());
   }
 

@@ -39,6 +39,13 @@ export const UNPREPARED_PREFIX = 'pgmux_unprepared_';
 /** Closing a statement that does not exist succeeds: used where an answer is needed but no effect. */
 const CLOSE_NOTHING = buildTarget(FrontendCode.Close, STATEMENT, 'pgmux_nothing');
 
+/** Prepared-statement cache hit (the server had it) or miss (pgmux prepares it), for metrics: two field increments. */
+function countLookup(server: ServerConnection, present: boolean): void {
+  const stats = server.owner.stats;
+  if (present) stats.preparedHits++;
+  else stats.preparedMisses++;
+}
+
 export class StatementRouter {
   private readonly statements = new Map<string, Statement>();
 
@@ -75,6 +82,7 @@ export class StatementRouter {
         const statement = this.statements.get(info.name);
         if (statement === undefined) break;
         const placed = this.place(info.name, statement, server);
+        countLookup(server, placed.present);
         if (placed.present) {
           batch.addBuffer(CLOSE_NOTHING);
           server.expect.push(Expect.ParseFake);
@@ -146,6 +154,7 @@ export class StatementRouter {
       return server.statements.has(name) ? `${UNPREPARED_PREFIX}${name}` : name;
     }
     const placed = this.place(name, statement, server);
+    countLookup(server, placed.present);
     if (!placed.present) {
       this.evictFor(placed.name, statement.key, server, batch);
       batch.addBuffer(buildParse(placed.name, statement.tail));

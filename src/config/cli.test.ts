@@ -101,6 +101,12 @@ describe('parseCli', () => {
     expect(errorOf(['--set', 'databases=x']).reason).toMatch(/set in the config file/);
   });
 
+  it('reads --pgbouncer-ini both ways', () => {
+    expect(parseCli(['--pgbouncer-ini', '/etc/pgbouncer/pgbouncer.ini']).pgbouncerIni).toBe('/etc/pgbouncer/pgbouncer.ini');
+    expect(parseCli(['--pgbouncer-ini=p.ini']).pgbouncerIni).toBe('p.ini');
+    expect(errorOf(['--pgbouncer-ini']).reason).toBe('needs a value');
+  });
+
   it('refuses positional arguments', () => {
     const err = errorOf(['pgmux.yaml']);
     expect(err.key).toBe('pgmux.yaml');
@@ -119,7 +125,7 @@ describe('cliKey', () => {
 describe('HELP_TEXT', () => {
   it('lists every flag and points to the settings', () => {
     for (const flag of ['--config', '-c', '--listen-addr', '--listen-port', '-p', '--pool-mode', '--default-pool-size',
-      '--max-client-conn', '--log-level', '--set', '--help', '-h', '--version', '-V']) {
+      '--max-client-conn', '--log-level', '--set', '--help', '-h', '--version', '-V', '--pgbouncer-ini', 'pgmux import']) {
       expect(HELP_TEXT).toContain(flag);
     }
     expect(HELP_TEXT).toMatch(/README/);

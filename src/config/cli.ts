@@ -7,6 +7,8 @@ export interface CliOptions {
   help: boolean;
   version: boolean;
   configPath?: string;
+  /** --pgbouncer-ini: a PgBouncer configuration to run with instead of a YAML file. */
+  pgbouncerIni?: string;
   /** Global settings given on the command line, by setting name (`listen_port`), values unparsed. */
   overrides: Record<string, string>;
 }
@@ -22,14 +24,17 @@ const SETTING_FLAGS: ReadonlyMap<string, SettingName> = new Map<string, SettingN
   ['--log-level', 'log_level'],
 ]);
 
-const FLAGS = ['--config', '-c', '--set', '--help', '-h', '--version', '-V', ...SETTING_FLAGS.keys()];
+const FLAGS = ['--config', '-c', '--pgbouncer-ini', '--set', '--help', '-h', '--version', '-V', ...SETTING_FLAGS.keys()];
 
 export const HELP_TEXT = `Usage: pgmux [options]
+       pgmux import PGBOUNCER_INI [-o OUT.yaml]   convert a pgbouncer.ini to pgmux YAML (stdout without -o)
 
 pgmux is a PostgreSQL connection pooler: many client connections share a small set of server connections.
 
 Options:
   -c, --config FILE          YAML config file (default: $PGMUX_CONFIG, else config/pgmux.yaml if it exists)
+      --pgbouncer-ini FILE   run from a PgBouncer configuration instead (pgbouncer.ini, auth_file, %include);
+                             settings pgmux does not support are listed in a warning at startup
       --listen-addr ADDR     address to accept clients on; "*" means all interfaces (default 127.0.0.1)
   -p, --listen-port PORT     port to accept clients on (default 6543)
       --pool-mode MODE       session, transaction or statement (default transaction)
@@ -44,7 +49,8 @@ Each flag also accepts the form --flag=value.
 
 Settings are read from, in increasing precedence: built-in defaults, the config file, environment variables
 named after the setting in upper case (LISTEN_PORT=6543, ADMIN_USERS=a,b), and flags. DATABASE_URL=
-postgres://user:password@host:5432/db defines a database and a user with those credentials.
+postgres://user:password@host:5432/db defines a database and a user with those credentials; so do
+DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD (DB_NAME default "*": any database) as in PgBouncer images.
 Durations take a unit (500ms, 30s, 5min, 1h); a bare number means seconds.
 
 Every setting, with its default and meaning, is listed in the README and in config/pgmux.yaml.
@@ -66,7 +72,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!looksLikeFlag(arg)) {
-      throw new ConfigError(arg, 'is not an option; pgmux takes no positional arguments (use --config FILE for a config file)');
+      throw new ConfigError(arg, 'is not an option; pgmux takes no positional arguments (use --config FILE for a config file, or pgmux import FILE to convert a pgbouncer.ini)');
     }
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const flag = eq === -1 ? arg : arg.slice(0, eq);
@@ -92,6 +98,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
       case '--config':
       case '-c':
         result.configPath = takeValue();
+        break;
+      case '--pgbouncer-ini':
+        result.pgbouncerIni = takeValue();
         break;
       case '--set': {
         const [name, value] = parseAssignment(takeValue());

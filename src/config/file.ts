@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
+import { parsePgbouncerIni, type PgbouncerImport } from './pgbouncer-ini.js';
 
 /** Used when neither --config nor PGMUX_CONFIG is given, and only if it exists. */
 export const DEFAULT_CONFIG_FILE = 'config/pgmux.yaml';
@@ -55,4 +56,22 @@ export function parseYaml(text: string, path: string): unknown {
   } catch (err) {
     throw new ConfigError(path, `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/**
+ * Reads a PgBouncer configuration (--pgbouncer-ini) and converts it; relative `%include`s are looked for next to
+ * the including file, then in `cwd`.
+ */
+export function readPgbouncerIni(file: string, cwd: string): PgbouncerImport & { readonly path: string } {
+  const key = '--pgbouncer-ini';
+  if (file.trim() === '') throw new ConfigError(key, 'must name a file (got "")');
+  const path = resolve(cwd, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = err instanceof Error && 'code' in err ? String(err.code) : 'unknown error';
+    throw new ConfigError(key, code === 'ENOENT' ? `file not found: ${path}` : `cannot read ${path} (${code})`);
+  }
+  return { path, ...parsePgbouncerIni(text, path, { readFile: (p) => readFileSync(p, 'utf8'), cwd }) };
 }

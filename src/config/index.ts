@@ -2,7 +2,9 @@
 export { cliKey, HELP_TEXT, parseCli, type CliOptions } from './cli.js';
 export { ConfigError } from './errors.js';
 export { DEFAULT_CONFIG_FILE } from './file.js';
-export { loadConfig, type LoadedConfig, type LoadOptions } from './load.js';
+export { loadConfig, type ConfigNotice, type LoadedConfig, type LoadOptions } from './load.js';
+export { runImportCommand } from './import-command.js';
+export { formatIniNote, parsePgbouncerIni, type IniNote, type PgbouncerImport } from './pgbouncer-ini.js';
 export { passwordKind, type PasswordKind } from './password.js';
 export {
   AUTH_TYPES,
@@ -25,4 +27,5 @@ export {
   type SettingName,
   type UserConfig,
 } from './schema.js';
+export { resolveDatabase, WILDCARD_DATABASE } from './resolve-database.js';
 export { formatDuration, MAX_DURATION_MS } from './values.js';

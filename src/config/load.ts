@@ -1,9 +1,11 @@
 // loadConfig: defaults < YAML file < environment < command line, validated once into a frozen object.
 import { cliKey, parseCli } from './cli.js';
+import { applyContainerDatabase, applyPrefixedSettings } from './container-env.js';
 import { ConfigDraft } from './draft.js';
 import { at, checkUrlPassword, isMap, parseDatabase, parseEntries, parseUser } from './entries.js';
 import { ConfigError } from './errors.js';
-import { readConfigFile } from './file.js';
+import { readConfigFile, readPgbouncerIni } from './file.js';
+import { formatIniNote, type PgbouncerImport } from './pgbouncer-ini.js';
 import { DATABASE_FIELDS, SETTINGS, SETTINGS_BY_NAME, USER_FIELDS, type PgmuxConfig } from './schema.js';
 import { didYouMean } from './suggest.js';
 import { parsePostgresUrl } from './url.js';
@@ -22,21 +24,63 @@ export interface LoadOptions {
 
 export interface LoadedConfig {
   config: PgmuxConfig;
-  /** Absolute path of the file read, or null when none was. */
+  /** Absolute path of the file read (YAML, or pgbouncer.ini with --pgbouncer-ini), or null when none was. */
   configPath: string | null;
+  /** What the operator should be told at startup (settings pgmux does not support, ...); log each one. */
+  notices: readonly ConfigNotice[];
+}
+
+/** Something about the configuration worth a log line at startup; never contains a secret. */
+export interface ConfigNotice {
+  readonly level: 'warn' | 'info';
+  readonly message: string;
+  /** Fields of the structured log line. */
+  readonly fields: Readonly<Record<string, unknown>>;
 }
 
 /** Loads and validates the whole config; throws ConfigError naming the offending key. */
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const cli = parseCli(options.argv ?? process.argv.slice(2));
-  const file = readConfigFile(cli.configPath, env, options.cwd ?? process.cwd());
-
+  const cwd = options.cwd ?? process.cwd();
   const draft = new ConfigDraft();
-  if (file !== null) applyFile(draft, file.document, file.path);
-  applyEnv(draft, env);
+  const notices: ConfigNotice[] = [];
+  let configPath: string | null = null;
+  if (cli.pgbouncerIni !== undefined) {
+    // The PgBouncer file takes the place of the YAML file; environment and flags still apply on top.
+    if (cli.configPath !== undefined) throw new ConfigError('--pgbouncer-ini', 'cannot be combined with --config: give one configuration file');
+    if (env.PGMUX_CONFIG) throw new ConfigError('PGMUX_CONFIG', 'is set, and --pgbouncer-ini names another configuration file: give one');
+    const ini = readPgbouncerIni(cli.pgbouncerIni, cwd);
+    applyFile(draft, ini.document, ini.path);
+    notices.push(...iniNotices(ini));
+    configPath = ini.path;
+  } else {
+    const file = readConfigFile(cli.configPath, env, cwd);
+    if (file !== null) applyFile(draft, file.document, file.path);
+    configPath = file?.path ?? null;
+  }
+  applyEnv(draft, env, notices);
   for (const [name, value] of Object.entries(cli.overrides)) draft.setSetting(name, value, cliKey(name));
-  return { config: draft.build(), configPath: file?.path ?? null };
+  return { config: draft.build(), configPath, notices };
+}
+
+function iniNotices(ini: PgbouncerImport): ConfigNotice[] {
+  const notices: ConfigNotice[] = [];
+  if (ini.unsupported.length > 0) {
+    notices.push({
+      level: 'warn',
+      message: `pgbouncer.ini: ${ini.unsupported.length} setting(s) pgmux does not support have no effect: ${ini.unsupported.map((n) => n.key).join(', ')}`,
+      fields: { unsupported: ini.unsupported.map(formatIniNote) },
+    });
+  }
+  if (ini.ignored.length > 0) {
+    notices.push({
+      level: 'info',
+      message: `pgbouncer.ini: ignored as meaningless for pgmux: ${ini.ignored.map((n) => n.key).join(', ')}`,
+      fields: { ignored: ini.ignored.map(formatIniNote) },
+    });
+  }
+  return notices;
 }
 
 const TOP_LEVEL_KEYS = [...SETTINGS_BY_NAME.keys(), 'databases', 'users'];
@@ -62,7 +106,12 @@ function unknownKeyHint(key: string): string {
   return '';
 }
 
-function applyEnv(draft: ConfigDraft, env: NodeJS.ProcessEnv): void {
+function applyEnv(draft: ConfigDraft, env: NodeJS.ProcessEnv, notices: ConfigNotice[]): void {
+  // bitnami/pgbouncer's PGBOUNCER_<SETTING> names first, so pgmux's own names win.
+  const unknown = applyPrefixedSettings(draft, env);
+  if (unknown.length > 0) {
+    notices.push({ level: 'warn', message: `environment: PGBOUNCER_* variables pgmux does not support are ignored: ${unknown.join(', ')}`, fields: { unsupported: unknown } });
+  }
   // Only names of settings are looked at: the environment is full of unrelated variables.
   for (const setting of SETTINGS) {
     const name = setting.name.toUpperCase();
@@ -71,6 +120,8 @@ function applyEnv(draft: ConfigDraft, env: NodeJS.ProcessEnv): void {
   }
   const url = env.DATABASE_URL;
   if (url !== undefined && url.trim() !== '') applyDatabaseUrl(draft, url);
+  // DB_HOST/DB_USER/... (edoburu/pgbouncer) or POSTGRESQL_HOST/... (bitnami/pgbouncer), unless DATABASE_URL is set.
+  applyContainerDatabase(draft, env);
 }
 
 /**

@@ -132,8 +132,8 @@ export const SETTINGS = [
   oneOf('log_level', 'info', LOG_LEVELS, 'Least severe log level written.'),
   bool('application_name_add_host', false, 'Append the client address and port to application_name on the server.'),
   duration('stats_period', 60, 'How often averages in SHOW STATS are recomputed and logged.'),
-  int('metrics_port', 9127, 0, 65535, 'Port of the Prometheus /metrics endpoint; 0 turns it off.'),
-  str('metrics_addr', '127.0.0.1', 'Address of the Prometheus /metrics endpoint; "*" means all interfaces.', address),
+  int('metrics_port', 9127, 0, 65535, 'Port of the HTTP endpoint serving Prometheus /metrics, /healthz, /readyz and the status page; 0 turns it off.'),
+  str('metrics_addr', '127.0.0.1', 'Address of the metrics/health/status HTTP endpoint; "*" means all interfaces.', address),
 ] as const;
 
 type AnySetting = (typeof SETTINGS)[number];

@@ -3,11 +3,6 @@ import { formatSettingValue, SETTINGS } from './schema.js';
 
 /** Settings accepted now whose behaviour arrives with a later feature; the README says so instead of pretending. */
 export const PLANNED_SETTINGS: Readonly<Record<string, string>> = {
-  admin_users: 'admin console',
-  stats_users: 'admin console',
-  stats_period: 'admin console and metrics',
-  metrics_port: 'Prometheus endpoint',
-  metrics_addr: 'Prometheus endpoint',
   application_name_add_host: 'session-state tracking',
 };
 

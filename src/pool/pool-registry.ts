@@ -11,10 +11,13 @@ import { ScramSecretCache } from '../client/client-auth.js';
 import { loadClientTls, loadServerTls, type ClientTls, type ServerTls } from '../net/tls-config.js';
 import type { ClientHost } from '../client/client-host.js';
 import { ClientState, type ClientSession } from '../client/client-session.js';
-import type { DatabaseConfig, PgmuxConfig } from '../config/index.js';
+import { resolveDatabase, type DatabaseConfig, type PgmuxConfig } from '../config/index.js';
 import { Errors, type PgmuxError } from '../errors.js';
 import { TxStatus } from '../protocol/codes.js';
+import type { AdminConsole } from '../admin/admin-console.js';
+import type { ServerTarget } from '../server/server-connection.js';
 import { Pool, type PoolHost, type PoolSettings } from './pool.js';
+import { addCounters, averages, StatsHistory, ZERO_COUNTERS } from './pool-stats.js';
 
 const JANITOR_INTERVAL_MS = 200;
 
@@ -23,16 +26,33 @@ export class PoolRegistry implements ClientHost, PoolHost {
   /** Every client connection, logged in or not. */
   readonly clients = new Set<ClientSession>();
   readonly secrets = new ScramSecretCache();
-  readonly clientTls: ClientTls;
-  readonly serverTls: ServerTls;
-  readonly passwords: PasswordSource;
+  // Replaced as a whole by a reload (applyConfig).
+  clientTls: ClientTls;
+  serverTls: ServerTls;
+  passwords: PasswordSource;
+  /** The admin console behind the virtual databases pgbouncer/pgmux, when the process has one. */
+  adminConsole: AdminConsole | null = null;
+  /** Counter snapshots every stats_period, for the averages of SHOW STATS. */
+  readonly statsHistory = new StatsHistory();
+  /** PAUSE (or KILL) with no database named: every pool is paused. */
+  private pausedAll = false;
+  private readonly pausedDbs = new Set<string>();
+  private readonly disabledDbs = new Set<string>();
+  private orphans = 0;
+  /** Configuration reloads (RELOAD, SIGHUP) that were applied / rejected, for metrics. */
+  readonly reloads = { ok: 0, failed: 0 };
   private readonly byCancelKey = new Map<number, ClientSession>();
   private serverIds = 0;
   private failedLogins = 0;
   /** Clients pinned, by reason, since start (for the admin console and metrics). */
   readonly pinCounts = new Map<string, number>();
   private failedLoginsSince = Date.now();
+  /** Failed client logins since start (monotonic, for metrics; failedLogins above is per minute). */
+  loginFailuresTotal = 0;
+  /** Called once for each pool created (the metrics module attaches its histograms here). */
+  onPoolCreated: ((pool: Pool) => void) | null = null;
   private janitor: NodeJS.Timeout | null = null;
+  /** Set by Pgmux.stop(): see ClientHost.draining. */
   draining = false;
 
   /** Throws ConfigError when TLS files or the auth_file cannot be read. */
@@ -69,6 +89,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     clientPassword: string | undefined,
     scramKeys?: { clientKey: Buffer; serverKey: Buffer },
   ): Pool {
+    if (this.disabledDbs.has(database)) throw Errors.databaseDisabled(database);
     const forced = dbConfig.user !== undefined;
     const upstreamUser = dbConfig.user ?? clientUser;
     const key = `${database}\0${upstreamUser}`;
@@ -77,24 +98,17 @@ export class PoolRegistry implements ClientHost, PoolHost {
       // Passwords looked up with auth_query can change; the newest proof is the one that works.
       if (!forced) pool.updateLogin(clientPassword, scramKeys);
     } else {
-      const password = forced ? dbConfig.password : clientPassword;
       pool = new Pool(
         database,
         upstreamUser,
         this.poolSettings(dbConfig, upstreamUser),
-        {
-          host: dbConfig.host,
-          port: dbConfig.port,
-          keepalive: this.config.tcp_keepalive,
-          login: { user: upstreamUser, database: dbConfig.dbname, password, scramKeys: forced ? undefined : scramKeys },
-          tls: this.serverTls,
-          connectQuery: dbConfig.connect_query,
-          maxPreparedStatements: this.config.max_prepared_statements,
-        },
+        this.targetFor(dbConfig, upstreamUser, { password: clientPassword, scramKeys }),
         this,
         this.log.child({ pool: `${database}/${upstreamUser}` }),
       );
+      pool.paused = this.isPaused(database);
       this.pools.set(key, pool);
+      this.onPoolCreated?.(pool);
     }
     return pool;
   }
@@ -116,6 +130,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
 
   loginFailed(client: ClientSession, error: PgmuxError): void {
     this.failedLogins++;
+    this.loginFailuresTotal++;
     client.log.warn({ client: client.id, addr: client.label, code: error.code, failedLoginsThisMinute: this.failedLogins }, 'client login failed');
   }
 
@@ -129,6 +144,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
 
   clientPinned(client: ClientSession, kind: string): void {
     this.pinCounts.set(kind, (this.pinCounts.get(kind) ?? 0) + 1);
+    client.pool?.stats.pin(kind);
     client.log.info({ client: client.id, reason: kind }, 'client pinned to its server connection by session state');
   }
 
@@ -146,7 +162,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
   }
 
   mayOpenServer(pool: Pool): boolean {
-    const dbCap = this.config.databases[pool.database]?.max_db_connections ?? this.config.max_db_connections;
+    const dbCap = resolveDatabase(this.config, pool.database)?.max_db_connections ?? this.config.max_db_connections;
     const userCap = this.userConfig(pool.user)?.max_user_connections ?? this.config.max_user_connections;
     if (dbCap > 0 && this.count((p) => p.database === pool.database) >= dbCap) return this.makeRoom(pool, (p) => p.database === pool.database);
     if (userCap > 0 && this.count((p) => p.user === pool.user) >= userCap) return this.makeRoom(pool, (p) => p.user === pool.user);
@@ -169,6 +185,8 @@ export class PoolRegistry implements ClientHost, PoolHost {
       this.failedLoginsSince = now;
     }
     for (const pool of this.pools.values()) pool.tick(now);
+    this.forgetDrainedPools();
+    if (this.statsHistory.tick(now, this.config.stats_period, [...this.pools.values()].map((p) => p.stats))) this.logStats(now);
     const c = this.config;
     if (c.client_login_timeout === 0 && c.client_idle_timeout === 0 && c.idle_transaction_timeout === 0 && c.query_timeout === 0) return;
     for (const client of this.clients) this.checkClientTimeouts(client, now);
@@ -215,7 +233,197 @@ export class PoolRegistry implements ClientHost, PoolHost {
     return n;
   }
 
+  // ---- admin control: PAUSE, RESUME, RECONNECT, KILL, DISABLE, ENABLE, KILL_CLIENT ----
+
+  /** The pools of one database (all pools when `database` is undefined), pools of removed databases included. */
+  poolsOf(database?: string): Pool[] {
+    const out: Pool[] = [];
+    for (const pool of this.pools.values()) if (database === undefined || pool.database === database) out.push(pool);
+    return out;
+  }
+
+  isPaused(database: string): boolean {
+    return this.pausedAll || this.pausedDbs.has(database);
+  }
+
+  isDisabled(database: string): boolean {
+    return this.disabledDbs.has(database);
+  }
+
+  /** Names of paused databases; "*" when everything is paused (PAUSE without a name). */
+  pausedDatabases(): string[] {
+    return this.pausedAll ? ['*'] : [...this.pausedDbs];
+  }
+
+  /** PAUSE [db]: hand out no servers, close them as they are released. Done when `pauseDone(db)` says so. */
+  pause(database?: string): void {
+    if (database === undefined) this.pausedAll = true;
+    else this.pausedDbs.add(database);
+    for (const pool of this.poolsOf(database)) pool.pause();
+  }
+
+  /** Whether PAUSE [db] has finished: no server connection of the database(s) left. */
+  pauseDone(database?: string): boolean {
+    return this.poolsOf(database).every((p) => p.serverCount === 0);
+  }
+
+  /** RESUME [db]; without a name, everything paused (globally or per database) is resumed. */
+  resume(database?: string): void {
+    if (database === undefined) {
+      this.pausedAll = false;
+      this.pausedDbs.clear();
+    } else {
+      this.pausedDbs.delete(database);
+    }
+    for (const pool of this.poolsOf(database)) if (!this.isPaused(pool.database)) pool.resume();
+  }
+
+  /** RECONNECT [db]: servers close when next released; new ones connect as needed. */
+  reconnect(database?: string): void {
+    for (const pool of this.poolsOf(database)) pool.reconnect();
+  }
+
+  /** Whether servers marked by RECONNECT or a reload are all gone (WAIT_CLOSE). */
+  closeDone(database?: string): boolean {
+    return this.poolsOf(database).every((p) => p.closeNeeded.size === 0);
+  }
+
+  /** KILL [db]: drop its clients and servers at once; the database stays paused until RESUME. */
+  kill(database?: string): void {
+    if (database === undefined) this.pausedAll = true;
+    else this.pausedDbs.add(database);
+    for (const pool of this.poolsOf(database)) pool.kill(Errors.databaseKilled(pool.database));
+  }
+
+  /** DISABLE db / ENABLE db: refuse or allow new client logins. */
+  setDisabled(database: string, disabled: boolean): void {
+    if (disabled) this.disabledDbs.add(database);
+    else this.disabledDbs.delete(database);
+  }
+
+  /** KILL_CLIENT id: close one client, and the server it holds. Returns whether it existed. */
+  killClient(id: number): boolean {
+    for (const client of this.clients) {
+      if (client.id !== id) continue;
+      const server = client.server;
+      if (server !== null) client.pool?.closeNeeded.add(server);
+      client.fail(Errors.clientKilled(id));
+      return true;
+    }
+    return false;
+  }
+
+  // ---- reload ----
+
+  /**
+   * Takes a new configuration (RELOAD, SIGHUP, SET). Everything that can fail (TLS files, the
+   * auth_file) is read first: on a ConfigError nothing has changed. Then pools are updated in
+   * place: new sizes and timeouts at once, a new upstream target with RECONNECT semantics;
+   * pools of databases that are gone (or whose forced user changed) take no new clients and are
+   * forgotten once their clients have left. No client is dropped.
+   */
+  applyConfig(next: PgmuxConfig): ReloadSummary {
+    const clientTls = loadClientTls(next);
+    const loadedServerTls = loadServerTls(next);
+    const serverTls = sameServerTls(loadedServerTls, this.serverTls) ? this.serverTls : loadedServerTls;
+    const passwords = new PasswordSource(next, serverTls, this.log);
+
+    const previous = this.config;
+    this.config = next;
+    this.clientTls = clientTls;
+    this.serverTls = serverTls;
+    this.passwords = passwords;
+    const summary: ReloadSummary = { resized: [], retargeted: [], removed: [] };
+    for (const [key, pool] of [...this.pools]) {
+      if (key.includes('\0orphan')) continue;
+      const db = resolveDatabase(next, pool.database);
+      const wasForced = resolveDatabase(previous, pool.database)?.user !== undefined;
+      if (db === undefined || (db.user !== undefined) !== wasForced || (db.user !== undefined && db.user !== pool.user)) {
+        this.orphan(key, pool);
+        summary.removed.push(pool.name);
+        continue;
+      }
+      const settings = this.poolSettings(db, pool.user);
+      if (!sameSettings(settings, pool.settings)) {
+        pool.updateSettings(settings);
+        summary.resized.push(pool.name);
+      }
+      const login = pool.target.login;
+      const target = this.targetFor(db, pool.user, { password: login.password, scramKeys: login.scramKeys });
+      if (sameTarget(target, pool.target)) {
+        pool.target = target; // keepalive, max_prepared_statements: for servers opened from now on
+      } else {
+        pool.retarget(target);
+        summary.retargeted.push(pool.name);
+      }
+    }
+    for (const pool of this.pools.values()) if (pool.waiting.length > 0) pool.grow();
+    return summary;
+  }
+
+  /** A pool that takes no new clients: kept (under another key) until its clients have left. */
+  private orphan(key: string, pool: Pool): void {
+    this.pools.delete(key);
+    this.pools.set(`${key}\0orphan${++this.orphans}`, pool);
+    pool.log.info('database removed or changed by reload: the pool takes no new clients and closes when its clients have left');
+    if (pool.clients.size === 0) pool.close();
+  }
+
+  private forgetDrainedPools(): void {
+    for (const [key, pool] of this.pools) {
+      if (!key.includes('\0orphan')) continue;
+      if (pool.clients.size === 0) pool.close();
+      if (pool.drained) this.pools.delete(key);
+    }
+  }
+
+  /** Once per stats_period, as PgBouncer does: the averages of the last period, when there was traffic. */
+  private logStats(now: number): void {
+    const live = { ...ZERO_COUNTERS };
+    const then = { ...ZERO_COUNTERS };
+    for (const pool of this.pools.values()) {
+      addCounters(live, pool.stats.snapshot());
+      addCounters(then, this.statsHistory.baseline(pool.stats));
+    }
+    if (live.queryCount === then.queryCount && live.bytesReceived === then.bytesReceived) return;
+    const avg = averages(live, then, now - this.statsHistory.windowStart);
+    this.log.info(
+      {
+        xactsPerSec: avg.xactCount,
+        queriesPerSec: avg.queryCount,
+        bytesInPerSec: avg.bytesReceived,
+        bytesOutPerSec: avg.bytesSent,
+        xactUs: avg.xactTimeUs,
+        queryUs: avg.queryTimeUs,
+        waitUs: avg.waitTimeUs,
+      },
+      'stats',
+    );
+  }
+
   // ---- internals ----
+
+  private targetFor(
+    dbConfig: DatabaseConfig,
+    upstreamUser: string,
+    client: { password: string | undefined; scramKeys?: { clientKey: Buffer; serverKey: Buffer } },
+  ): ServerTarget {
+    const forced = dbConfig.user !== undefined;
+    return {
+      host: dbConfig.host,
+      port: dbConfig.port,
+      keepalive: this.config.tcp_keepalive,
+      login: {
+        user: upstreamUser,
+        database: dbConfig.dbname,
+        password: forced ? dbConfig.password : client.password,
+        scramKeys: forced ? undefined : client.scramKeys,
+      },
+      tls: this.serverTls,
+      connectQuery: dbConfig.connect_query,
+      maxPreparedStatements: this.config.max_prepared_statements,
+    };
+  }
 
   private userConfig(user: string) {
     return Object.hasOwn(this.config.users, user) ? this.config.users[user] : undefined;
@@ -257,4 +465,37 @@ export class PoolRegistry implements ClientHost, PoolHost {
     }
     return false;
   }
+}
+
+/** What a reload changed, by pool name (database/user). */
+export interface ReloadSummary {
+  /** New pool size, mode or timeouts. */
+  resized: string[];
+  /** New upstream target: servers close when released (RECONNECT semantics). */
+  retargeted: string[];
+  /** Database gone (or its forced user changed): no new clients, forgotten when the last leaves. */
+  removed: string[];
+}
+
+function sameSettings(a: PoolSettings, b: PoolSettings): boolean {
+  for (const key of Object.keys(a) as Array<keyof PoolSettings>) if (a[key] !== b[key]) return false;
+  return true;
+}
+
+/** Whether servers of target `b` can go on serving target `a` (what they connected to is the same). */
+function sameTarget(a: ServerTarget, b: ServerTarget): boolean {
+  return (
+    a.host === b.host &&
+    a.port === b.port &&
+    a.login.user === b.login.user &&
+    a.login.database === b.login.database &&
+    a.login.password === b.login.password &&
+    a.tls === b.tls &&
+    a.connectQuery === b.connectQuery
+  );
+}
+
+function sameServerTls(a: ServerTls, b: ServerTls): boolean {
+  const eq = (x: Buffer | undefined, y: Buffer | undefined): boolean => (x === undefined ? y === undefined : y !== undefined && x.equals(y));
+  return a.mode === b.mode && eq(a.ca, b.ca) && eq(a.cert, b.cert) && eq(a.key, b.key);
 }

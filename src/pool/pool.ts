@@ -47,6 +47,8 @@ export interface PoolClient extends ServerClient {
   requestSince: number;
   /** Holds unmovable session state (transaction mode): its server must be reset before reuse. */
   readonly pinned: boolean;
+  /** Send a FATAL error and close the connection (KILL from the admin console). */
+  fail(error: PgmuxError): void;
 }
 
 /** What a pool asks of the registry that owns it (limits shared between pools). */
@@ -70,6 +72,18 @@ export class Pool implements ServerOwner {
   readonly stats = new PoolStats();
   /** ParameterStatus values of the first server to log in: what new clients are told. */
   defaultParams: ReadonlyMap<string, string> | null = null;
+  /**
+   * PAUSE / KILL from the admin console: no server is handed out or opened, servers close as they
+   * are released, and clients that want one wait in the queue until RESUME.
+   */
+  paused = false;
+  /**
+   * Servers to close when next released, whatever their state (RECONNECT, or a reload that changed
+   * the upstream target): a flag, not a container; place() drops it when the server closes.
+   */
+  readonly closeNeeded = new Set<ServerConnection>();
+  /** A pool_mode change from a reload, applied once no client uses the pool (see tick). */
+  private pendingSettings: PoolSettings | null = null;
   private lastLoginFailure = 0;
   private closed = false;
 
@@ -111,8 +125,12 @@ export class Pool implements ServerOwner {
       client.onAcquireFailed(Errors.adminShutdown());
       return;
     }
-    const server = this.takeIdle(now);
     client.waitingSince = now;
+    if (this.paused) {
+      this.waiting.push(client.waitLink);
+      return;
+    }
+    const server = this.takeIdle(now);
     if (server !== null && !this.needsCheck(server, now)) {
       this.assign(server, client);
       return;
@@ -156,6 +174,7 @@ export class Pool implements ServerOwner {
       const waited = Date.now() - client.waitingSince;
       if (waited > 0) this.stats.wait(waited);
     }
+    this.stats.assignCount++;
     this.place(server, ServerState.Active);
     client.server = server;
     server.attach(client);
@@ -178,8 +197,9 @@ export class Pool implements ServerOwner {
   serverFree(server: ServerConnection): void {
     if (this.defaultParams === null) this.defaultParams = new Map(server.params);
     const now = Date.now();
-    if (this.closed || this.expired(server, now)) {
-      this.retire(server, this.closed ? 'pool closed' : 'server_lifetime reached');
+    const surplus = this.serverCount > this.settings.poolSize + this.settings.reservePoolSize;
+    if (this.closed || this.paused || this.closeNeeded.has(server) || surplus || this.expired(server, now)) {
+      this.retire(server, this.retireReason(server, surplus));
       return;
     }
     const next = this.waiting.shift();
@@ -233,7 +253,7 @@ export class Pool implements ServerOwner {
 
   /** Open server connections for queued clients, within pool_size (+ reserve) and shared caps. */
   grow(now: number = Date.now()): void {
-    if (this.closed || now - this.lastLoginFailure < this.settings.serverLoginRetryMs) return;
+    if (this.closed || this.paused || now - this.lastLoginFailure < this.settings.serverLoginRetryMs) return;
     while (this.waiting.length > this.connecting.size && this.serverCount < this.limit(now)) {
       if (!this.host.mayOpenServer(this)) break;
       this.openServer();
@@ -250,6 +270,7 @@ export class Pool implements ServerOwner {
 
   /** Periodic work, driven by the registry's single janitor timer. */
   tick(now: number): void {
+    if (this.pendingSettings !== null && this.clients.size === 0) this.applyPendingSettings();
     const s = this.settings;
     if (s.queryWaitTimeoutMs > 0) {
       for (let head = this.waiting.peek(); head !== undefined && now - head.waitingSince >= s.queryWaitTimeoutMs; head = this.waiting.peek()) {
@@ -268,9 +289,90 @@ export class Pool implements ServerOwner {
       if (idleTooLong || this.expired(server, now)) this.retire(server, idleTooLong ? 'server_idle_timeout reached' : 'server_lifetime reached');
       else i++;
     }
-    if (!this.closed && this.clients.size > 0 && now - this.lastLoginFailure >= s.serverLoginRetryMs) {
+    if (!this.closed && !this.paused && this.clients.size > 0 && now - this.lastLoginFailure >= s.serverLoginRetryMs) {
       while (this.serverCount < s.minPoolSize && this.host.mayOpenServer(this)) this.openServer();
     }
+  }
+
+  // ---- admin control (PAUSE, RESUME, RECONNECT, KILL) and reload ----
+
+  /** PAUSE: hand out no server; close idle ones now and the rest as they are released. */
+  pause(): void {
+    this.paused = true;
+    for (const server of [...this.idle]) this.retire(server, 'PAUSE');
+  }
+
+  /** RESUME: serve the queue again. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.grow();
+  }
+
+  /** RECONNECT: every server now open closes when next released (idle ones at once); new ones are opened as needed. */
+  reconnect(reason = 'RECONNECT'): void {
+    for (const set of [this.connecting, this.active, this.resetting]) for (const server of set) this.closeNeeded.add(server);
+    for (const server of [...this.idle]) this.retire(server, reason);
+  }
+
+  /** KILL: pause, drop every client with `error`, close every server at once. */
+  kill(error: PgmuxError): void {
+    this.paused = true;
+    for (const client of [...this.clients]) client.fail(error);
+    for (let c = this.waiting.shift(); c !== undefined; c = this.waiting.shift()) c.fail(error);
+    for (const set of [this.idle, this.active, this.resetting]) {
+      for (const server of [...set]) this.retire(server, 'KILL');
+    }
+    // Closing a connection still logging in would count as a failed login (and delay new ones by
+    // server_login_retry): those close as soon as they are up instead.
+    for (const server of this.connecting) this.closeNeeded.add(server);
+  }
+
+  /**
+   * New settings from a reload or SET. Sizes and timeouts apply at once (a smaller pool closes
+   * servers beyond its size as they are released); a pool_mode change waits until no client uses
+   * the pool, because clients keep the mode they logged in with.
+   */
+  updateSettings(settings: PoolSettings): void {
+    if (settings.mode !== this.settings.mode) {
+      this.pendingSettings = settings;
+      if (this.clients.size === 0) this.applyPendingSettings();
+      else this.log.info({ from: this.settings.mode, to: settings.mode }, 'pool_mode changes when the pool\'s current clients have left');
+      return;
+    }
+    this.pendingSettings = null;
+    this.settings = settings;
+    for (let i = 0; i < this.idle.length && this.serverCount > settings.poolSize + settings.reservePoolSize; ) {
+      this.retire(this.idle[i], 'pool size reduced');
+    }
+    if (this.waiting.length > 0) this.grow();
+  }
+
+  /** A new upstream target (host, port, dbname, login, TLS...): servers of the old one close when released. */
+  retarget(target: ServerTarget): void {
+    this.target = target;
+    this.reconnect('upstream changed by reload');
+  }
+
+  /** Whether the pool is not serving new clients any more and holds nothing: the registry may forget it. */
+  get drained(): boolean {
+    return this.closed && this.clients.size === 0 && this.serverCount === 0;
+  }
+
+  private applyPendingSettings(): void {
+    const settings = this.pendingSettings as PoolSettings;
+    this.pendingSettings = null;
+    this.log.info({ pool_mode: settings.mode }, 'pool_mode changed');
+    this.settings = settings;
+    // Servers used in the other mode may carry state the new mode does not expect.
+    this.reconnect('pool_mode changed');
+  }
+
+  private retireReason(server: ServerConnection, surplus: boolean): string {
+    if (this.closed) return 'pool closed';
+    if (this.paused) return 'PAUSE';
+    if (this.closeNeeded.has(server)) return 'RECONNECT';
+    return surplus ? 'pool size reduced' : 'server_lifetime reached';
   }
 
   /** Stop handing out servers; close idle ones now and the rest as they come back. */
@@ -348,6 +450,7 @@ export class Pool implements ServerOwner {
         this.resetting.add(server);
         break;
       case ServerState.Closed:
+        this.closeNeeded.delete(server);
         break;
     }
   }

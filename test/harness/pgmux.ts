@@ -18,6 +18,8 @@ export interface TestPgmuxOptions {
   /** databases: entries; host/port default to the test cluster. */
   databases: Record<string, Record<string, unknown>>;
   users?: Record<string, Record<string, unknown>>;
+  /** Serve /metrics, /healthz, /readyz and the status page on a free port (`TestPgmux.metricsUrl`). */
+  metrics?: boolean;
 }
 
 export interface TestPgmux {
@@ -25,31 +27,47 @@ export interface TestPgmux {
   port: number;
   /** Absolute path of the YAML configuration file pgmux was started from. */
   configFile: string;
+  /** `http://127.0.0.1:<port>` of the metrics endpoint, when started with `metrics: true`. */
+  metricsUrl: string;
   /** Connection URL through pgmux. */
   url(database: string, user: string, password?: string): string;
   stop(timeoutMs?: number): Promise<void>;
+  /** Writes the configuration file anew (as startPgmux did), for a RELOAD to pick up. */
+  rewriteConfig(options: TestPgmuxOptions): void;
 }
 
-export async function startPgmux(options: TestPgmuxOptions): Promise<TestPgmux> {
+/** The YAML startPgmux writes for these options. */
+export function renderConfig(options: TestPgmuxOptions): string {
   const info = pgInfo();
   const databases: Record<string, Record<string, unknown>> = {};
   for (const [name, entry] of Object.entries(options.databases)) databases[name] = { host: info.host, port: info.port, ...entry };
-  const document = { listen_port: 0, log_level: 'info', ...options.settings, databases, users: options.users ?? {} };
+  // metrics_port defaults to off here: its real default (9127) would collide between the instances that test
+  // files start in parallel, and 0 cannot ask for a free port because in the config 0 means off. Tests that want
+  // the endpoint pass `metrics: true`, which gives pgmux a free port through PgmuxOptions.metricsPort.
+  const document = { listen_port: 0, metrics_port: 0, log_level: 'info', ...options.settings, databases, users: options.users ?? {} };
+  return stringify(document);
+}
+
+export async function startPgmux(options: TestPgmuxOptions): Promise<TestPgmux> {
   const dir = mkdtempSync(path.join(tmpdir(), 'pgmux-test-'));
   const file = path.join(dir, 'pgmux.yaml');
-  writeFileSync(file, stringify(document));
-  const { config } = loadConfig({ argv: ['--config', file], env: {}, cwd: dir });
+  writeFileSync(file, renderConfig(options));
+  // RELOAD reads the same file again, as main.ts does with the process's own arguments.
+  const load = () => loadConfig({ argv: ['--config', file], env: {}, cwd: dir }).config;
+  const config = load();
 
   mkdirSync('.tmp/logs', { recursive: true });
   const log = createLogger(config.log_level, pino.destination({ dest: `.tmp/logs/pgmux-${process.pid}.log`, sync: false, mkdir: true }));
-  const pgmux = new Pgmux(config, log);
+  const pgmux = new Pgmux(config, log, { reloadConfig: load, ...(options.metrics === true ? { metricsPort: 0 } : {}) });
   const address = await pgmux.start();
   return {
     pgmux,
     port: address.port,
     configFile: file,
+    metricsUrl: `http://127.0.0.1:${pgmux.metricsPort}`,
     url: (database, user, password) =>
       `postgres://${encodeURIComponent(user)}${password === undefined ? '' : `:${encodeURIComponent(password)}`}@127.0.0.1:${address.port}/${encodeURIComponent(database)}`,
     stop: (timeoutMs = 1000) => pgmux.stop(timeoutMs),
+    rewriteConfig: (next) => writeFileSync(file, renderConfig(next)),
   };
 }

@@ -1,0 +1,90 @@
+/**
+ * pgmux as a benchmark target: built from this repository (`npm run build`) and run as its own process
+ * (`node dist/src/main.js --config FILE`), configured like PgBouncer (see pgbouncer.ts): the same auth_file.
+ */
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { freePort } from '../test/harness/postgres.js';
+import { cleanEnv, processCpuUs, runCommand, spawnWrapped, stopChild } from './proc.js';
+import { POOL_SETTINGS, tail, waitForPort, type PoolerSetup, type Target } from './target.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ENTRY = path.join(ROOT, 'dist', 'src', 'main.js');
+
+/** `npm run build`; throws with the compiler's output when it fails. */
+export async function buildPgmux(log: (line: string) => void): Promise<void> {
+  log('building pgmux (npm run build)');
+  const result = await runCommand('npm', ['run', 'build', '--silent'], { cwd: ROOT, env: { ...process.env }, timeoutMs: 300_000 });
+  if (result.code !== 0 || !fs.existsSync(ENTRY)) {
+    throw new Error(`npm run build failed (exit ${result.code}):\n${`${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-20).join('\n')}`);
+  }
+}
+
+function pgmuxVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
+
+function config(setup: PoolerSetup, port: number): Record<string, unknown> {
+  return {
+    listen_addr: '127.0.0.1',
+    listen_port: port,
+    ...POOL_SETTINGS,
+    auth_file: setup.authFile,
+    client_tls_sslmode: 'disable',
+    server_tls_sslmode: 'disable',
+    log_level: 'warn',
+    log_connections: false,
+    log_disconnections: false,
+    metrics_port: 0,
+    databases: { [setup.database]: { host: '127.0.0.1', port: setup.pg.port, dbname: setup.database } },
+  };
+}
+
+/** Starts the built pgmux (build it first with buildPgmux). */
+export async function startPgmuxProcess(setup: PoolerSetup): Promise<Target> {
+  if (!fs.existsSync(ENTRY)) await buildPgmux(setup.log);
+  const version = pgmuxVersion();
+  const port = await freePort();
+  const dir = path.join(setup.workDir, 'pgmux');
+  await fsp.mkdir(dir, { recursive: true });
+  const configFile = path.join(dir, 'pgmux.yaml');
+  const logFile = path.join(dir, 'pgmux.log');
+  await fsp.writeFile(configFile, stringify(config(setup, port)));
+
+  let child: ChildProcess | undefined;
+  const launch = async (): Promise<void> => {
+    // The auth_file is readable by root, so pgmux runs as the invoking user (it does not mind root).
+    const out = fs.openSync(logFile, 'a');
+    const proc = spawnWrapped(process.execPath, [ENTRY, '--config', configFile], { cwd: dir, env: cleanEnv({ NODE_ENV: 'production' }), stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    child = proc;
+    try {
+      await waitForPort(port, () => proc.exitCode === null && proc.signalCode === null, 'pgmux');
+    } catch (err) {
+      await stopChild(proc);
+      throw new Error(`${(err as Error).message}: ${await tail(logFile)}`);
+    }
+  };
+  await launch();
+  const pid = (): number => child?.pid ?? Number.NaN;
+  setup.log(`pgmux ${version} listening on 127.0.0.1:${port} (pid ${pid()})`);
+  return {
+    name: 'pgmux',
+    port,
+    version,
+    pid,
+    cpuUs: () => processCpuUs(pid()),
+    async restart() {
+      if (child !== undefined) await stopChild(child);
+      await launch();
+    },
+    async stop() {
+      if (child !== undefined) await stopChild(child);
+    },
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * What every target offers the runner, and what the poolers share: their common settings, how they are given
+ * Postgres and credentials, and waiting for a freshly started process to listen.
+ */
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import type { PostgresInstance } from '../test/harness/postgres.js';
+import { sleep } from './proc.js';
+import type { TargetName } from './target-names.js';
+
+/** Settings both poolers share (PgBouncer names; pgmux uses the same ones). */
+export const POOL_SETTINGS = {
+  pool_mode: 'transaction',
+  default_pool_size: 20,
+  max_client_conn: 11_000,
+  auth_type: 'scram-sha-256',
+} as const;
+
+/** Direct runs go up to 400 clients; poolers hold 20 each and the tools need a few more. */
+export const PG_MAX_CONNECTIONS = 500;
+
+export interface Target {
+  readonly name: TargetName;
+  readonly port: number;
+  readonly version: string;
+  /** The process whose CPU is this target's cost: the pooler, or the postmaster for direct Postgres. */
+  pid(): number;
+  /** CPU time so far, µs: the pooler process, or for direct Postgres the postmaster and all its backends. */
+  cpuUs(): number;
+  /** Restarts the process on the same port (fresh memory); direct Postgres is not restarted. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Where a pooler should listen and what it should put in front of. */
+export interface PoolerSetup {
+  pg: PostgresInstance;
+  database: string;
+  user: string;
+  /** PgBouncer-format auth_file holding the role's SCRAM verifier, readable by the OS user below. */
+  authFile: string;
+  /** Directory for configs and logs, owned by `osUser`. */
+  workDir: string;
+  osUser: { uid: number; gid: number };
+  log: (line: string) => void;
+}
+
+/** Resolves once something accepts TCP connections on `port`; rejects when `alive()` turns false or on timeout. */
+export async function waitForPort(port: number, alive: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error(`${what} exited during startup`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`${what} did not listen on port ${port} within ${timeoutMs} ms`);
+}
+
+export async function tail(file: string, lines = 20): Promise<string> {
+  try {
+    return (await fsp.readFile(file, 'utf8')).trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
