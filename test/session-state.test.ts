@@ -424,3 +424,35 @@ describe('session_state_advisory_lock: reject', () => {
     await client.end();
   });
 });
+
+describe('startup settings after a reset of the server', () => {
+  it('a startup setting pgmux applied is applied again after DISCARD ALL reset the server (pool of 1)', async () => {
+    const one = await startPgmux({
+      settings: { default_pool_size: 1, log_connections: false, log_disconnections: false },
+      databases: { app: { dbname: db } },
+      users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
+    });
+    try {
+      const withTimeout = (): pg.Client => {
+        const c = new pg.Client({ connectionString: one.url('app', APP_ROLE.name, APP_ROLE.password), options: '-c statement_timeout=4321' });
+        c.on('error', () => undefined);
+        opened.add(c);
+        return c;
+      };
+      const a = withTimeout();
+      await a.connect();
+      expect((await a.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('4321ms');
+      // A temp table pins the client; when it leaves, its server is reset with DISCARD ALL.
+      await a.query('CREATE TEMP TABLE scratch (id int)');
+      await a.end();
+      opened.delete(a);
+      const b = withTimeout();
+      await b.connect();
+      // Same single server, reset to defaults in between: pgmux must set the startup value again.
+      expect((await b.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('4321ms');
+      expect((await b.query("SELECT to_regclass('pg_temp.scratch') AS t")).rows[0].t).toBeNull();
+    } finally {
+      await one.stop();
+    }
+  });
+});

@@ -44,6 +44,7 @@ import { WriteBatch } from '../protocol/write-batch.js';
 import type { ServerConnection } from '../server/server-connection.js';
 import { Expect } from '../server/response-queue.js';
 import { SYNCED_PARAMETERS } from '../server/server-connection.js';
+import { ParamMap } from '../server/param-map.js';
 import { ClientAuth } from './client-auth.js';
 import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
 import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, SessionState, type PinPolicy } from './session-state.js';
@@ -81,7 +82,7 @@ export class ClientSession implements FrameHandler, PoolClient {
   copyIn = false;
   /** Counted Syncs sent after the latest Execute: the server ignores those if that Execute starts COPY IN. */
   private syncsAfterExecute = 0;
-  readonly params = new Map<string, string>();
+  readonly params = new ParamMap();
   pool: Pool | null = null;
   user = '';
   database = '';
@@ -118,6 +119,10 @@ export class ClientSession implements FrameHandler, PoolClient {
   /** After pgmux failed an unsynced extended-protocol batch: drop messages up to the next Sync, as PostgreSQL does. */
   private skipUntilSync = false;
   private pausedForServer = false;
+  /** Reading paused while queued for a server. */
+  private pausedForWait = false;
+  /** Inside onData: the chunk's messages are being handled and will be flushed together at its end. */
+  private inChunk = false;
   private closeReason = 'client closed the connection';
 
   /** The socket the protocol runs on: TCP, or TLS once upgraded. */
@@ -177,7 +182,9 @@ export class ClientSession implements FrameHandler, PoolClient {
   private onData(chunk: Buffer): void {
     if (this.pool !== null) this.pool.stats.bytesReceived += chunk.length;
     if (this.reader !== null) {
+      this.inChunk = true;
       this.reader.push(chunk);
+      this.inChunk = false;
       this.flushToServer();
       return;
     }
@@ -639,8 +646,13 @@ export class ClientSession implements FrameHandler, PoolClient {
     this.held.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     if (this.state === ClientState.Idle) {
       this.state = ClientState.Waiting;
-      this.socket.pause();
       (this.pool as Pool).acquire(this);
+      // Usually an idle server was free and the client is active already; only a client left
+      // queued stops reading (what it sends meanwhile would pile up in `held`).
+      if (this.state === ClientState.Waiting && !this.pausedForWait) {
+        this.pausedForWait = true;
+        this.socket.pause();
+      }
     }
   }
 
@@ -713,8 +725,12 @@ export class ClientSession implements FrameHandler, PoolClient {
     this.state = ClientState.Active;
     for (const buf of this.held) this.sendToServer(buf, 0, buf.length);
     this.held.length = 0;
-    this.flushToServer();
-    this.socket.resume();
+    // Inside onData the rest of the chunk is still to come: it goes out with these, in one write.
+    if (!this.inChunk) this.flushToServer();
+    if (this.pausedForWait) {
+      this.pausedForWait = false;
+      if (!this.pausedForServer) this.socket.resume();
+    }
   }
 
   /** Transaction mode: the server is idle with nothing outstanding. Release it, unless state must be checked first or pins it. */
@@ -741,6 +757,7 @@ export class ClientSession implements FrameHandler, PoolClient {
       server.query(PIN_CHECK_SQL, (error, rows) => {
         if (error !== null || rows.length === 0) {
           session.checking = false;
+          session.unknown = true;
           this.log.warn({ err: error?.message }, 'could not check session state; keeping the client pinned');
         }
         else for (const kind of session.pinsChecked(rows[0])) this.host.clientPinned(this, kind);
@@ -748,7 +765,9 @@ export class ClientSession implements FrameHandler, PoolClient {
       });
     };
     if (!capture) return checkPins();
+    session.capturing = true;
     server.query(CAPTURE_SETTINGS_SQL, (error, rows) => {
+      session.capturing = false;
       if (error !== null) this.log.warn({ err: error.message }, 'could not capture session settings');
       else this.settingsCaptured(server, rows);
       checkPins();
@@ -777,6 +796,11 @@ export class ClientSession implements FrameHandler, PoolClient {
   /** Pinned to its server by unmovable session state (transaction mode). */
   get pinned(): boolean {
     return this.session?.pinned ?? false;
+  }
+
+  get needsReset(): boolean {
+    const session = this.session;
+    return session !== null && (session.pinned || session.unsettled);
   }
 
   get pinReasons(): string[] {
@@ -834,6 +858,7 @@ export class ClientSession implements FrameHandler, PoolClient {
     this.copyIn = false;
     this.state = ClientState.Idle;
     batch.flush(this.socket);
+    this.pausedForWait = false;
     this.socket.resume();
   }
 

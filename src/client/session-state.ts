@@ -32,13 +32,25 @@ export class SessionState {
   pins = 0;
   /** A pin check is running on the server (state may change again before its answer is used). */
   checking = false;
+  /** The settings capture is running on the server. */
+  capturing = false;
+  /** A pin check failed: what the session holds is unknown, so it is treated as pinned. */
+  unknown = false;
   /** Kinds already logged for this client (each is logged once). */
   private logged = 0;
 
   constructor(private readonly policy: (kind: PinKind) => PinPolicy) {}
 
   get pinned(): boolean {
-    return this.pins !== 0;
+    return this.pins !== 0 || this.unknown;
+  }
+
+  /**
+   * What the server holds for this session is not known yet (a capture or check is due or
+   * running). If the client leaves now, its server must be reset before anyone else uses it.
+   */
+  get unsettled(): boolean {
+    return this.settingsChanged || this.pinCheckDue || this.checking || this.capturing;
   }
 
   get pinReasons(): PinKind[] {

@@ -47,6 +47,8 @@ export interface PoolClient extends ServerClient {
   requestSince: number;
   /** Holds unmovable session state (transaction mode): its server must be reset before reuse. */
   readonly pinned: boolean;
+  /** Pinned, or left while what its session holds on the server was still being established: reset before reuse. */
+  readonly needsReset: boolean;
   /** Send a FATAL error and close the connection (KILL from the admin console). */
   fail(error: PgmuxError): void;
 }
@@ -155,7 +157,7 @@ export class Pool implements ServerOwner {
     const resetQuery =
       this.settings.mode === 'session' || this.settings.resetQueryAlways
         ? this.settings.resetQuery
-        : client.pinned || server.statementsUnknown
+        : client.needsReset || server.statementsUnknown
           ? (this.settings.resetQuery ?? 'DISCARD ALL')
           : null;
     this.place(server, ServerState.Resetting);

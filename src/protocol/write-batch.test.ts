@@ -114,6 +114,34 @@ describe('WriteBatch', () => {
     expect(fake.trace()).toEqual(['cork', '01234', '56789', 'uncork']);
   });
 
+  it('merges a subarray with the rest of the buffer it views: one write, whichever comes first', () => {
+    const chunk = Buffer.from('PARSE|BIND|SYNC');
+    const held = chunk.subarray(0, 6); // held on its own while the client waited for a server
+    const batch = new WriteBatch();
+    batch.addBuffer(held);
+    batch.add(chunk, 6, chunk.length);
+    const fake = new FakeSocket();
+    batch.flush(fake.socket);
+    expect(fake.trace()).toEqual(['PARSE|BIND|SYNC']);
+
+    const tail = chunk.subarray(6, 11);
+    batch.add(chunk, 0, 6);
+    batch.addBuffer(tail);
+    batch.add(chunk, 11, chunk.length);
+    batch.flush(fake.socket);
+    expect(fake.trace()).toEqual(['PARSE|BIND|SYNC', 'PARSE|BIND|SYNC']);
+  });
+
+  it('does not merge views of one memory that are not contiguous', () => {
+    const chunk = Buffer.from('0123456789');
+    const batch = new WriteBatch();
+    batch.addBuffer(chunk.subarray(0, 3));
+    batch.addBuffer(chunk.subarray(4, 6));
+    const fake = new FakeSocket();
+    batch.flush(fake.socket);
+    expect(fake.trace()).toEqual(['cork', '012', '45', 'uncork']);
+  });
+
   it("returns the socket's write() result for a single write", () => {
     for (const result of [true, false]) {
       const batch = new WriteBatch();

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
  * common case (a whole chunk of forwarded messages) is one `write()` of one `subarray`.
  */
 export class WriteBatch {
+  /** The open range: `buf[start, end)`, which is also `buf.buffer[base + start, base + end)`. */
   private buf: Buffer | null = null;
   private start = 0;
   private end = 0;
@@ -16,9 +17,27 @@ export class WriteBatch {
   }
 
   add(buf: Buffer, start: number, end: number): void {
-    if (this.buf === buf && this.end === start) {
-      this.end = end;
-      return;
+    const open = this.buf;
+    if (open !== null) {
+      if (open === buf && this.end === start) {
+        this.end = end;
+        return;
+      }
+      // A different view of the same memory that continues the open range (a message held as a
+      // subarray while the client waited, followed by the rest of the chunk it came in): widen
+      // the open range rather than start a second part, so it still goes out as one write.
+      if (open.buffer === buf.buffer && open.byteOffset + this.end === buf.byteOffset + start) {
+        if (open.byteOffset + this.start >= buf.byteOffset) {
+          this.start = open.byteOffset + this.start - buf.byteOffset;
+          this.end = end;
+          this.buf = buf;
+          return;
+        }
+        if (buf.byteOffset + end <= open.byteOffset + open.length) {
+          this.end = buf.byteOffset + end - open.byteOffset;
+          return;
+        }
+      }
     }
     this.seal();
     this.buf = buf;

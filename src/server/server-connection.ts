@@ -16,6 +16,7 @@ import { Errors, PgmuxError, UpstreamError } from '../errors.js';
 import { BackendCode, TxStatus } from '../protocol/codes.js';
 import { readDataRow, readErrorFields, readParameterStatus } from '../protocol/fields.js';
 import { PARSE_COMPLETE } from '../protocol/backend-messages.js';
+import { ParamMap } from './param-map.js';
 import { PreparedCache } from './prepared-cache.js';
 import { UNPREPARED_PREFIX } from '../client/statement-router.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
@@ -58,7 +59,7 @@ export interface ServerClient {
   /** A CommandComplete tag of DEALLOCATE / DEALLOCATE ALL / DISCARD ALL passed by (SQL-level statement cleanup). */
   statementsDeallocated(server: ServerConnection, tag: string): void;
   /** Parameter values the client expects the server to have (reported GUCs and startup settings). */
-  readonly params: Map<string, string>;
+  readonly params: ParamMap;
   /** The server is attached and its parameters match; flush held messages. */
   onServerReady(server: ServerConnection): void;
   /** The server failed while serving this client. */
@@ -131,7 +132,10 @@ export class ServerConnection implements FrameHandler {
   state: ServerState = ServerState.Connecting;
   client: ServerClient | null = null;
   /** Current parameter values on this server (from ParameterStatus, or set by pgmux). */
-  readonly params = new Map<string, string>();
+  readonly params = new ParamMap();
+  /** Client parameters (ParamMap signature) this server was last brought in line with, and its own params version then. */
+  private syncedSignature: string | null = null;
+  private syncedVersion = -1;
   /** Non-reported parameters set on this server (by pgmux or a client), to undo for the next client. */
   private readonly customParams = new Set<string>();
   /** Named statements prepared on this server (transaction mode). */
@@ -411,8 +415,15 @@ export class ServerConnection implements FrameHandler {
   /** Give this idle server to a client: sync parameters, then tell the client it may send. */
   attach(client: ServerClient): void {
     this.client = client;
-    const sync = this.parameterSyncQuery(client.params);
+    const wanted = client.params;
+    // Same settings as the last client it was synced for, and nothing changed here since: ready.
+    if (this.syncedVersion === this.params.version && this.syncedSignature === wanted.signature) {
+      client.onServerReady(this);
+      return;
+    }
+    const sync = this.parameterSyncQuery(wanted);
     if (sync === null) {
+      this.markSynced(wanted);
       client.onServerReady(this);
       return;
     }
@@ -431,8 +442,14 @@ export class ServerConnection implements FrameHandler {
           if (!this.reportedAtLogin.has(k)) this.customParams.add(k);
         }
       }
+      this.markSynced(client.params);
       client.onServerReady(this);
     });
+  }
+
+  private markSynced(wanted: ParamMap): void {
+    this.syncedSignature = wanted.signature;
+    this.syncedVersion = this.params.version;
   }
 
   /** Run a query of pgmux's own while attached (settings capture, pin check); rows are text. */
@@ -524,7 +541,11 @@ export class ServerConnection implements FrameHandler {
           return;
         }
         const joined = list.join(';');
-        if (/discard\s+all|reset\s+all/i.test(joined)) this.customParams.clear();
+        if (/discard\s+all|reset\s+all/i.test(joined)) {
+          // Back to the server's defaults: forget the values pgmux or a client had set.
+          for (const name of this.customParams) this.params.delete(name);
+          this.customParams.clear();
+        }
         if (/discard\s+all|deallocate\s+all/i.test(joined)) {
           this.statements.clear();
           this.statementsUnknown = false;
