@@ -123,7 +123,7 @@ export class Pgmux implements AdminHost {
     }
     if (this.config.tcp_keepalive) socket.setKeepAlive(true, 60_000);
     const id = ++this.clientIds;
-    const client = new ClientSession(id, socket, this.registry, this.log.child({ client: id }));
+    const client = new ClientSession(id, socket, this.registry, this.log);
     this.registry.addClient(client);
   }
 

@@ -112,7 +112,7 @@ export class AdminConsole {
     }
     parts.push(backendKeyData(client.processId, client.secretKey), readyForQuery(TxStatus.Idle));
     client.socket.write(Buffer.concat(parts));
-    client.log.info({ client: client.id, role }, 'admin console login');
+    client.log.info({ role }, 'admin console login');
     return new AdminSession(this, client, role);
   }
 }

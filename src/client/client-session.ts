@@ -123,6 +123,16 @@ export class ClientSession implements FrameHandler, PoolClient {
   private pausedForWait = false;
   /** Inside onData: the chunk's messages are being handled and will be flushed together at its end. */
   private inChunk = false;
+  private childLog: Logger | null = null;
+
+  /**
+   * This client's logger, made on first use: most clients never log anything of their own, and
+   * a pino child per connection would cost an idle client more memory than everything else here.
+   */
+  get log(): Logger {
+    this.childLog ??= this.baseLog.child(this.user === '' ? { client: this.id } : { client: this.id, user: this.user, db: this.database });
+    return this.childLog;
+  }
   private closeReason = 'client closed the connection';
 
   /** The socket the protocol runs on: TCP, or TLS once upgraded. */
@@ -134,7 +144,7 @@ export class ClientSession implements FrameHandler, PoolClient {
     readonly id: number,
     socket: Socket,
     private readonly host: ClientHost,
-    public log: Logger,
+    private readonly baseLog: Logger,
   ) {
     this.tcp = socket;
     this.socket = socket;
@@ -244,7 +254,7 @@ export class ClientSession implements FrameHandler, PoolClient {
     this.user = params.get('user') as string;
     this.database = params.get('database') as string;
     this.applicationName = params.get('application_name') ?? '';
-    this.log = this.log.child({ user: this.user, db: this.database });
+    this.childLog = null; // later lines carry user and db
     this.reader = new FrameReader(this);
 
     if (params.has('replication') && params.get('replication') !== 'false' && params.get('replication') !== '0') {
@@ -681,7 +691,7 @@ export class ClientSession implements FrameHandler, PoolClient {
     if (this.server !== server || this.state !== ClientState.Active || this.inFlight !== 1 || this.unsynced || !replay.replayable) return false;
     replay.retried = true;
     const statements = replay.boundStatements();
-    this.log.info({ client: this.id, statements: [...statements] }, 'statement result type changed (0A000): re-preparing and retrying');
+    this.log.info({ statements: [...statements] }, 'statement result type changed (0A000): re-preparing and retrying');
     for (const name of statements) this.router.invalidate(name, server, this.toServer);
     replay.forEach((buf, start, end) => {
       // A named Parse was answered already (by the stand-in for a statement the server had, which

@@ -125,27 +125,28 @@ export class PoolRegistry implements ClientHost, PoolHost {
   }
 
   clientLoggedIn(client: ClientSession): void {
-    if (this.config.log_connections) client.log.info({ client: client.id, addr: client.label, app: client.applicationName }, 'client logged in');
+    // The registry's logger with the client's fields: no per-client child logger just for this line.
+    if (this.config.log_connections) this.log.info({ client: client.id, user: client.user, db: client.database, addr: client.label, app: client.applicationName }, 'client logged in');
   }
 
   loginFailed(client: ClientSession, error: PgmuxError): void {
     this.failedLogins++;
     this.loginFailuresTotal++;
-    client.log.warn({ client: client.id, addr: client.label, code: error.code, failedLoginsThisMinute: this.failedLogins }, 'client login failed');
+    client.log.warn({ addr: client.label, code: error.code, failedLoginsThisMinute: this.failedLogins }, 'client login failed');
   }
 
   clientClosed(client: ClientSession, reason: string): void {
     if (!this.clients.delete(client)) return;
     this.byCancelKey.delete(client.processId);
     if (client.pool !== null && this.config.log_disconnections) {
-      client.log.info({ client: client.id, durationMs: Date.now() - client.connectedAt, reason }, 'client disconnected');
+      this.log.info({ client: client.id, user: client.user, db: client.database, durationMs: Date.now() - client.connectedAt, reason }, 'client disconnected');
     }
   }
 
   clientPinned(client: ClientSession, kind: string): void {
     this.pinCounts.set(kind, (this.pinCounts.get(kind) ?? 0) + 1);
     client.pool?.stats.pin(kind);
-    client.log.info({ client: client.id, reason: kind }, 'client pinned to its server connection by session state');
+    client.log.info({ reason: kind }, 'client pinned to its server connection by session state');
   }
 
   cancel(processId: number, secretKey: number): void {
@@ -212,7 +213,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
           }
         } else if (c.query_timeout > 0 && performance.now() - client.requestSince >= c.query_timeout && !client.cancelSent) {
           client.cancelSent = true;
-          client.log.info({ client: client.id, timeoutMs: c.query_timeout }, 'query_timeout reached: cancelling');
+          client.log.info({ timeoutMs: c.query_timeout }, 'query_timeout reached: cancelling');
           server.cancel();
         }
         return;
