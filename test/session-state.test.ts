@@ -29,7 +29,7 @@ beforeAll(async () => {
   db = await createTestDatabase('sessstate');
   admin = await adminClient(db);
   px = await startPgmux({
-    settings: { default_pool_size: 2, max_client_conn: 500, query_wait_timeout: '10s', log_connections: false, log_disconnections: false },
+    settings: { default_pool_size: 2, max_client_conn: 500, query_wait_timeout: '10s', log_connections: false, log_disconnections: false, admin_users: APP_ROLE.name },
     databases: { app: { dbname: db } },
     users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
   });
@@ -357,6 +357,19 @@ describe('LISTEN / NOTIFY', () => {
         },
         5000,
       );
+
+      // And in the admin console: SHOW CLIENTS names the reason, SHOW POOLS counts the pinned client.
+      const console_ = new pg.Client(px.url('pgbouncer', APP_ROLE.name, APP_ROLE.password));
+      await console_.connect();
+      try {
+        const clients = (await console_.query<{ ptr: string; pin_reasons: string; database: string }>('SHOW CLIENTS')).rows;
+        const mine = clients.filter((c) => c.database === 'app' && c.pin_reasons !== '');
+        expect(mine.map((c) => c.pin_reasons)).toEqual(['listen']);
+        const pools = (await console_.query<{ database: string; pinned: number }>('SHOW POOLS')).rows;
+        expect(Number(pools.find((p) => p.database === 'app')?.pinned)).toBe(1);
+      } finally {
+        await console_.end();
+      }
     } finally {
       await load.stop();
     }
