@@ -117,6 +117,13 @@ export const Errors = {
       `terminating connection: idle in transaction for more than ${ms} ms (idle_transaction_timeout)`,
       { hint: 'Commit or roll back transactions promptly; a transaction left open holds a server connection for everyone.', logLevel: 'warn' },
     ),
+  transactionInStatementMode: (pool: string) =>
+    new PgmuxError(
+      'TRANSACTION_IN_STATEMENT_MODE',
+      '25000',
+      `transaction blocks are not allowed in statement pooling mode (pool ${pool}); the transaction was rolled back`,
+      { hint: 'Send each transaction as one request, or set pool_mode to transaction for this database or user.', logLevel: 'warn' },
+    ),
   clientIdleTimeout: (ms: number) =>
     new PgmuxError('CLIENT_IDLE_TIMEOUT', SqlState.AdminShutdown, `closing connection idle for more than ${ms} ms (client_idle_timeout)`),
   poolWaitTimeout: (pool: string, ms: number, fatal: boolean) =>

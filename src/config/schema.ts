@@ -82,7 +82,7 @@ const address = stringParser({ transform: (value) => (value === '*' ? '0.0.0.0' 
 export const SETTINGS = [
   str('listen_addr', '127.0.0.1', 'Address to accept client connections on; "*" means all interfaces.', address),
   int('listen_port', 6543, 0, 65535, 'Port to accept client connections on; 0 picks a free port.'),
-  oneOf('pool_mode', 'transaction', POOL_MODES, 'When a server connection goes back to the pool: when the client disconnects (session) or after each transaction (transaction); "statement" is accepted for later use.'),
+  oneOf('pool_mode', 'transaction', POOL_MODES, 'When a server connection goes back to the pool: when the client disconnects (session), after each transaction (transaction), or after each request, refusing transaction blocks that span requests (statement).'),
   int('default_pool_size', 20, 1, undefined, 'Server connections per (database, user) pool.'),
   int('min_pool_size', 0, 0, undefined, 'Server connections each pool keeps open even when idle.'),
   int('reserve_pool_size', 0, 0, undefined, 'Extra server connections a pool may open when clients have waited reserve_pool_timeout.'),

@@ -435,8 +435,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     const u = this.userConfig(user);
     const mode = u?.pool_mode ?? dbConfig.pool_mode ?? c.pool_mode;
     return {
-      // Statement mode is served as transaction mode for now (documented in the README).
-      mode: mode === 'session' ? 'session' : 'transaction',
+      mode,
       poolSize: u?.pool_size ?? dbConfig.pool_size ?? c.default_pool_size,
       minPoolSize: dbConfig.min_pool_size ?? c.min_pool_size,
       reservePoolSize: dbConfig.reserve_pool_size ?? c.reserve_pool_size,

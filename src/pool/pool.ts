@@ -12,7 +12,7 @@ import { ServerConnection, ServerState, type ServerClient, type ServerOwner, typ
 import { PoolStats } from './pool-stats.js';
 import { WaitQueue, type QueueLink } from './wait-queue.js';
 
-export type PoolMode = 'session' | 'transaction';
+export type PoolMode = 'session' | 'transaction' | 'statement';
 
 export interface PoolSettings {
   mode: PoolMode;
@@ -100,8 +100,14 @@ export class Pool implements ServerOwner {
     this.name = `${database}/${user}`;
   }
 
+  /** Transaction and statement mode: servers go back to the pool between transactions. */
   get transactionMode(): boolean {
-    return this.settings.mode === 'transaction';
+    return this.settings.mode !== 'session';
+  }
+
+  /** Statement mode: additionally, no transaction may stay open across requests. */
+  get statementMode(): boolean {
+    return this.settings.mode === 'statement';
   }
 
   /** All server connections, whatever their state. */

@@ -64,6 +64,8 @@ export interface ServerClient {
   onServerReady(server: ServerConnection): void;
   /** The server failed while serving this client. */
   onServerLost(error: PgmuxError): void;
+  /** Send this error and close the client (its server is cleaned up as for any client that leaves). */
+  fail(error: PgmuxError): void;
 }
 
 /** What a server connection reports to its pool. */
@@ -71,6 +73,8 @@ export interface ServerOwner {
   readonly name: string;
   readonly stats: PoolStats;
   readonly transactionMode: boolean;
+  /** Statement mode: a transaction left open after a request is refused (and rolled back). */
+  readonly statementMode: boolean;
   /** Login done, or a reset finished: the connection is clean and free. */
   serverFree(server: ServerConnection): void;
   /** Login failed; the connection is closed. */
@@ -270,6 +274,15 @@ export class ServerConnection implements FrameHandler {
         case BackendCode.ReadyForQuery:
           this.expect.popBoundary();
           if (this.stalePlanError !== null && this.retriedStalePlan(client, buf[start + 5])) return;
+          if (this.owner.statementMode && buf[start + 5] !== TxStatus.Idle && client.inFlight <= 1) {
+            // A transaction block left open: refuse it as PgBouncer does. The client goes, and its
+            // server is rolled back before anyone else gets it.
+            this.txStatus = buf[start + 5];
+            client.inFlight = 0; // this was the last answer outstanding: the server gets a ROLLBACK, not a close
+            this.flushToClient();
+            client.fail(Errors.transactionInStatementMode(this.owner.name));
+            return;
+          }
           break;
         case BackendCode.CommandComplete:
           // D(EALLOCATE ...) or DI(SCARD ALL): statements went away on the server.
