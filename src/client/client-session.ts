@@ -384,8 +384,9 @@ export class ClientSession implements FrameHandler, PoolClient {
     }
     let needServer = defaults === null;
     for (const [name, value] of this.startupParams) {
-      if (defaults?.get(name) !== value) needServer = true;
-      this.params.set(name, value);
+      const accepted = defaults?.get(name) === value ? value : pool.acceptedStartupValue(name, value);
+      if (accepted === undefined) needServer = true;
+      this.params.set(name, accepted ?? value);
     }
     this.host.clientLoggedIn(this);
     if (!needServer) {
@@ -726,6 +727,8 @@ export class ClientSession implements FrameHandler, PoolClient {
   onServerReady(server: ServerConnection): void {
     if (this.state === ClientState.Closed) return;
     if (this.state === ClientState.LoggingIn) {
+      // The server took these settings: later clients asking for the same need no server to log in.
+      for (const [name, value] of this.startupParams) (this.pool as Pool).rememberStartupValue(name, value, server.params.get(name) ?? value);
       this.sendWelcome(server.params);
       if ((this.pool as Pool).transactionMode && this.held.length === 0) {
         (this.pool as Pool).serverReleased(server);

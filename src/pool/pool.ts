@@ -12,6 +12,9 @@ import { ServerConnection, ServerState, type ServerClient, type ServerOwner, typ
 import { PoolStats } from './pool-stats.js';
 import { WaitQueue, type QueueLink } from './wait-queue.js';
 
+/** Distinct (setting, value) pairs remembered per pool (see acceptedStartup). */
+const MAX_ACCEPTED_STARTUP = 1024;
+
 export type PoolMode = 'session' | 'transaction' | 'statement';
 
 export interface PoolSettings {
@@ -75,6 +78,12 @@ export class Pool implements ServerOwner {
   /** ParameterStatus values of the first server to log in: what new clients are told. */
   defaultParams: ReadonlyMap<string, string> | null = null;
   /**
+   * Startup settings a server has already accepted (name and requested value → the value the
+   * server reports). A client asking only for these logs in without a server round trip, as it
+   * would with PgBouncer; a new value is still tried on a server first, so a bad one fails at login.
+   */
+  private readonly acceptedStartup = new Map<string, string>();
+  /**
    * PAUSE / KILL from the admin console: no server is handed out or opened, servers close as they
    * are released, and clients that want one wait in the queue until RESUME.
    */
@@ -126,6 +135,16 @@ export class Pool implements ServerOwner {
   }
 
   // ---- clients ----
+
+  /** The value the server reported for this startup setting when a client last asked for it, if any. */
+  acceptedStartupValue(name: string, requested: string): string | undefined {
+    return this.acceptedStartup.get(`${name}\u0000${requested}`);
+  }
+
+  rememberStartupValue(name: string, requested: string, reported: string): void {
+    // Bounded: clients inventing a new application_name each time must not grow this forever.
+    if (this.acceptedStartup.size < MAX_ACCEPTED_STARTUP) this.acceptedStartup.set(`${name}\u0000${requested}`, reported);
+  }
 
   /** Find a server for the client: an idle one now, else queue it (and open one if allowed). */
   acquire(client: PoolClient, now: number = Date.now()): void {

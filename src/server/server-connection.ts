@@ -443,7 +443,9 @@ export class ServerConnection implements FrameHandler {
     this.runInternal(sync.sql, (error) => {
       if (this.client !== client) return; // the client left meanwhile
       if (error !== null) {
-        client.onServerLost(error);
+        // The server refused a setting (a bad startup value): the client goes, the server is fine
+        // and goes back to the pool through the client's departure (onServerLost would orphan it).
+        client.fail(error);
         return;
       }
       for (const [k, v] of sync.applied) {

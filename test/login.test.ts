@@ -1,0 +1,75 @@
+/**
+ * Logging in without a server: the first client asking for a startup setting (application_name,
+ * TimeZone, options=-c ...) is checked on a server, as a direct connection would be; later clients
+ * asking for an accepted value log in from pgmux's memory, even while every server is busy, and
+ * still get that setting on whichever server runs their queries.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from './harness/context.js';
+import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { APP_ROLE } from './harness/roles.js';
+
+let px: TestPgmux;
+let db: string;
+const opened: pg.Client[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase('login');
+  px = await startPgmux({
+    settings: { default_pool_size: 1, query_wait_timeout: '20s', log_connections: false, log_disconnections: false },
+    databases: { app: { dbname: db } },
+    users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
+  });
+});
+
+afterAll(async () => {
+  await Promise.all(opened.map((c) => c.end().catch(() => undefined)));
+  await px?.stop();
+});
+
+function client(options: Partial<pg.ClientConfig>): pg.Client {
+  const c = new pg.Client({ connectionString: px.url('app', APP_ROLE.name, APP_ROLE.password), connectionTimeoutMillis: 15_000, ...options });
+  c.on('error', () => undefined);
+  opened.push(c);
+  return c;
+}
+
+function settles<T>(p: Promise<T>, ms: number): Promise<boolean> {
+  return Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+}
+
+describe('startup settings', () => {
+  it('a value a server accepted before needs no server to log in; a new value waits for one', async () => {
+    const settings = { application_name: 'reporting', options: '-c TimeZone=Asia/Tokyo -c statement_timeout=7777' };
+    const first = client(settings);
+    await first.connect(); // checked on the (only) server
+    await first.end();
+
+    const holder = client({});
+    await holder.connect();
+    await holder.query('BEGIN'); // the only server is now busy until COMMIT
+    await holder.query('SELECT 1');
+
+    const again = client(settings);
+    expect(await settles(again.connect(), 5000)).toBe(true);
+    const fresh = client({ application_name: 'never-seen-before' });
+    const freshConnect = fresh.connect();
+    // This one must be tried on a server, and there is none free: it waits.
+    expect(await settles(freshConnect, 1000)).toBe(false);
+
+    await holder.query('COMMIT');
+    await freshConnect;
+    // Both got what they asked for on the server that runs their queries.
+    const r = await again.query<{ a: string; tz: string; st: string }>("SELECT current_setting('application_name') AS a, current_setting('TimeZone') AS tz, current_setting('statement_timeout') AS st");
+    expect(r.rows).toEqual([{ a: 'reporting', tz: 'Asia/Tokyo', st: '7777ms' }]);
+    expect((await fresh.query<{ a: string }>("SELECT current_setting('application_name') AS a")).rows).toEqual([{ a: 'never-seen-before' }]);
+  }, 60_000);
+
+  it('a bad startup setting still fails at login, every time', async () => {
+    for (let i = 0; i < 2; i++) {
+      const bad = client({ options: '-c TimeZone=Not/AZone' });
+      await expect(bad.connect()).rejects.toMatchObject({ code: '22023' });
+    }
+  }, 30_000);
+});
