@@ -18,6 +18,7 @@ import { adminClient, createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { runPsql } from './harness/psql.js';
 import { APP_ROLE } from './harness/roles.js';
+import { settlesWithin, waitFor } from './harness/wait.js';
 
 const ADMIN = { name: 'pgmux_admin', password: 'admin-pass' };
 const STATS = { name: 'pgmux_stats', password: 'stats-pass' };
@@ -119,22 +120,6 @@ async function poolRow(database: string): Promise<Row> {
   return row;
 }
 
-/** Polls until `check` returns a value (not undefined/false); generous timeouts for a slow CI machine. */
-async function waitFor<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function serverPids(database: string): Promise<number[]> {
   return (await show('SERVERS')).filter((r) => r.database === database).map((r) => r.remote_pid as number);
 }
@@ -142,17 +127,6 @@ async function serverPids(database: string): Promise<number[]> {
 async function alivePids(pids: number[]): Promise<number[]> {
   const r = await superuser.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
   return r.rows.map((x) => x.pid);
-}
-
-/** Settles within `ms`? For asserting that something is still waiting (never that it is fast). */
-async function settled(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let done = false;
-  void p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await new Promise((r) => setTimeout(r, ms));
-  return done;
 }
 
 beforeAll(async () => {
@@ -428,7 +402,7 @@ describe('pool control', () => {
 
     const admin2 = await adminConnect();
     const paused = admin2.query(`PAUSE ${DB.pause}`);
-    expect(await settled(paused, 500)).toBe(false); // the transaction still holds a server
+    expect(await settlesWithin(paused, 500)).toBe(false); // the transaction still holds a server
     expect((await show('DATABASES')).find((r) => r.name === DB.pause)?.paused).toBe(1);
 
     // A new transaction waits rather than failing.
@@ -440,7 +414,7 @@ describe('pool control', () => {
     expect((await paused).command).toBe('PAUSE');
     expect(await serverPids(DB.pause)).toEqual([]);
     await waitFor(async () => (await alivePids(pidsBefore)).length === 0, 'the backends to be gone');
-    expect(await settled(waiting, 300)).toBe(false);
+    expect(await settlesWithin(waiting, 300)).toBe(false);
 
     await console_.query(`RESUME ${DB.pause}`);
     expect((await waiting).rows).toEqual([{ n: 7 }]);
@@ -457,7 +431,7 @@ describe('pool control', () => {
     await console_.query('PAUSE');
     expect(await show('STATE')).toContainEqual({ key: 'paused', value: 'yes' });
     const q = c.query('SELECT 3 AS n');
-    expect(await settled(q, 300)).toBe(false);
+    expect(await settlesWithin(q, 300)).toBe(false);
     await console_.query('RESUME');
     expect((await q).rows).toEqual([{ n: 3 }]);
     expect(await show('STATE')).toContainEqual({ key: 'paused', value: 'no' });
@@ -478,7 +452,7 @@ describe('pool control', () => {
     await waitFor(async () => !(await alivePids([idlePid])).includes(idlePid), 'the idle server to close');
 
     const waitClose = console_.query(`WAIT_CLOSE ${DB.reconnect}`);
-    expect(await settled(waitClose, 300)).toBe(false);
+    expect(await settlesWithin(waitClose, 300)).toBe(false);
     // The transaction is undisturbed, then its server closes when released.
     expect((await busy.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid).toBe(busyPid);
     await busy.query('COMMIT');
@@ -509,7 +483,7 @@ describe('pool control', () => {
 
     // A new client waits too (its login needs a server: its application_name differs from the pool's).
     const late = connect(DB.kill, 'late');
-    expect(await settled(late, 300)).toBe(false);
+    expect(await settlesWithin(late, 300)).toBe(false);
     await console_.query(`RESUME ${DB.kill}`);
     const c = await late;
     expect((await c.query('SELECT 5 AS n')).rows).toEqual([{ n: 5 }]);

@@ -17,9 +17,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loginError, queryOne } from './harness/clients.js';
 import { makeCertificates, type CertPair, type TestCerts } from './harness/certs.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
-import { startPgmuxWithConfigFile, type TestPgmuxWithFile } from './harness/pgmux-file.js';
 import { startPostgres, type PostgresInstance } from './harness/postgres.js';
 import { APP_DATABASE, APP_ROLE, CLEAR_ROLE, MD5_ROLE, SCRAM_ROLE, TRUST_ROLE } from './harness/roles.js';
 import { authKind, findError, message, RawConnection, scramLogin, startupPacket } from './harness/wire.js';
@@ -43,33 +43,9 @@ afterAll(async () => {
   await certs?.remove();
 });
 
-type PgError = Error & { code?: string };
-
-/** Connects with node-postgres and returns the error the login failed with. */
-async function loginError(config: pg.ClientConfig): Promise<PgError> {
-  const client = new pg.Client({ host: '127.0.0.1', connectionTimeoutMillis: 5000, ...config });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (err) {
-    return err as PgError;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-  throw new Error('login unexpectedly succeeded');
-}
-
 /** Logs in with node-postgres and returns current_user. */
 async function currentUser(config: pg.ClientConfig): Promise<string> {
-  const client = new pg.Client({ host: '127.0.0.1', connectionTimeoutMillis: 5000, ...config });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    const r = await client.query<{ u: string }>('select current_user as u');
-    return r.rows[0].u;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return (await queryOne<{ u: string }>(config, 'select current_user as u')).u;
 }
 
 /** The first authentication request pgmux sends this user (plain TCP), then hangs up. */
@@ -200,7 +176,7 @@ describe('login methods, client → pgmux → Postgres', () => {
 
 describe('auth_query with SCRAM passthrough', () => {
   const LATE = { name: 'late_user', password: 'late-pass' };
-  let px: TestPgmuxWithFile;
+  let px: TestPgmux;
   let authFile: string;
   let db: string;
 
@@ -220,7 +196,7 @@ describe('auth_query with SCRAM passthrough', () => {
     const md5 = `md5${createHash('md5').update(`${MD5_ROLE.password}${MD5_ROLE.name}`).digest('hex')}`;
     authFile = path.join(mkdtempSync(path.join(tmpdir(), 'pgmux-authfile-')), 'userlist.txt');
     writeFileSync(authFile, `"${MD5_ROLE.name}" "${md5}"\n`);
-    px = await startPgmuxWithConfigFile({
+    px = await startPgmux({
       settings: {
         default_pool_size: 2,
         auth_file: authFile,

@@ -9,9 +9,11 @@ import { serialize } from 'pg-protocol';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../src/pool/pool.js';
+import { ClientTracker } from './harness/clients.js';
 import { adminClient, createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
+import { sleep } from './harness/wait.js';
 
 let px: TestPgmux;
 let db: string;
@@ -32,27 +34,15 @@ afterAll(async () => {
   await admin?.end();
 });
 
-const opened = new Set<pg.Client>();
-afterEach(async () => {
-  const clients = [...opened];
-  opened.clear();
-  await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-});
+const opened = new ClientTracker();
+afterEach(() => opened.endAll());
 
-async function connect(): Promise<pg.Client> {
-  const client = new pg.Client(px.url('app', APP_ROLE.name, APP_ROLE.password));
-  client.on('error', () => undefined);
-  opened.add(client);
-  await client.connect();
-  return client;
+function connect(): Promise<pg.Client> {
+  return opened.connect(px);
 }
 
 function pool(): Pool {
   return [...px.pgmux.registry.pools.values()][0];
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {

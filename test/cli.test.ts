@@ -3,33 +3,21 @@
  * container would run it. Help and version, configuration errors, a pooler started from
  * DATABASE_URL alone, JSON logs, and the SIGTERM drain.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
+import { logLines, REPO_ROOT, startPgmuxProcess } from './harness/pgmux-process.js';
 import { freePort } from './harness/postgres.js';
+import { canConnect, waitListening, type ChildProc } from './harness/process.js';
 import { APP_ROLE } from './harness/roles.js';
+import { withTimeout } from './harness/wait.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MAIN = path.join(ROOT, 'src', 'main.ts');
-/** Resolved here, so the child can run from a temp dir that has no node_modules. */
-const TSX = import.meta.resolve('tsx');
-const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-interface Proc {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-  running: () => boolean;
-}
-
-const procs: Proc[] = [];
+const procs: ChildProc[] = [];
 
 afterEach(() => {
   for (const p of procs.splice(0)) if (p.running()) p.child.kill('SIGKILL');
@@ -40,36 +28,11 @@ function tempDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'pgmux-cli-'));
 }
 
-/** Starts pgmux with only the given environment (plus PATH/HOME) and arguments. */
-function startProcess(env: Record<string, string>, args: string[] = [], cwd = tempDir()): Proc {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, TSX_TSCONFIG_PATH: path.join(ROOT, 'tsconfig.json'), METRICS_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  let done = false;
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
-    child.on('exit', (code, signal) => {
-      done = true;
-      // stdout may still hold the last lines: wait for the pipes to close too.
-      child.on('close', () => resolve({ code, signal, at: Date.now() }));
-    });
-  });
-  const proc: Proc = { child, stdout: () => out, stderr: () => err, exited, running: () => !done };
+/** Starts pgmux with only the given environment (plus PATH/HOME, METRICS_PORT=0) and arguments. */
+function startProcess(env: Record<string, string>, args: string[] = []): ChildProc {
+  const proc = startPgmuxProcess({ env, args });
   procs.push(proc);
   return proc;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms))),
-  ]);
 }
 
 /** Runs to completion (for --help, --version and config errors). */
@@ -77,35 +40,6 @@ async function runToExit(env: Record<string, string>, args: string[] = []): Prom
   const p = startProcess(env, args);
   const { code } = await withTimeout(p.exited, 30_000, `pgmux ${args.join(' ')} to exit`);
   return { code, stdout: p.stdout(), stderr: p.stderr() };
-}
-
-function tcpConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Polls until the port accepts a TCP connection; fails early if the process exits. */
-async function waitListening(p: Proc, port: number, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!p.running()) throw new Error(`pgmux exited before listening:\nstdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`);
-    if (await tcpConnect(port)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`pgmux was not listening on ${port} after ${timeoutMs} ms:\nstdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`);
-}
-
-function logLines(stdout: string): Record<string, unknown>[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function databaseUrl(db: string): string {
@@ -250,7 +184,7 @@ describe('SIGTERM drain', () => {
 
     // New connections are refused while draining.
     await new Promise((r) => setTimeout(r, 200));
-    expect(await tcpConnect(port)).toBe(false);
+    expect(await canConnect(port)).toBe(false);
 
     // The transaction outlives the idle client by a while: pgmux waits for it.
     await new Promise((r) => setTimeout(r, 1500));
@@ -329,7 +263,7 @@ describe('SIGTERM drain', () => {
     sigtermAt = Date.now();
     p.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
-    expect(await tcpConnect(port)).toBe(false);
+    expect(await canConnect(port)).toBe(false);
     await withTimeout(Promise.all(workers), 15_000, 'every load client to be told to leave');
     const { code, at } = await withTimeout(p.exited, 15_000, 'pgmux to exit');
     expect(code).toBe(0);

@@ -6,6 +6,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectClient } from './harness/clients.js';
 import { adminClient, createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
@@ -32,8 +33,7 @@ afterAll(async () => {
 });
 
 function connect(): Promise<pg.Client> {
-  const client = new pg.Client(px.url('app', APP_ROLE.name, APP_ROLE.password));
-  return client.connect().then(() => client);
+  return connectClient(px);
 }
 
 /** Destroys the client's socket without a Terminate message, as a crashed process would. */

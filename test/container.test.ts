@@ -12,9 +12,7 @@
  *   POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB name; the bench service's command runs (pgbench from the
  *   cluster's binaries) against pgmux; the HEALTHCHECK command runs against the pgmux it started.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { adminClient, pgInfo } from './harness/context.js';
 import { freePort } from './harness/postgres.js';
+import { runProcess, startProcess, waitListening, type ChildProc } from './harness/process.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -108,58 +107,7 @@ function composeUnescape(text: string): string {
   return text.replaceAll('$$', '$');
 }
 
-// ---- processes ---------------------------------------------------------------------------------------------------
-
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  running: () => boolean;
-}
-
-function start(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Proc {
-  const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let done = false;
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => {
-      done = true;
-      child.on('close', () => resolve({ code, signal }));
-    });
-  });
-  return { child, output: () => out, exited, running: () => !done };
-}
-
-async function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }, timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  const p = start(command, args, options);
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
-  const { code } = await p.exited;
-  clearTimeout(timer);
-  return { code, output: p.output() };
-}
-
-function tcpConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function waitListening(p: Proc, port: number, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!p.running()) throw new Error(`pgmux exited before listening:\n${p.output()}`);
-    if (await tcpConnect(port)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`pgmux was not listening on ${port} after ${timeoutMs} ms:\n${p.output()}`);
-}
+// ---- processes ----------------------------------------------------------------------------------------------------
 
 /** The environment a container gets: only what the image and compose give it (plus PATH and HOME). */
 function containerEnv(vars: Record<string, string>, home: string): NodeJS.ProcessEnv {
@@ -252,7 +200,7 @@ describe('docker-compose.yml', () => {
 
 describe('the compose setup, run outside Docker', () => {
   let appDir: string;
-  let pgmux: Proc;
+  let pgmux: ChildProc;
   let listenPort: number;
   let metricsPort: number;
   let env: NodeJS.ProcessEnv;
@@ -266,7 +214,7 @@ describe('the compose setup, run outside Docker', () => {
     // 1. The build stage: compile into a directory laid out like the image's /app.
     appDir = mkdtempSync(path.join(tmpdir(), 'pgmux-container-'));
     const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    const build = await run(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(appDir, 'dist')], { cwd: ROOT, env: process.env }, 120_000);
+    const build = await runProcess(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(appDir, 'dist')], { cwd: ROOT, timeoutMs: 120_000 });
     // Another change in flight elsewhere in the tree may not typecheck; tsc still emits, and that is what runs.
     if (!existsSync(path.join(appDir, 'dist', 'src', 'main.js'))) throw new Error(`build failed:\n${build.output}`);
     copyFileSync(path.join(ROOT, 'package.json'), path.join(appDir, 'package.json'));
@@ -300,15 +248,12 @@ describe('the compose setup, run outside Docker', () => {
 
     // 4. docker run: the CMD, from /app.
     expect(cmd[0]).toBe('node');
-    pgmux = start(process.execPath, cmd.slice(1), { cwd: appDir, env });
+    pgmux = startProcess(process.execPath, cmd.slice(1), { cwd: appDir, env });
     await waitListening(pgmux, listenPort);
   }, 180_000);
 
   afterAll(async () => {
-    if (pgmux?.running()) {
-      pgmux.child.kill('SIGKILL');
-      await pgmux.exited;
-    }
+    await pgmux?.stop('SIGKILL');
   });
 
   it('accepts the DATABASE_URL credentials and serves queries (node-postgres)', async () => {
@@ -328,12 +273,12 @@ describe('the compose setup, run outside Docker', () => {
   });
 
   it('passes its own HEALTHCHECK command; the same command fails when nothing serves /healthz', async () => {
-    const ok = await run(process.execPath, healthcheck.slice(1), { cwd: appDir, env }, 15_000);
+    const ok = await runProcess(process.execPath, healthcheck.slice(1), { cwd: appDir, env, timeoutMs: 15_000 });
     expect(ok.output).toBe('');
     expect(ok.code).toBe(0);
 
     const nothing = await freePort();
-    const failing = await run(process.execPath, healthcheck.slice(1), { cwd: appDir, env: { ...env, METRICS_PORT: String(nothing) } }, 15_000);
+    const failing = await runProcess(process.execPath, healthcheck.slice(1), { cwd: appDir, env: { ...env, METRICS_PORT: String(nothing) }, timeoutMs: 15_000 });
     expect(failing.code).toBe(1);
 
     // The path is one pgmux serves (not merely "some 200"): another path gets 404.
@@ -351,7 +296,7 @@ describe('the compose setup, run outside Docker', () => {
     const benchEnv = containerEnv({ DATABASE_URL: benchUrl.toString(), PGCONNECT_TIMEOUT: '10' }, appDir);
     benchEnv.PATH = `${info().binDir}:${benchEnv.PATH}`;
 
-    const result = await run(command[0], command.slice(1), { cwd: appDir, env: benchEnv }, 120_000);
+    const result = await runProcess(command[0], command.slice(1), { cwd: appDir, env: benchEnv, timeoutMs: 120_000 });
     expect(result.code, result.output).toBe(0);
     const processed = /number of transactions actually processed: (\d+)\/(\d+)/.exec(result.output);
     expect(processed, result.output).not.toBeNull();

@@ -19,6 +19,7 @@ import { adminClient, createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
 import { parseErrorFields } from './harness/wire.js';
+import { sleep } from './harness/wait.js';
 
 let px: TestPgmux;
 let db: string;
@@ -43,10 +44,6 @@ afterAll(async () => {
   await px?.stop();
   await admin?.end();
 });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function pool(): Pool {
   return [...px.pgmux.registry.pools.values()][0];

@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectClient, startLoad } from './harness/clients.js';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { TRUST_ROLE } from './harness/roles.js';
@@ -238,38 +239,6 @@ function probePid(messages: BackendMessage[]): number {
   return Number(row.body.toString('utf8', 6, 6 + row.body.readInt32BE(2)));
 }
 
-/** 20 clients of the same pool running short queries, so the scripted client changes servers. */
-async function startLoad(): Promise<{ stop(): Promise<void> }> {
-  const clients = await Promise.all(
-    Array.from({ length: 20 }, async () => {
-      const c = new pg.Client({ host: '127.0.0.1', port: px.port, user: TRUST_ROLE.name, database: db });
-      c.on('error', () => undefined);
-      await c.connect();
-      return c;
-    }),
-  );
-  let running = true;
-  const errors: string[] = [];
-  const loops = clients.map(async (c) => {
-    while (running) {
-      try {
-        await c.query('select pg_sleep(0.001)');
-      } catch (err) {
-        errors.push((err as Error).message);
-        return;
-      }
-    }
-  });
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-      expect(errors, 'errors in the background load').toEqual([]);
-    },
-  };
-}
-
 interface Transcript {
   direct: string[][];
   pgmux: string[][];
@@ -301,7 +270,8 @@ async function converse(steps: Step[]): Promise<Transcript> {
 
 describe('the same conversation directly and through pgmux', () => {
   it('gives the same backend messages at every step, while the client moves between servers', async () => {
-    const load = await startLoad();
+    // 20 clients of the same pool running short queries, so the scripted client changes servers.
+    const load = await startLoad(() => connectClient(px, { database: db, role: TRUST_ROLE, ignoreErrors: true }), { sql: 'select pg_sleep(0.001)' });
     let t: Transcript;
     try {
       t = await converse(SCRIPT);

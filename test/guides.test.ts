@@ -8,7 +8,6 @@
  *   ```ini pgbouncer     a pgbouncer.ini              → loadConfig --pgbouncer-ini
  *   ```python pgmux-test a script run with DATABASE_URL pointing at a pgmux (Debian's /usr/bin/python3)
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,8 +18,10 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, type LoadedConfig } from '../src/config/index.js';
 import { createLogger } from '../src/logger.js';
 import { Pgmux } from '../src/pgmux.js';
+import { watchBackends } from './harness/backends.js';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
 import { startPgmux } from './harness/pgmux.js';
+import { runProcess } from './harness/process.js';
 import { APP_ROLE } from './harness/roles.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -163,15 +164,8 @@ describe('what the guides claim', () => {
     const pgmux = new Pgmux(config, log);
     const { port } = await pgmux.start();
     const admin = await adminClient();
+    const watch = watchBackends(admin, { database: db }, 10);
     let peak = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        const r = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", [db]);
-        peak = Math.max(peak, r.rows[0].n);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    })();
     try {
       const invocations = Array.from({ length: 40 }, async (_, i) => {
         // A function instance: one connection (pool max 1), one request, gone.
@@ -185,8 +179,7 @@ describe('what the guides claim', () => {
       });
       expect((await Promise.all(invocations)).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i));
     } finally {
-      sampling = false;
-      await sampler;
+      peak = await watch.stop();
       await admin.end();
       await pgmux.stop(1000);
     }
@@ -203,22 +196,11 @@ describe('what the guides claim', () => {
       users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
     });
     try {
-      const result = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-        const child = spawn('/usr/bin/python3', ['-c', block.text], {
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATABASE_URL: px.url(db, APP_ROLE.name, APP_ROLE.password) },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-        child.on('error', reject);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, out });
-        });
+      const result = await runProcess('/usr/bin/python3', ['-c', block.text], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATABASE_URL: px.url(db, APP_ROLE.name, APP_ROLE.password) },
+        timeoutMs: 50_000,
       });
-      expect(result.out.trim(), result.out).toBe('ok');
+      expect(result.output.trim(), result.output).toBe('ok');
       expect(result.code).toBe(0);
     } finally {
       await px.stop();

@@ -1,6 +1,7 @@
 /** Limits: max_client_conn refuses with 53300; query_wait_timeout fails only the client that waited too long. */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectClient } from './harness/clients.js';
 import { createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
@@ -12,10 +13,8 @@ beforeAll(async () => {
   db = await createTestDatabase('limits');
 });
 
-async function connect(px: TestPgmux, database = 'app'): Promise<pg.Client> {
-  const client = new pg.Client(px.url(database, APP_ROLE.name, APP_ROLE.password));
-  await client.connect();
-  return client;
+function connect(px: TestPgmux): Promise<pg.Client> {
+  return connectClient(px);
 }
 
 describe('max_client_conn', () => {

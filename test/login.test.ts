@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
+import { settlesWithin } from './harness/wait.js';
 
 let px: TestPgmux;
 let db: string;
@@ -35,10 +36,6 @@ function client(options: Partial<pg.ClientConfig>): pg.Client {
   return c;
 }
 
-function settles<T>(p: Promise<T>, ms: number): Promise<boolean> {
-  return Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
-}
-
 describe('startup settings', () => {
   it('a value a server accepted before needs no server to log in; a new value waits for one', async () => {
     const settings = { application_name: 'reporting', options: '-c TimeZone=Asia/Tokyo -c statement_timeout=7777' };
@@ -52,11 +49,11 @@ describe('startup settings', () => {
     await holder.query('SELECT 1');
 
     const again = client(settings);
-    expect(await settles(again.connect(), 5000)).toBe(true);
+    expect(await settlesWithin(again.connect(), 5000)).toBe(true);
     const fresh = client({ application_name: 'never-seen-before' });
     const freshConnect = fresh.connect();
     // This one must be tried on a server, and there is none free: it waits.
-    expect(await settles(freshConnect, 1000)).toBe(false);
+    expect(await settlesWithin(freshConnect, 1000)).toBe(false);
 
     await holder.query('COMMIT');
     await freshConnect;

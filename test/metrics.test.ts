@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { parseExposition, sampleSum, sampleValue, type Exposition } from './harness/prometheus-text.js';
+import { freePort } from './harness/postgres.js';
 import { APP_ROLE, SCRAM_ROLE } from './harness/roles.js';
 
 let px: TestPgmux;
@@ -80,15 +81,6 @@ async function eventually(check: () => Promise<void>, timeoutMs = 20_000): Promi
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-}
-
-/** A loopback port nobody listens on (taken from the kernel, then released). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 beforeAll(async () => {
@@ -305,7 +297,7 @@ describe('/healthz and /readyz', () => {
   });
 
   it('answers /readyz with 503 naming an unreachable database, and keeps serving through a drain', async () => {
-    const ghostPort = await closedPort();
+    const ghostPort = await freePort();
     const second = await startPgmux({
       metrics: true,
       databases: { app: { dbname: db }, ghost: { host: '127.0.0.1', port: ghostPort, dbname: 'ghost' } },
@@ -349,7 +341,7 @@ describe('/healthz and /readyz', () => {
 
   it('listens on metrics_port from the configuration, and not at all by default in tests', async () => {
     expect(px.pgmux.metricsPort).toBeGreaterThan(0);
-    const port = await closedPort();
+    const port = await freePort();
     const configured = await startPgmux({ settings: { metrics_port: port }, databases: { app: { dbname: db } } });
     const off = await startPgmux({ databases: { app: { dbname: db } } });
     try {

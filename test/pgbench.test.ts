@@ -4,11 +4,11 @@
  * Postgres must never see more server connections than the pool allows. The same runs go
  * directly to Postgres for a TPS comparison, printed (not asserted: timings are noisy).
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { watchBackends } from './harness/backends.js';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
+import { initPgbench, runPgbench } from './harness/pgbench.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
 
@@ -48,36 +48,6 @@ let db: string;
 let admin: pg.Client;
 const tps = new Map<string, { pgmux?: number; direct?: number }>();
 
-function pgEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
-  env.PGPASSWORD = APP_ROLE.password;
-  env.PGCONNECT_TIMEOUT = '10';
-  return env;
-}
-
-function run(file: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: pgEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
-
-function pgbench(): string {
-  return path.join(pgInfo().binDir, 'pgbench');
-}
-
 function field(output: string, re: RegExp): number {
   const m = re.exec(output);
   if (m === null) throw new Error(`pgbench output has no ${re}:\n${output}`);
@@ -85,8 +55,7 @@ function field(output: string, re: RegExp): number {
 }
 
 async function bench(port: number, clients: number, seconds: number, args: string[]): Promise<BenchResult> {
-  const { code, output } = await run(
-    pgbench(),
+  const { code, output } = await runPgbench(
     ['-h', '127.0.0.1', '-p', String(port), '-U', APP_ROLE.name, '-c', String(clients), '-j', '2', '-T', String(seconds), '-n', ...args, db],
     (seconds + 30) * 1000,
   );
@@ -100,31 +69,9 @@ async function bench(port: number, clients: number, seconds: number, args: strin
   };
 }
 
-/** Polls pg_stat_activity and keeps the highest count of `app` backends in the test database. */
-function watchBackends(): { stop(): Promise<number> } {
-  let max = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const r = await admin.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND usename = 'app'", [db]);
-      max = Math.max(max, Number(r.rows[0].n));
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return max;
-    },
-  };
-}
-
 beforeAll(async () => {
   db = await createTestDatabase('pgbench');
-  const info = pgInfo();
-  const init = await run(pgbench(), ['-i', '-s', '1', '-q', '-h', info.host, '-p', String(info.port), '-U', APP_ROLE.name, db], 60_000);
-  expect(init.code, init.output).toBe(0);
+  await initPgbench(db);
   admin = await adminClient(db);
   px = await startPgmux({
     settings: { pool_mode: 'transaction', default_pool_size: POOL_SIZE, max_client_conn: 200, log_connections: false, log_disconnections: false },
@@ -152,7 +99,7 @@ afterAll(async () => {
 
 describe('pgbench through pgmux (transaction mode)', () => {
   it.each(SCENARIOS)('$name: no failed transaction, at most 10 server connections', async ({ name, args, clients = PGMUX_CLIENTS }) => {
-    const watcher = watchBackends();
+    const watcher = watchBackends(admin, { database: db, user: APP_ROLE.name }, 50);
     const result = await bench(px.port, clients, PGMUX_SECONDS, args);
     const maxBackends = await watcher.stop();
     expect(result.code, result.output).toBe(0);

@@ -4,36 +4,21 @@
  * from pg_authid, transaction mode, default_pool_size 25, max_client_conn 1000. 200 clients at
  * once run transactions through it; Postgres never sees more than 25 connections for the user.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { watchBackends } from './harness/backends.js';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
+import { logLines, startPgmuxProcess } from './harness/pgmux-process.js';
 import { freePort } from './harness/postgres.js';
+import { waitForOutput, waitListening, type ChildProc } from './harness/process.js';
 import { APP_ROLE } from './harness/roles.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 let db: string;
 let port: number;
-let child: ChildProcess;
-let output = '';
-let exited = false;
-
-function listening(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port: p, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+let pgmux: ChildProc | undefined;
 
 beforeAll(async () => {
   db = await createTestDatabase('ini_typical');
@@ -69,46 +54,25 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
-  child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src', 'main.ts'), '--pgbouncer-ini', 'pgbouncer.ini'], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TSX_TSCONFIG_PATH: path.join(ROOT, 'tsconfig.json'), METRICS_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  child.on('exit', () => (exited = true));
-  const deadline = Date.now() + 30_000;
-  while (!(await listening(port))) {
-    if (exited || Date.now() > deadline) throw new Error(`pgmux did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  pgmux = startPgmuxProcess({ args: ['--pgbouncer-ini', 'pgbouncer.ini'], cwd: dir });
+  await waitListening(pgmux, port);
+  // Startup lines are asserted on below: the last one may reach the pipe just after the port accepts connections.
+  await waitForOutput(pgmux, 'pgmux listening');
 }, 60_000);
 
 afterAll(async () => {
-  if (child !== undefined && !exited) {
-    const gone = new Promise((r) => child.on('exit', r));
-    child.kill('SIGTERM');
-    await gone;
-  }
+  await pgmux?.stop('SIGTERM');
 });
 
 describe('a typical pgbouncer.ini, unchanged', () => {
   it('starts in transaction mode with the file\'s pool settings', () => {
-    const started = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const started = logLines(pgmux?.stdout() ?? '');
     expect(started.find((l) => l.msg === 'pgmux listening')).toMatchObject({ port, pool_mode: 'transaction' });
   });
 
   it('serves 200 concurrent SCRAM clients through the wildcard database on at most 25 server connections', async () => {
     const admin = await adminClient(db);
-    let peak = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        const n = (await admin.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = $2', [db, APP_ROLE.name])).rows[0].n;
-        peak = Math.max(peak, n);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    const watch = watchBackends(admin, { database: db, user: APP_ROLE.name });
     try {
       const CLIENTS = 200;
       const TXNS = 5;
@@ -129,13 +93,13 @@ describe('a typical pgbouncer.ini, unchanged', () => {
           }
         }),
       );
+      const peak = await watch.stop();
       const total = (await admin.query<{ n: number }>('SELECT count(*)::int AS n FROM orders')).rows[0].n;
       expect(total).toBe(CLIENTS * TXNS);
       expect(peak).toBeGreaterThan(0);
       expect(peak).toBeLessThanOrEqual(25);
     } finally {
-      sampling = false;
-      await sampler;
+      await watch.stop();
       await admin.end();
     }
   }, 120_000);

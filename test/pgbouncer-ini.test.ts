@@ -6,41 +6,23 @@
  * [users] section and the included file's settings take effect; unsupported and ignored settings are logged at
  * startup.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
+import { logLines, startPgmuxProcess } from './harness/pgmux-process.js';
 import { freePort } from './harness/postgres.js';
+import { waitForOutput, waitListening, type ChildProc } from './harness/process.js';
 import { APP_ROLE, CLEAR_ROLE, MD5_ROLE } from './harness/roles.js';
 import { authKind, RawConnection, scramLogin, startupPacket } from './harness/wire.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MAIN = path.join(ROOT, 'src', 'main.ts');
-const TSX = import.meta.resolve('tsx');
 
 let dir: string;
 let appDb: string;
 let wildDb: string;
 let port: number;
-let child: ChildProcess;
-let stdout = '';
-let exited = false;
-
-function tcpConnect(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port: p, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+let pgmux: ChildProc | undefined;
 
 function client(user: string, password: string | undefined, database: string): pg.Client {
   return new pg.Client({ host: '127.0.0.1', port, user, password, database, connectionTimeoutMillis: 10_000 });
@@ -62,13 +44,6 @@ async function authRequest(user: string, database: string): Promise<{ kind: numb
   await conn.write(startupPacket({ user, database }));
   const r = await conn.untilMessage('R', 5000);
   return { kind: authKind(r), conn };
-}
-
-function logLines(): Record<string, unknown>[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 beforeAll(async () => {
@@ -133,33 +108,20 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'pool.ini'), '; pool sizing, kept apart\ndefault_pool_size = 10\nquery_wait_timeout = 2.5\n');
 
   // The real process, as PgBouncer users would start it (METRICS_PORT=0: tests share the machine).
-  child = spawn(process.execPath, ['--import', TSX, MAIN, '--pgbouncer-ini', path.join(dir, 'pgbouncer.ini')], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TSX_TSCONFIG_PATH: path.join(ROOT, 'tsconfig.json'), METRICS_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.on('exit', () => (exited = true));
-  const deadline = Date.now() + 30_000;
-  while (!(await tcpConnect(port))) {
-    if (exited || Date.now() > deadline) throw new Error(`pgmux did not start:\n${stdout}\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  pgmux = startPgmuxProcess({ args: ['--pgbouncer-ini', path.join(dir, 'pgbouncer.ini')], cwd: dir });
+  await waitListening(pgmux, port);
+  // Startup lines are asserted on below: the last one may reach the pipe just after the port accepts connections.
+  await waitForOutput(pgmux, 'pgmux listening');
 }, 60_000);
 
 afterAll(async () => {
-  if (child !== undefined && !exited) {
-    const gone = new Promise((r) => child.on('exit', r));
-    child.kill('SIGTERM');
-    await gone;
-  }
+  await pgmux?.stop('SIGTERM');
 });
 
 describe('pgmux --pgbouncer-ini', () => {
   it('logs the unsupported settings by name (warn) and the ignored ones with reasons (info) at startup', () => {
-    const lines = logLines();
+    const stdout = pgmux?.stdout() ?? '';
+    const lines = logLines(stdout);
     const warn = lines.find((l) => l.level === 'warn' && typeof l.msg === 'string' && l.msg.startsWith('pgbouncer.ini:'));
     expect(warn?.msg, stdout).toBe('pgbouncer.ini: 1 setting(s) pgmux does not support have no effect: server_round_robin');
     expect(warn?.unsupported).toEqual([`server_round_robin (${path.join(dir, 'pgbouncer.ini')}:21): pgmux has no round-robin server selection`]);

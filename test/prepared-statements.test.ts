@@ -3,39 +3,20 @@
  * real drivers that prepare (pgbench -M prepared, node-postgres named queries, postgres.js's
  * default prepare: true). Statements must follow each client to whichever server it gets.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, pgInfo } from './harness/context.js';
+import { createTestDatabase } from './harness/context.js';
+import { initPgbench, runPgbench } from './harness/pgbench.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
 
 let px: TestPgmux;
 let db: string;
 
-function run(file: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, PGPASSWORD: APP_ROLE.password };
-    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
-
 beforeAll(async () => {
   db = await createTestDatabase('prepared');
-  const info = pgInfo();
-  const init = await run(path.join(info.binDir, 'pgbench'), ['-i', '-s', '1', '-q', '-h', info.host, '-p', String(info.port), '-U', APP_ROLE.name, db], 60_000);
-  expect(init.code, init.output).toBe(0);
+  await initPgbench(db);
   px = await startPgmux({
     settings: { default_pool_size: 2, max_client_conn: 500, log_connections: false, log_disconnections: false },
     databases: { app: { dbname: db } },
@@ -52,8 +33,7 @@ describe('named prepared statements in transaction mode (pool of 2)', () => {
     ['tpcb-like', []],
     ['select-only', ['-S']],
   ])('pgbench -M prepared -c 32 %s: no errors', async (_name, extra) => {
-    const { code, output } = await run(
-      path.join(pgInfo().binDir, 'pgbench'),
+    const { code, output } = await runPgbench(
       ['-h', '127.0.0.1', '-p', String(px.port), '-U', APP_ROLE.name, '-M', 'prepared', '-c', '32', '-j', '2', '-T', '5', '-n', ...extra, 'app'],
       60_000,
     );

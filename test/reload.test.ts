@@ -5,18 +5,21 @@
  * target applies to each server connection when it is released; a removed database keeps its
  * clients until they leave; listen_port changes are reported as needing a restart.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countBackends } from './harness/backends.js';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
+import { initPgbench, runPgbench } from './harness/pgbench.js';
 import { startPgmux, type TestPgmux, type TestPgmuxOptions } from './harness/pgmux.js';
+import { startPgmuxProcess } from './harness/pgmux-process.js';
 import { freePort } from './harness/postgres.js';
+import { waitForOutput, type ChildProc } from './harness/process.js';
 import { APP_ROLE } from './harness/roles.js';
+import { waitFor } from './harness/wait.js';
 
 const ADMIN = { name: 'pgmux_admin', password: 'admin-pass' };
 const USERS = { [APP_ROLE.name]: { password: APP_ROLE.password }, [ADMIN.name]: { password: ADMIN.password } };
@@ -38,21 +41,6 @@ async function connect(port: number, database: string, user = APP_ROLE.name, pas
 }
 
 const adminConnect = (port: number): Promise<pg.Client> => connect(port, 'pgbouncer', ADMIN.name, ADMIN.password);
-
-async function waitFor<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function rows(admin: pg.Client, sql: string): Promise<Row[]> {
   return (await admin.query(sql)).rows as Row[];
@@ -83,9 +71,7 @@ describe('RELOAD of a new pool size under a running pgbench', () => {
   });
 
   beforeAll(async () => {
-    const info = pgInfo();
-    const init = await run(path.join(info.binDir, 'pgbench'), ['-i', '-s', '1', '-q', '-h', info.host, '-p', String(info.port), '-U', APP_ROLE.name, db], 60_000);
-    expect(init.code, init.output).toBe(0);
+    await initPgbench(db);
     px = await startPgmux(options(6));
     cleanups.push(() => px.stop());
   }, 90_000);
@@ -93,12 +79,7 @@ describe('RELOAD of a new pool size under a running pgbench', () => {
   it('zero failed transactions; the pool shrinks to the new size and grows again, as SHOW DATABASES / SHOW POOLS show', async () => {
     const admin = await adminConnect(px.port);
     const pool = async (): Promise<Row | undefined> => (await rows(admin, 'SHOW POOLS')).find((r) => r.database === 'bench');
-    const info = pgInfo();
-    const bench = run(
-      path.join(info.binDir, 'pgbench'),
-      ['-h', '127.0.0.1', '-p', String(px.port), '-U', APP_ROLE.name, '-c', '12', '-j', '2', '-T', '12', '-n', '-M', 'simple', 'bench'],
-      60_000,
-    );
+    const bench = runPgbench(['-h', '127.0.0.1', '-p', String(px.port), '-U', APP_ROLE.name, '-c', '12', '-j', '2', '-T', '12', '-n', '-M', 'simple', 'bench'], 60_000);
     // Load first: the pool at its configured size.
     await waitFor(async () => serverTotal(await pool()) === 6, 'pgbench to use all 6 server connections');
 
@@ -109,13 +90,7 @@ describe('RELOAD of a new pool size under a running pgbench', () => {
     // Surplus servers close as pgbench's transactions release them.
     await waitFor(async () => serverTotal(await pool()) <= 2, 'the pool to shrink to 2 server connections');
     // And Postgres agrees, once the closed backends have exited.
-    await waitFor(async () => {
-      const r = await superuser.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = 'app' AND backend_type = 'client backend'",
-        [db],
-      );
-      return r.rows[0].n <= 2;
-    }, 'Postgres to see at most 2 backends of the pool');
+    await waitFor(async () => (await countBackends(superuser, { database: db, user: APP_ROLE.name })) <= 2, 'Postgres to see at most 2 backends of the pool');
 
     px.rewriteConfig(options(5));
     await admin.query('RELOAD');
@@ -232,11 +207,10 @@ describe('RELOAD of other changes', () => {
 });
 
 describe('SIGHUP', () => {
-  const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  let child: ChildProcess | null = null;
+  let proc: ChildProc | undefined;
 
-  afterAll(() => {
-    if (child !== null && child.exitCode === null) child.kill('SIGKILL');
+  afterAll(async () => {
+    await proc?.stop('SIGKILL');
   });
 
   it('reloads the file the process was started with; a bad file is logged and the old one kept', async () => {
@@ -247,62 +221,32 @@ describe('SIGHUP', () => {
     const document = (poolSize: number | string): string =>
       stringify({ listen_port: port, metrics_port: 0, ...SETTINGS, default_pool_size: poolSize, databases: { app: { host: info.host, port: info.port, dbname: db } }, users: USERS });
     writeFileSync(file, document(4));
-    const proc = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src', 'main.ts'), '--config', file], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TSX_TSCONFIG_PATH: path.join(ROOT, 'tsconfig.json') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = proc;
-    let out = '';
-    proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor(async () => out.includes('pgmux listening'), `pgmux to listen:\n${out}`, 30_000);
+    const pgmux = startPgmuxProcess({ args: ['--config', file], cwd: dir });
+    proc = pgmux;
+    await waitForOutput(pgmux, 'pgmux listening', 30_000);
 
     const admin = await adminConnect(port);
     const poolSize = async (): Promise<unknown> => (await rows(admin, 'SHOW CONFIG')).find((r) => r.key === 'default_pool_size')?.value;
     expect(await poolSize()).toBe('4');
 
     writeFileSync(file, document(7));
-    proc.kill('SIGHUP');
+    pgmux.child.kill('SIGHUP');
     await waitFor(async () => (await poolSize()) === '7', 'SIGHUP to apply default_pool_size 7');
     // The log line may reach the pipe a little after the admin console shows the new value.
-    await waitFor(async () => out.includes('configuration applied'), `the reload to be logged:\n${out}`);
+    await waitForOutput(pgmux, 'configuration applied');
 
     writeFileSync(file, document('lots'));
-    proc.kill('SIGHUP');
-    await waitFor(async () => out.includes('configuration rejected'), `the bad file to be logged:\n${out}`);
-    expect(out).toMatch(/"err":"default_pool_size: must be an integer/);
+    pgmux.child.kill('SIGHUP');
+    await waitForOutput(pgmux, 'configuration rejected');
+    expect(pgmux.output()).toMatch(/"err":"default_pool_size: must be an integer/);
     expect(await poolSize()).toBe('7');
-    expect(proc.exitCode).toBeNull();
+    expect(pgmux.running()).toBe(true);
     const c = await connect(port, 'app');
     expect((await c.query('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
     await c.end();
     await admin.end();
 
-    proc.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    const { code } = await pgmux.stop('SIGTERM');
     expect(code).toBe(0);
   }, 60_000);
 });
-
-function run(file: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
-  env.PGPASSWORD = APP_ROLE.password;
-  env.PGCONNECT_TIMEOUT = '10';
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}

@@ -1,6 +1,7 @@
 /** Session mode: a client keeps its server connection for the whole session; the next client starts clean. */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectClient } from './harness/clients.js';
 import { createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
@@ -21,8 +22,7 @@ afterAll(async () => {
 });
 
 function connect(): Promise<pg.Client> {
-  const client = new pg.Client(px.url('app', APP_ROLE.name, APP_ROLE.password));
-  return client.connect().then(() => client);
+  return connectClient(px);
 }
 
 describe('session mode', () => {

@@ -14,9 +14,11 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientSession } from '../src/client/client-session.js';
 import type { Pool } from '../src/pool/pool.js';
+import { ClientTracker, startLoad } from './harness/clients.js';
 import { adminClient, createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
+import { sleep, waitFor } from './harness/wait.js';
 
 let px: TestPgmux;
 let db: string;
@@ -40,54 +42,13 @@ afterAll(async () => {
   await admin?.end();
 });
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Every client a test opened: closed after each test, so a failed test does not leave servers pinned. */
-const opened = new Set<pg.Client>();
-afterEach(async () => {
-  const clients = [...opened];
-  opened.clear();
-  await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-});
+const opened = new ClientTracker();
+afterEach(() => opened.endAll());
 
-async function connect(target: TestPgmux = px): Promise<pg.Client> {
-  const client = new pg.Client(target.url('app', APP_ROLE.name, APP_ROLE.password));
-  // A failure shows up in the awaited query; a connection dropped at shutdown is not a test error.
-  client.on('error', () => undefined);
-  opened.add(client);
-  await client.connect();
-  return client;
-}
-
-/** `n` clients running short queries in a loop, keeping both servers busy, until stop(). */
-async function startLoad(n = 20): Promise<{ stop(): Promise<number> }> {
-  const clients = await Promise.all(Array.from({ length: n }, () => connect()));
-  let running = true;
-  let queries = 0;
-  const errors: string[] = [];
-  const loops = clients.map(async (c) => {
-    while (running) {
-      try {
-        await c.query('select pg_sleep(0.002)');
-        queries++;
-      } catch (err) {
-        errors.push(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`);
-        return;
-      }
-    }
-  });
-  return {
-    /** Stops the load; throws if any of its queries failed. Returns how many ran. */
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-      expect(errors, 'errors in the background load').toEqual([]);
-      return queries;
-    },
-  };
+/** A failure shows up in the awaited query; a connection dropped at shutdown is not a test error. */
+function connect(target: TestPgmux = px): Promise<pg.Client> {
+  return opened.connect(target);
 }
 
 function pool(target: TestPgmux = px): Pool {
@@ -102,14 +63,6 @@ function sessionOf(client: pg.Client, target: TestPgmux = px): ClientSession {
   const found = [...target.pgmux.registry.clients].find((s) => s.processId === processID);
   expect(found, `no pgmux client with processId ${processID}`).toBeDefined();
   return found as ClientSession;
-}
-
-async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 interface Seen {
@@ -133,7 +86,7 @@ describe('SET replay across servers', () => {
     await client.query('SET search_path TO myschema, public');
     await client.query("SET statement_timeout = '4321ms'");
     await client.query("SET application_name = 'replayed'");
-    const load = await startLoad(20);
+    const load = await startLoad(connect);
     const pids = new Set<number>();
     try {
       for (let i = 0; i < 30; i++) {
@@ -152,7 +105,7 @@ describe('SET replay across servers', () => {
 
   it('SET LOCAL does not persist, a rolled-back SET does not persist, RESET restores the default, set_config(..., false) persists', async () => {
     const client = await connect();
-    const load = await startLoad(20);
+    const load = await startLoad(connect);
     const pids = new Set<number>();
     const check = async (label: string, expected: Omit<Seen, 'pid'>): Promise<void> => {
       for (let i = 0; i < 8; i++) {
@@ -216,7 +169,7 @@ describe('nothing leaks to the next client', () => {
     expect((await leaky.query('select pg_backend_pid() as pid')).rows[0].pid).toBe(leakyPid);
     await leaky.end();
     // Its server is cleaned up and back in the pool (or closed, which is as safe).
-    await until('the leaky server to be reset', () => pool().resetting.size === 0 && pool().active.size === 0);
+    await waitFor(() => pool().resetting.size === 0 && pool().active.size === 0, 'the leaky server to be reset');
     const reused = pool().idle.some((s) => s.processId === leakyPid);
 
     // The try-lock step of the fresh clients is serialised among them (they would contend with each other otherwise).
@@ -262,14 +215,14 @@ describe('nothing leaks to the next client', () => {
     const warm = await Promise.all([connect(), connect()]);
     await Promise.all(warm.map((c) => c.query('select pg_sleep(0.05)')));
     await Promise.all(warm.map((c) => c.end()));
-    await until('two idle servers', () => pool().idle.length === 2 && pool().serverCount === 2);
+    await waitFor(() => pool().idle.length === 2 && pool().serverCount === 2, 'two idle servers');
     const before = pool().idle.map((s) => s.processId).sort();
     for (let i = 0; i < 10; i++) {
       const c = await connect();
       await c.query(`SET statement_timeout = '${1000 + i}ms'`);
       await c.end();
     }
-    await until('the servers to be back', () => pool().resetting.size === 0 && pool().active.size === 0 && pool().connecting.size === 0);
+    await waitFor(() => pool().resetting.size === 0 && pool().active.size === 0 && pool().connecting.size === 0, 'the servers to be back');
     // The same two backends: none was closed (and replaced) because of a client leaving.
     expect(pool().idle.map((s) => s.processId).sort()).toEqual(before);
     // And the next client does not inherit the setting.
@@ -293,7 +246,7 @@ describe('pins end when the state is gone', () => {
       await client.query(create);
       await client.query(drop);
       await client.query('select 1');
-      await until('the client to be released', () => session.server === null, 1000).catch(() => undefined);
+      await waitFor(() => session.server === null, 'the client to be released', 1000).catch(() => undefined);
       expect({ cycle, pinned: session.pinned, reasons: session.pinReasons, holdsServer: session.server !== null }).toEqual({
         cycle,
         pinned: false,
@@ -311,12 +264,12 @@ describe('LISTEN / NOTIFY', () => {
     const b = await connect();
     const notes: pg.Notification[] = [];
     a.on('notification', (n) => notes.push(n));
-    const load = await startLoad(20);
+    const load = await startLoad(connect);
     try {
       await a.query('LISTEN chan');
       const listenerPid = (await a.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
 
-      await until('pinCounts listen to go up', () => (px.pgmux.registry.pinCounts.get('listen') ?? 0) >= pinsBefore + 1);
+      await waitFor(() => (px.pgmux.registry.pinCounts.get('listen') ?? 0) >= pinsBefore + 1, 'pinCounts listen to go up');
       expect(px.pgmux.registry.pinCounts.get('listen')).toBeGreaterThanOrEqual(1);
       const session = sessionOf(a);
       expect(session.pinned).toBe(true);
@@ -328,14 +281,13 @@ describe('LISTEN / NOTIFY', () => {
 
       const sent = Date.now();
       await b.query("NOTIFY chan, 'hello'");
-      await until('the notification', () => notes.length > 0, 5000);
+      await waitFor(() => notes.length > 0, 'the notification', 5000);
       expect(Date.now() - sent).toBeLessThan(5000);
       expect(notes[0].channel).toBe('chan');
       expect(notes[0].payload).toBe('hello');
 
       // Where operators look: the log says the client was pinned, with reason listen.
-      await until(
-        'a "pinned" log line with reason listen',
+      await waitFor(
         () => {
           let text = '';
           try {
@@ -355,6 +307,7 @@ describe('LISTEN / NOTIFY', () => {
               }
             });
         },
+        'a "pinned" log line with reason listen',
         5000,
       );
 
@@ -381,7 +334,7 @@ describe('LISTEN / NOTIFY', () => {
 
     await a.query('UNLISTEN *');
     await a.query('select 1');
-    await until('the listener to be released', () => session.server === null && !session.pinned);
+    await waitFor(() => session.server === null && !session.pinned, 'the listener to be released');
     expect(session.pinned).toBe(false);
     // Its server is back in the pool, idle.
     expect(pool().active.size).toBe(0);

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loginError as pgLoginError, type PgError } from './harness/clients.js';
 import { createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
@@ -60,18 +61,9 @@ async function expectHealthy(target: TestPgmux = px): Promise<void> {
   }
 }
 
-/** Connects with node-postgres and returns the error the login failed with. */
-async function loginError(config: pg.ClientConfig): Promise<Error & { code?: string; severity?: string }> {
-  const client = new pg.Client({ host: '127.0.0.1', port: px.port, connectionTimeoutMillis: 5000, ...config });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (err) {
-    return err as Error & { code?: string };
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-  throw new Error('login unexpectedly succeeded');
+/** Connects to px with node-postgres and returns the error the login failed with. */
+function loginError(config: pg.ClientConfig): Promise<PgError> {
+  return pgLoginError({ port: px.port, ...config });
 }
 
 /** Sends `bytes` on a fresh connection; expects one ErrorResponse with `sqlstate`, then the close. */

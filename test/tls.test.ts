@@ -18,6 +18,7 @@ import tls from 'node:tls';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loginError, queryOne } from './harness/clients.js';
 import { makeCertificates, type TestCerts } from './harness/certs.js';
 import { startPgmux, type TestPgmux, type TestPgmuxOptions } from './harness/pgmux.js';
 import { startPostgres, type PostgresInstance } from './harness/postgres.js';
@@ -59,35 +60,6 @@ async function pgmuxFor(settings: TestPgmuxOptions['settings'], host = '127.0.0.
   });
   started.push(px);
   return px;
-}
-
-type PgError = Error & { code?: string };
-
-/** Connects with node-postgres and returns the error the login failed with. */
-async function loginError(config: pg.ClientConfig): Promise<PgError> {
-  const client = new pg.Client({ connectionTimeoutMillis: 5000, ...config });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (err) {
-    return err as PgError;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-  throw new Error('login unexpectedly succeeded');
-}
-
-/** Logs in with node-postgres and runs `sql`, returning the first row. */
-async function queryOne<R extends pg.QueryResultRow>(config: pg.ClientConfig, sql: string): Promise<R> {
-  const client = new pg.Client({ connectionTimeoutMillis: 5000, ...config });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    const r = await client.query<R>(sql);
-    return r.rows[0];
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

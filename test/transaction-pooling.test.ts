@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { watchBackends } from './harness/backends.js';
 import { adminClient, createTestDatabase } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
@@ -29,31 +30,11 @@ afterAll(async () => {
   await admin?.end();
 });
 
-/** Polls pg_stat_activity for the test database and records the highest backend count seen for `app`. */
-function watchBackends(): { stop(): Promise<number> } {
-  let max = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const r = await admin.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND usename = 'app'", [db]);
-      max = Math.max(max, Number(r.rows[0].n));
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return max;
-    },
-  };
-}
-
 describe('transaction mode', () => {
   it('runs 500 concurrent clients x 20 transactions on a pool of 10 server connections', async () => {
     const clients = Array.from({ length: 500 }, () => new pg.Client(px.url('app', APP_ROLE.name, APP_ROLE.password)));
     await Promise.all(clients.map((c) => c.connect()));
-    const watcher = watchBackends();
+    const watcher = watchBackends(admin, { database: db, user: APP_ROLE.name });
     const results = await Promise.all(
       clients.map(async (client, id) => {
         let ok = 0;
@@ -83,7 +64,7 @@ describe('transaction mode', () => {
   }, 240_000);
 
   it('serves a burst of 1,825 queries over 1,825 client connections with a pool of 20', async () => {
-    const watcher = watchBackends();
+    const watcher = watchBackends(admin, { database: db, user: APP_ROLE.name });
     const results = await Promise.allSettled(
       Array.from({ length: 1825 }, async (_, day) => {
         const client = new pg.Client(px.url('burst', APP_ROLE.name, APP_ROLE.password));
