@@ -70,3 +70,30 @@ describe('startup settings', () => {
     }
   }, 30_000);
 });
+
+describe('application_name_add_host', () => {
+  it('the server sees "app - address:port" of each client, and two clients on one server each get their own', async () => {
+    const tagged = await startPgmux({
+      settings: { default_pool_size: 1, application_name_add_host: true, log_connections: false, log_disconnections: false },
+      databases: { app: { dbname: db } },
+      users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
+    });
+    const clients: pg.Client[] = [];
+    try {
+      for (const name of ['billing', 'billing']) {
+        const c = new pg.Client({ connectionString: tagged.url('app', APP_ROLE.name, APP_ROLE.password), application_name: name });
+        await c.connect();
+        clients.push(c);
+      }
+      for (const c of clients) {
+        const port = (c as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
+        // Both run on the single server connection, one after the other: each sees its own value.
+        const r = await c.query<{ a: string }>("SELECT current_setting('application_name') AS a");
+        expect(r.rows[0].a).toBe(`billing - 127.0.0.1:${port}`);
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+      await tagged.stop();
+    }
+  });
+});

@@ -277,6 +277,10 @@ export class ClientSession implements FrameHandler, PoolClient {
       for (const [name, value] of settings) this.startupParams.set(name, value);
       if (unsupported.length > 0) this.log.info({ options: unsupported }, 'ignoring unsupported switches in the options startup parameter');
     }
+    if (this.host.config.application_name_add_host) {
+      // As PgBouncer does: "app - host:port", so pg_stat_activity shows which client a server works for.
+      this.startupParams.set('application_name', `${this.startupParams.get('application_name') ?? ''} - ${this.label}`);
+    }
 
     const userConfig = Object.hasOwn(this.host.config.users, this.user) ? this.host.config.users[this.user] : undefined;
     const authType = userConfig?.auth_type ?? dbConfig.auth_type ?? this.host.config.auth_type;

@@ -34,7 +34,9 @@ export type PinKind = (typeof PIN_KINDS)[number][0];
 
 export const PIN_EFFECTS = SqlEffect.Listen | SqlEffect.AdvisoryLock | SqlEffect.TempTable | SqlEffect.HoldCursor | SqlEffect.SqlPrepare;
 
-const CANDIDATE = /set|listen|advisory|temp|hold|prepare|discard|dealloc|drop|close/i;
+// SET/RESET only count where a statement can start (text start, after ';', a comment or a line
+// break): "UPDATE t SET ..." is the commonest write and must not pay for the full split below.
+const CANDIDATE = /(?:^|[;\n]|\*\/)\s*(?:set|reset)\b|set_config|listen|advisory|temp|hold|prepare|discard|dealloc|drop|close/i;
 
 export interface Classification {
   effects: number;

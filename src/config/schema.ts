@@ -130,7 +130,7 @@ export const SETTINGS = [
   bool('log_connections', true, 'Log each client connection.'),
   bool('log_disconnections', true, 'Log each client disconnection, with the reason.'),
   oneOf('log_level', 'info', LOG_LEVELS, 'Least severe log level written.'),
-  bool('application_name_add_host', false, 'Append the client address and port to application_name on the server.'),
+  bool('application_name_add_host', false, 'Append " - address:port" of the client to application_name on the server (as PgBouncer). Every client then has its own settings, so each hand-over of a server runs a set_config first.'),
   duration('stats_period', 60, 'How often averages in SHOW STATS are recomputed and logged.'),
   int('metrics_port', 9127, 0, 65535, 'Port of the HTTP endpoint serving Prometheus /metrics, /healthz, /readyz and the status page; 0 turns it off.'),
   str('metrics_addr', '127.0.0.1', 'Address of the metrics/health/status HTTP endpoint; "*" means all interfaces.', address),

@@ -3,7 +3,6 @@ import { formatSettingValue, SETTINGS } from './schema.js';
 
 /** Settings accepted now whose behaviour arrives with a later feature; the README says so instead of pretending. */
 export const PLANNED_SETTINGS: Readonly<Record<string, string>> = {
-  application_name_add_host: 'session-state tracking',
 };
 
 export function renderSettingsTable(): string {
