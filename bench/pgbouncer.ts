@@ -2,13 +2,13 @@
  * PgBouncer as a benchmark target: Debian's `pgbouncer` package (installed with apt-get when missing and running as
  * root), configured like pgmux and run as the unprivileged OS user (PgBouncer refuses to run as root).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { freePort } from '../test/harness/postgres.js';
-import { cleanEnv, processCpuUs, runCommand, spawnWrapped, stopChild } from './proc.js';
-import { POOL_SETTINGS, tail, waitForPort, type PoolerSetup, type Target } from './target.js';
+import { cleanEnv, runCommand, spawnWrapped } from './proc.js';
+import { POOL_SETTINGS, poolerProcess, tail, type PoolerSetup, type Target } from './target.js';
 
 const CANDIDATES = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer', '/usr/local/sbin/pgbouncer'];
 
@@ -89,8 +89,7 @@ export async function startPgbouncer(setup: PoolerSetup): Promise<Target> {
   await fsp.writeFile(configFile, configText(setup, port, logFile));
   for (const p of [dir, configFile]) await fsp.chown(p, setup.osUser.uid, setup.osUser.gid);
 
-  let child: ChildProcess | undefined;
-  const launch = async (): Promise<void> => {
+  return poolerProcess('pgbouncer', 'PgBouncer', port, version, setup, () => {
     // -q: log to the logfile only. Not -d: the pid must stay ours to read /proc and to stop it.
     const proc = spawnWrapped(bin, ['-q', configFile], {
       cwd: dir,
@@ -101,29 +100,6 @@ export async function startPgbouncer(setup: PoolerSetup): Promise<Target> {
     });
     let stderr = '';
     proc.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-2000)));
-    child = proc;
-    try {
-      await waitForPort(port, () => proc.exitCode === null && proc.signalCode === null, 'pgbouncer');
-    } catch (err) {
-      await stopChild(proc);
-      throw new Error(`${(err as Error).message}: ${stderr.trim()} ${await tail(logFile)}`.trim());
-    }
-  };
-  await launch();
-  const pid = (): number => child?.pid ?? Number.NaN;
-  setup.log(`PgBouncer ${version} listening on 127.0.0.1:${port} (pid ${pid()})`);
-  return {
-    name: 'pgbouncer',
-    port,
-    version,
-    pid,
-    cpuUs: () => processCpuUs(pid()),
-    async restart() {
-      if (child !== undefined) await stopChild(child);
-      await launch();
-    },
-    async stop() {
-      if (child !== undefined) await stopChild(child);
-    },
-  };
+    return { proc, diagnostics: async () => `${stderr.trim()} ${await tail(logFile)}` };
+  });
 }

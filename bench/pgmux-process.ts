@@ -2,15 +2,14 @@
  * pgmux as a benchmark target: built from this repository (`npm run build`) and run as its own process
  * (`node dist/src/main.js --config FILE`), configured like PgBouncer (see pgbouncer.ts): the same auth_file.
  */
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from '../test/harness/postgres.js';
-import { cleanEnv, processCpuUs, runCommand, spawnWrapped, stopChild } from './proc.js';
-import { POOL_SETTINGS, tail, waitForPort, type PoolerSetup, type Target } from './target.js';
+import { cleanEnv, runCommand, spawnWrapped } from './proc.js';
+import { POOL_SETTINGS, poolerProcess, tail, type PoolerSetup, type Target } from './target.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ENTRY = path.join(ROOT, 'dist', 'src', 'main.js');
@@ -56,35 +55,11 @@ export async function startPgmuxProcess(setup: PoolerSetup): Promise<Target> {
   const logFile = path.join(dir, 'pgmux.log');
   await fsp.writeFile(configFile, stringify(config(setup, port)));
 
-  let child: ChildProcess | undefined;
-  const launch = async (): Promise<void> => {
+  return poolerProcess('pgmux', 'pgmux', port, version, setup, () => {
     // The auth_file is readable by root, so pgmux runs as the invoking user (it does not mind root).
     const out = fs.openSync(logFile, 'a');
     const proc = spawnWrapped(process.execPath, [ENTRY, '--config', configFile], { cwd: dir, env: cleanEnv({ NODE_ENV: 'production' }), stdio: ['ignore', out, out] });
     fs.closeSync(out);
-    child = proc;
-    try {
-      await waitForPort(port, () => proc.exitCode === null && proc.signalCode === null, 'pgmux');
-    } catch (err) {
-      await stopChild(proc);
-      throw new Error(`${(err as Error).message}: ${await tail(logFile)}`);
-    }
-  };
-  await launch();
-  const pid = (): number => child?.pid ?? Number.NaN;
-  setup.log(`pgmux ${version} listening on 127.0.0.1:${port} (pid ${pid()})`);
-  return {
-    name: 'pgmux',
-    port,
-    version,
-    pid,
-    cpuUs: () => processCpuUs(pid()),
-    async restart() {
-      if (child !== undefined) await stopChild(child);
-      await launch();
-    },
-    async stop() {
-      if (child !== undefined) await stopChild(child);
-    },
-  };
+    return { proc, diagnostics: () => tail(logFile) };
+  });
 }

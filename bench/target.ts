@@ -5,7 +5,8 @@
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import type { PostgresInstance } from '../test/harness/postgres.js';
-import { sleep } from './proc.js';
+import type { ChildProcess } from 'node:child_process';
+import { processCpuUs, sleep, stopChild } from './proc.js';
 import type { TargetName } from './target-names.js';
 
 /** Settings both poolers share (PgBouncer names; pgmux uses the same ones). */
@@ -72,3 +73,45 @@ export async function tail(file: string, lines = 20): Promise<string> {
   }
 }
 
+
+/**
+ * A pooler run as a child process. `spawn` starts it and says how to explain a failed start (its stderr, its
+ * log's tail); it is ready once its port accepts connections. restart() starts it afresh on the same port.
+ */
+export async function poolerProcess(
+  name: TargetName,
+  label: string,
+  port: number,
+  version: string,
+  setup: PoolerSetup,
+  spawn: () => { proc: ChildProcess; diagnostics: () => Promise<string> },
+): Promise<Target> {
+  let child: ChildProcess | undefined;
+  const launch = async (): Promise<void> => {
+    const { proc, diagnostics } = spawn();
+    child = proc;
+    try {
+      await waitForPort(port, () => proc.exitCode === null && proc.signalCode === null, name);
+    } catch (err) {
+      await stopChild(proc);
+      throw new Error(`${(err as Error).message}: ${await diagnostics()}`.trim());
+    }
+  };
+  await launch();
+  const pid = (): number => child?.pid ?? Number.NaN;
+  setup.log(`${label} ${version} listening on 127.0.0.1:${port} (pid ${pid()})`);
+  return {
+    name,
+    port,
+    version,
+    pid,
+    cpuUs: () => processCpuUs(pid()),
+    async restart() {
+      if (child !== undefined) await stopChild(child);
+      await launch();
+    },
+    async stop() {
+      if (child !== undefined) await stopChild(child);
+    },
+  };
+}

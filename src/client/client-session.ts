@@ -937,9 +937,9 @@ export class ClientSession implements FrameHandler, PoolClient {
 }
 
 /** A statement that fails on the server, in order, with pgmux's explanation (the `reject` policy). */
+/** The same error, raised by the server (in a batch that already holds one), so it lands in order. */
 function rejectionSql(kind: PinKind): string {
-  const message = `${kind.replace(/_/g, ' ')} is refused by pgmux in transaction mode (session_state_${kind} = reject)`;
-  const hint = `Set session_state_${kind}: pin, or connect to a pool with pool_mode: session.`;
+  const { message, hint } = rejectionError(kind);
   return `DO $pgmux$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = '${message}', HINT = '${hint}'; END $pgmux$`;
 }
 

@@ -25,18 +25,20 @@ export function readConfigFile(cliPath: string | undefined, env: NodeJS.ProcessE
   if (cliPath !== undefined) [key, file] = ['--config', cliPath];
   else if (env.PGMUX_CONFIG) [key, file] = ['PGMUX_CONFIG', env.PGMUX_CONFIG];
   if (file.trim() === '') throw new ConfigError(key, 'must name a file (got "")');
-  const explicit = key !== DEFAULT_CONFIG_FILE;
   const path = resolve(cwd, file);
+  const text = readConfigText(key, path, key !== DEFAULT_CONFIG_FILE);
+  return text === null ? null : { path, document: parseYaml(text, path) };
+}
 
-  let text: string;
+/** The file's text; null when it is absent and was not asked for. Errors name the key that named the file. */
+function readConfigText(key: string, path: string, required: boolean): string | null {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     const code = err instanceof Error && 'code' in err ? String(err.code) : 'unknown error';
-    if (code === 'ENOENT' && !explicit) return null;
+    if (code === 'ENOENT' && !required) return null;
     throw new ConfigError(key, code === 'ENOENT' ? `file not found: ${path}` : `cannot read ${path} (${code})`);
   }
-  return { path, document: parseYaml(text, path) };
 }
 
 /**
@@ -66,12 +68,6 @@ export function readPgbouncerIni(file: string, cwd: string): PgbouncerImport & {
   const key = '--pgbouncer-ini';
   if (file.trim() === '') throw new ConfigError(key, 'must name a file (got "")');
   const path = resolve(cwd, file);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const code = err instanceof Error && 'code' in err ? String(err.code) : 'unknown error';
-    throw new ConfigError(key, code === 'ENOENT' ? `file not found: ${path}` : `cannot read ${path} (${code})`);
-  }
+  const text = readConfigText(key, path, true) as string;
   return { path, ...parsePgbouncerIni(text, path, { readFile: (p) => readFileSync(p, 'utf8'), cwd }) };
 }

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SETTINGS } from './schema.js';
-import { PLANNED_SETTINGS, renderSettingsTable } from './settings-table.js';
+import { renderSettingsTable } from './settings-table.js';
 
 describe('README settings table', () => {
   it('matches the SETTINGS table (regenerate with `npm run docs:settings`)', () => {
@@ -10,10 +9,5 @@ describe('README settings table', () => {
     const end = readme.indexOf('<!-- settings:end -->');
     expect(start).toBeGreaterThan(0);
     expect(readme.slice(start + '<!-- settings:start -->'.length, end).trim()).toBe(renderSettingsTable());
-  });
-
-  it('lists only real settings as planned', () => {
-    const names = new Set<string>(SETTINGS.map((s) => s.name));
-    for (const name of Object.keys(PLANNED_SETTINGS)) expect(names.has(name)).toBe(true);
   });
 });
