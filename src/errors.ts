@@ -108,6 +108,15 @@ export const Errors = {
     }),
   protocolViolation: (reason: string) =>
     new PgmuxError('PROTOCOL_VIOLATION', SqlState.ProtocolViolation, `protocol violation: ${reason}`, { logLevel: 'warn' }),
+  /** A malformed message from a client: it is closed, nobody else is affected. */
+  malformedMessage: (reason: string) =>
+    new PgmuxError('MALFORMED_MESSAGE', SqlState.ProtocolViolation, `invalid message from the client: ${reason}`, { logLevel: 'warn' }),
+  /** A bug in pgmux while handling one connection: that connection is closed, the process goes on. */
+  internal: (reason: string) =>
+    new PgmuxError('INTERNAL_ERROR', SqlState.InternalError, `pgmux internal error: ${reason}`, {
+      detail: 'The connection was closed; other connections are not affected.',
+      logLevel: 'error',
+    }),
   loginTimeout: (ms: number) =>
     new PgmuxError('CLIENT_LOGIN_TIMEOUT', SqlState.ProtocolViolation, `client did not complete login within ${ms} ms (client_login_timeout)`),
   idleTransactionTimeout: (ms: number) =>

@@ -42,8 +42,9 @@ import {
 } from '../protocol/startup.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { ServerConnection } from '../server/server-connection.js';
-import { Expect } from '../server/response-queue.js';
 import { SYNCED_PARAMETERS } from '../server/server-connection.js';
+import { MalformedMessage } from '../protocol/malformed.js';
+import { Owed } from '../link/request-ledger.js';
 import { ParamMap } from '../server/param-map.js';
 import { ClientAuth } from './client-auth.js';
 import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
@@ -77,11 +78,6 @@ export class ClientSession implements FrameHandler, PoolClient {
   readonly waitLink: QueueLink<PoolClient> = queueLink<PoolClient>(this);
   server: ServerConnection | null = null;
   waitingSince = 0;
-  inFlight = 0;
-  unsynced = false;
-  copyIn = false;
-  /** Counted Syncs sent after the latest Execute: the server ignores those if that Execute starts COPY IN. */
-  private syncsAfterExecute = 0;
   readonly params = new ParamMap();
   pool: Pool | null = null;
   user = '';
@@ -89,10 +85,6 @@ export class ClientSession implements FrameHandler, PoolClient {
   applicationName = '';
   readonly connectedAt = Date.now();
   lastActive = Date.now();
-  /** When the oldest request still in flight was sent, performance.now() ms (query_timeout, query time). */
-  requestSince = 0;
-  /** A query_timeout cancel went out for the requests now in flight. */
-  cancelSent = false;
   processId = 0;
   secretKey = 0;
   /** Logged in to the admin console (database pgbouncer / pgmux) instead of a pool. */
@@ -105,13 +97,14 @@ export class ClientSession implements FrameHandler, PoolClient {
   /** The user's stored password as found at login (config, auth_file or auth_query). */
   private storedPassword: string | undefined = undefined;
   private pendingDbConfig: DatabaseConfig | null = null;
-  private readonly toServer = new WriteBatch();
   /** Frames held while no server is ready; views into received chunks. */
   private readonly held: Buffer[] = [];
   /** Transaction mode: the client's named statements, carried from server to server. */
-  private readonly router = new StatementRouter();
+  router: StatementRouter | null = null;
   /** Transaction mode: the current segment's messages, for the stale-plan retry. */
-  readonly replay = new SegmentReplay();
+  replay: SegmentReplay | null = null;
+  /** Replacement messages (held while no server was attached) that must fail on the server, with the error the client gets. */
+  private readonly refusals = new Map<Buffer, { kind: Owed; error: Buffer }>();
   /** Transaction mode: session state created with SQL (null in session mode, where nothing moves). */
   private session: SessionState | null = null;
   /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
@@ -189,7 +182,28 @@ export class ClientSession implements FrameHandler, PoolClient {
 
   // ---- bytes from the client ----
 
+  /**
+   * The connection's error boundary: whatever goes wrong while handling this client's bytes
+   * closes this client only (08P01 for a malformed message, XX000 for a bug in pgmux).
+   */
   private onData(chunk: Buffer): void {
+    try {
+      this.handleData(chunk);
+    } catch (err) {
+      this.inChunk = false;
+      this.failOn(err);
+    }
+  }
+
+  /** Close this client for an exception raised while handling it. */
+  private failOn(err: unknown): void {
+    if (err instanceof MalformedMessage) return this.fail(Errors.malformedMessage(err.message));
+    if (err instanceof PgmuxError) return this.fail(err);
+    this.log.error({ err }, 'internal error handling a client connection; closing it');
+    this.fail(Errors.internal(err instanceof Error ? err.message : String(err)));
+  }
+
+  private handleData(chunk: Buffer): void {
     if (this.pool !== null) this.pool.stats.bytesReceived += chunk.length;
     if (this.reader !== null) {
       this.inChunk = true;
@@ -244,7 +258,7 @@ export class ClientSession implements FrameHandler, PoolClient {
         return;
       case 'startup':
         this.onStartup(packet);
-        if (buf.length > 0 && this.reader !== null) this.onData(buf);
+        if (buf.length > 0 && this.reader !== null) this.handleData(buf);
         return;
     }
   }
@@ -296,7 +310,13 @@ export class ClientSession implements FrameHandler, PoolClient {
     const password = this.host.passwords.resolve(this.user, this.database, dbConfig);
     if (!(password instanceof Promise)) return this.beginAuth(authType, dbConfig, password);
     password.then(
-      (found) => this.beginAuth(authType, dbConfig, found),
+      (found) => {
+        try {
+          this.beginAuth(authType, dbConfig, found);
+        } catch (err) {
+          this.failOn(err);
+        }
+      },
       (err: Error) => this.fail(Errors.passwordLookupFailed(this.user, err.message)),
     );
   }
@@ -377,6 +397,8 @@ export class ClientSession implements FrameHandler, PoolClient {
     if (pool.transactionMode) {
       const config = this.host.config;
       this.session = new SessionState((kind: PinKind): PinPolicy => config[`session_state_${kind}`]);
+      this.router = new StatementRouter();
+      this.replay = new SegmentReplay();
     }
     for (const m of authMessages) this.socket.write(m);
     this.socket.write(AUTHENTICATION_OK);
@@ -438,11 +460,10 @@ export class ClientSession implements FrameHandler, PoolClient {
       this.socket.write(readyForQuery(TxStatus.Idle));
       return;
     }
-    if (!this.copyIn && this.state === ClientState.Idle && (code === FrontendCode.CopyData || code === FrontendCode.CopyDone || code === FrontendCode.CopyFail)) {
+    if (this.state === ClientState.Idle && (code === FrontendCode.CopyData || code === FrontendCode.CopyDone || code === FrontendCode.CopyFail)) {
       return; // COPY messages after a COPY ended (e.g. failed): the server would ignore them too
     }
     if (this.session !== null && this.intercept(code, buf, start, end)) return;
-    this.countRequest(code);
     this.forward(buf, start, end);
   }
 
@@ -458,7 +479,9 @@ export class ClientSession implements FrameHandler, PoolClient {
    */
   private intercept(code: number, buf: Buffer, start: number, end: number): boolean {
     const session = this.session as SessionState;
-    const idle = this.state === ClientState.Idle && this.held.length === 0 && !this.unsynced;
+    const router = this.router as StatementRouter;
+    // No server held and nothing pending: pgmux may answer by itself, as PostgreSQL would.
+    const idle = this.state === ClientState.Idle && this.held.length === 0;
     switch (code) {
       case FrontendCode.Parse: {
         const info = readParse(buf, start, end);
@@ -468,20 +491,21 @@ export class ClientSession implements FrameHandler, PoolClient {
           this.failBatchLocally(rejectionError(rejected));
           return true;
         }
-        if (info.name !== '' && this.router.has(info.name) && idle && this.deferredParses.length === 0) {
+        if (info.name !== '' && router.has(info.name) && idle && this.deferredParses.length === 0) {
           this.failBatchLocally({ severity: 'ERROR', code: '42P05', message: `prepared statement "${info.name}" already exists` });
           return true;
         }
         if (rejected !== null) {
-          const replacement = buildParse(info.name, Buffer.concat([Buffer.from(`${rejectionSql(rejected)}\0`), Buffer.alloc(2)]));
-          if (info.name !== '') this.router.register(readParse(replacement, 0, replacement.length));
+          // Fails at Parse on the server (so the batch fails there as it would in PostgreSQL); the
+          // client gets pgmux's explanation in place of the server's error.
+          const replacement = buildParse('', Buffer.concat([Buffer.from(`${REFUSED_SQL}\0`), Buffer.alloc(2)]));
+          this.refusals.set(replacement, { kind: Owed.Parse, error: errorResponse(rejectionError(rejected)) });
           this.releaseDeferred();
-          this.countRequest(code);
           this.forward(replacement, 0, replacement.length);
           return true;
         }
         if (info.name === '' || this.host.config.max_prepared_statements === 0) break;
-        this.router.register(info);
+        router.register(info);
         if (idle || this.deferredParses.length > 0) {
           // No server needed to prepare: answered here, prepared where it is first used. This is
           // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
@@ -513,13 +537,13 @@ export class ClientSession implements FrameHandler, PoolClient {
           this.answerLocally(lone);
           return true;
         }
-        if ((effects & SqlEffect.DeallocateAll) !== 0) this.router.clear();
-        if (lone?.kind === 'deallocate' && lone.name !== null) this.router.forget(lone.name);
+        if ((effects & SqlEffect.DeallocateAll) !== 0) router.clear();
+        if (lone?.kind === 'deallocate' && lone.name !== null) router.forget(lone.name);
         const rejected = session.note(effects);
         if (rejected !== null) {
-          const replacement = buildQuery(rejectionSql(rejected));
+          const replacement = buildQuery(REFUSED_SQL);
+          this.refusals.set(replacement, { kind: Owed.Query, error: errorResponse(rejectionError(rejected)) });
           this.releaseDeferred();
-          this.countRequest(code);
           this.forward(replacement, 0, replacement.length);
           return true;
         }
@@ -551,17 +575,15 @@ export class ClientSession implements FrameHandler, PoolClient {
   private releaseDeferred(): void {
     if (this.deferredParses.length === 0) return;
     const parses = this.deferredParses.splice(0);
-    for (const parse of parses) {
-      this.countRequest(FrontendCode.Parse);
-      this.forward(parse, 0, parse.length);
-    }
+    for (const parse of parses) this.forward(parse, 0, parse.length);
   }
 
   /** A lone DEALLOCATE or DISCARD ALL from a client that holds no server: nothing to do upstream. */
   private answerLocally(lone: NonNullable<ReturnType<typeof classifySql>['lone']>): void {
+    const router = this.router as StatementRouter;
     const batch = new WriteBatch();
     if (lone.kind === 'discard-all') {
-      this.router.clear();
+      router.clear();
       const before = new Map(this.params);
       this.resetParamsToStartup();
       batch.addBuffer(commandComplete('DISCARD ALL'));
@@ -570,10 +592,10 @@ export class ClientSession implements FrameHandler, PoolClient {
         if (before.get(name) !== value && this.pool?.defaultParams?.has(name)) batch.addBuffer(parameterStatus(name, value));
       }
     } else if (lone.name === null) {
-      this.router.clear();
+      router.clear();
       batch.addBuffer(commandComplete('DEALLOCATE ALL'));
-    } else if (this.router.has(lone.name)) {
-      this.router.forget(lone.name);
+    } else if (router.has(lone.name)) {
+      router.forget(lone.name);
       batch.addBuffer(commandComplete('DEALLOCATE'));
     } else {
       batch.addBuffer(errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${lone.name}" does not exist` }));
@@ -593,63 +615,17 @@ export class ClientSession implements FrameHandler, PoolClient {
     for (const [name, value] of this.startupParams) this.params.set(name, value);
   }
 
-  onPiece(code: number, buf: Buffer, start: number, end: number, first: boolean): void {
-    if (first) this.countRequest(code);
-    this.toServer.add(buf, start, end);
+  onPiece(_code: number, buf: Buffer, start: number, end: number): void {
+    // COPY data streamed through while a server is attached (see canStream).
+    (this.server as ServerConnection).link?.fromClient(FrontendCode.CopyData, buf, start, end);
   }
 
   onProtocolError(reason: string): void {
     this.fail(Errors.protocolViolation(reason));
   }
 
-  /** Track requests whose ReadyForQuery is still to come, so the server is released only when provably idle. */
-  private countRequest(code: number): void {
-    if (this.inFlight === 0 && (code === FrontendCode.Query || code === FrontendCode.Sync || code === FrontendCode.FunctionCall)) {
-      this.requestSince = performance.now();
-      this.cancelSent = false;
-    }
-    switch (code) {
-      case FrontendCode.Query:
-        this.syncsAfterExecute = 0;
-        this.inFlight++;
-        return;
-      case FrontendCode.FunctionCall:
-        this.inFlight++;
-        return;
-      case FrontendCode.Sync:
-        this.unsynced = false;
-        if (this.copyIn) return; // ignored by the server during COPY IN
-        this.inFlight++;
-        this.syncsAfterExecute++;
-        return;
-      case FrontendCode.Execute:
-        this.syncsAfterExecute = 0;
-        this.unsynced = true;
-        return;
-      case FrontendCode.Parse:
-      case FrontendCode.Bind:
-      case FrontendCode.Describe:
-      case FrontendCode.Close:
-        this.unsynced = true;
-        return;
-      case FrontendCode.CopyDone:
-      case FrontendCode.CopyFail:
-        this.copyIn = false;
-        return;
-      default:
-        return;
-    }
-  }
-
-  /** The server entered COPY IN: Syncs already sent after the Execute that started it will be ignored. */
-  copyInStarted(): void {
-    this.copyIn = true;
-    this.inFlight = Math.max(0, this.inFlight - this.syncsAfterExecute);
-    this.syncsAfterExecute = 0;
-  }
-
   private forward(buf: Buffer, start: number, end: number): void {
-    if (this.state === ClientState.Active) {
+    if (this.state === ClientState.Active && !(this.server as ServerConnection).ownQueryRunning) {
       this.sendToServer(buf, start, end);
       return;
     }
@@ -658,6 +634,7 @@ export class ClientSession implements FrameHandler, PoolClient {
       this.fail(Errors.adminShutdown());
       return;
     }
+    // Waiting for a server, or pgmux's own queries are running on it: held (views, no copies).
     this.held.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     if (this.state === ClientState.Idle) {
       this.state = ClientState.Waiting;
@@ -671,49 +648,38 @@ export class ClientSession implements FrameHandler, PoolClient {
     }
   }
 
-  /** To the attached server; in transaction mode through the statement router and response bookkeeping. */
+  /** To the attached server, through the link (which routes statements and records what is owed). */
   private sendToServer(buf: Buffer, start: number, end: number): void {
-    const server = this.server as ServerConnection;
-    if (this.session === null) {
-      this.toServer.add(buf, start, end);
-      return;
+    const link = (this.server as ServerConnection).link;
+    if (link === null) return;
+    if (this.refusals.size > 0 && start === 0) {
+      const refusal = this.refusals.get(buf);
+      if (refusal !== undefined) {
+        this.refusals.delete(buf);
+        link.injectFailure(refusal.kind, buf, refusal.error);
+        return;
+      }
     }
-    const code = buf[start];
-    this.replay.record(code, buf, start, end);
-    this.router.send(code, buf, start, end, server, this.toServer);
-    if (code === FrontendCode.Query || code === FrontendCode.FunctionCall || (code === FrontendCode.Sync && !this.copyIn)) {
-      server.expect.push(Expect.Boundary);
-    }
+    link.fromClient(buf[start], buf, start, end);
   }
 
-  /**
-   * The server failed the current segment with 0A000 "cached plan must not change result type"
-   * in an implicit transaction, before answering anything. Prepare its statements afresh and send
-   * it again, once; it Describes what it runs, so the client learns the new row shape.
-   */
-  retryStalePlan(server: ServerConnection): boolean {
-    const replay = this.replay;
-    if (this.server !== server || this.state !== ClientState.Active || this.inFlight !== 1 || this.unsynced || !replay.replayable) return false;
-    replay.retried = true;
-    const statements = replay.boundStatements();
-    this.log.info({ statements: [...statements] }, 'statement result type changed (0A000): re-preparing and retrying');
-    for (const name of statements) this.router.invalidate(name, server, this.toServer);
-    replay.forEach((buf, start, end) => {
-      // A named Parse was answered already (by the stand-in for a statement the server had, which
-      // is what went stale); the Bind after it prepares the statement afresh.
-      if (buf[start] === FrontendCode.Parse && buf[start + 5] !== 0) return;
-      this.router.send(buf[start], buf, start, end, server, this.toServer);
-      if (buf[start] === FrontendCode.Sync) server.expect.push(Expect.Boundary);
-    });
-    this.flushToServer();
-    return true;
+  /** Send what was held while no server was ready (or pgmux's own queries ran). */
+  private sendHeld(): void {
+    for (const buf of this.held) this.sendToServer(buf, 0, buf.length);
+    this.held.length = 0;
+    // Inside onData the rest of the chunk is still to come: it goes out with these, in one write.
+    if (!this.inChunk) this.flushToServer();
   }
 
   private flushToServer(): void {
     const server = this.server;
-    if (server === null || this.state !== ClientState.Active || this.toServer.empty) return;
+    if (server === null || this.state !== ClientState.Active) return;
+    const link = server.link;
+    if (link === null) return;
+    server.flushToClient(); // pgmux's own replies, when it answered without the server
+    if (link.toServer.empty) return;
     this.lastActive = Date.now();
-    if (!this.toServer.flush(server.socket) && !this.pausedForServer) {
+    if (!link.toServer.flush(server.socket) && !this.pausedForServer) {
       this.pausedForServer = true;
       this.socket.pause();
       server.socket.once('drain', this.resumeFromServer);
@@ -740,55 +706,66 @@ export class ClientSession implements FrameHandler, PoolClient {
       }
     }
     this.state = ClientState.Active;
-    for (const buf of this.held) this.sendToServer(buf, 0, buf.length);
-    this.held.length = 0;
-    // Inside onData the rest of the chunk is still to come: it goes out with these, in one write.
-    if (!this.inChunk) this.flushToServer();
+    this.sendHeld();
     if (this.pausedForWait) {
       this.pausedForWait = false;
       if (!this.pausedForServer) this.socket.resume();
     }
   }
 
-  /** Transaction mode: the server is idle with nothing outstanding. Release it, unless state must be checked first or pins it. */
+  /** Transaction mode: every answer owed arrived and the server is idle. Release it, unless state must be checked first or pins it. */
   transactionEnded(server: ServerConnection): void {
     const session = this.session as SessionState;
-    if (!session.settingsChanged && !session.pinCheckDue) {
-      if (!session.pinned) (this.pool as Pool).serverReleased(server);
+    if (session.settingsChanged || session.pinCheckDue) {
+      this.checkSession(server);
       return;
     }
+    if (!session.pinned) (this.pool as Pool).serverReleased(server);
+  }
+
+  /**
+   * Ask the server what the transaction left behind: the session's settings (taken as the
+   * client's) and unmovable state (pins). pgmux's own queries: the client's messages sent
+   * meanwhile wait, so the answers cannot mix.
+   */
+  private checkSession(server: ServerConnection): void {
+    const session = this.session as SessionState;
     const capture = session.settingsChanged;
     const check = session.pinCheckDue;
     session.settingsChanged = false;
     session.pinCheckDue = false;
-    if (check) session.checking = true;
-    const releaseIfDone = (): void => {
-      if (this.server !== server || this.state !== ClientState.Active) return;
-      if (this.inFlight !== 0 || this.unsynced || server.txStatus !== TxStatus.Idle) return;
-      // Statements sent while the checks ran may have changed state again: check again first.
-      if (session.settingsChanged || session.pinCheckDue) return this.transactionEnded(server);
-      if (!session.pinned) (this.pool as Pool).serverReleased(server);
-    };
-    const checkPins = (): void => {
-      if (!check) return releaseIfDone();
-      server.query(PIN_CHECK_SQL, (error, rows) => {
+    if (capture) {
+      session.capturing = true;
+      server.runOwnQuery(CAPTURE_SETTINGS_SQL, (error, rows) => {
+        session.capturing = false;
+        if (error !== null) this.log.warn({ err: error.message }, 'could not capture session settings');
+        else this.settingsCaptured(server, rows);
+        if (!check) this.ownQueriesDone(server);
+      });
+    }
+    if (check) {
+      session.checking = true;
+      server.runOwnQuery(PIN_CHECK_SQL, (error, rows) => {
         if (error !== null || rows.length === 0) {
           session.checking = false;
           session.unknown = true;
           this.log.warn({ err: error?.message }, 'could not check session state; keeping the client pinned');
+        } else {
+          for (const kind of session.pinsChecked(rows[0])) this.host.clientPinned(this, kind);
         }
-        else for (const kind of session.pinsChecked(rows[0])) this.host.clientPinned(this, kind);
-        releaseIfDone();
+        this.ownQueriesDone(server);
       });
-    };
-    if (!capture) return checkPins();
-    session.capturing = true;
-    server.query(CAPTURE_SETTINGS_SQL, (error, rows) => {
-      session.capturing = false;
-      if (error !== null) this.log.warn({ err: error.message }, 'could not capture session settings');
-      else this.settingsCaptured(server, rows);
-      checkPins();
-    });
+    }
+  }
+
+  /** pgmux's own queries are done: send what the client sent meanwhile, or decide about the server again. */
+  private ownQueriesDone(server: ServerConnection): void {
+    if (this.server !== server || this.state !== ClientState.Active) return;
+    if (this.held.length > 0) {
+      this.sendHeld();
+      return;
+    }
+    if (server.link?.settled === true) this.transactionEnded(server);
   }
 
   private settingsCaptured(server: ServerConnection, rows: Array<Array<string | null>>): void {
@@ -826,7 +803,7 @@ export class ClientSession implements FrameHandler, PoolClient {
 
   /** Named prepared statements this client has (SHOW CLIENTS). */
   get preparedStatementCount(): number {
-    return this.router.size;
+    return this.router?.size ?? 0;
   }
 
   onReleased(): void {
@@ -861,18 +838,37 @@ export class ClientSession implements FrameHandler, PoolClient {
     this.pool?.stats.error(error.sqlstate);
     const batch = new WriteBatch();
     const wire = errorResponse(error.toFields());
-    for (let i = 0; i < this.inFlight; i++) {
-      batch.addBuffer(wire);
-      batch.addBuffer(readyForQuery(TxStatus.Idle));
+    // Each request fails as it would in PostgreSQL: a Query gets the error and ReadyForQuery; an
+    // extended-protocol batch gets one error, then the server skips to Sync, which answers.
+    let batchFailed = false;
+    for (const buf of this.held) {
+      switch (buf[0]) {
+        case FrontendCode.Query:
+        case FrontendCode.FunctionCall:
+          if (batchFailed) break;
+          batch.addBuffer(wire);
+          batch.addBuffer(readyForQuery(TxStatus.Idle));
+          break;
+        case FrontendCode.Sync:
+          if (!batchFailed) batch.addBuffer(wire);
+          batch.addBuffer(readyForQuery(TxStatus.Idle));
+          batchFailed = false;
+          break;
+        case FrontendCode.Parse:
+        case FrontendCode.Bind:
+        case FrontendCode.Describe:
+        case FrontendCode.Execute:
+        case FrontendCode.Close:
+          if (!batchFailed) batch.addBuffer(wire);
+          batchFailed = true;
+          break;
+        default:
+          break;
+      }
     }
-    if (this.unsynced) {
-      batch.addBuffer(wire);
-      this.skipUntilSync = true;
-    }
+    this.skipUntilSync = batchFailed;
     this.held.length = 0;
-    this.inFlight = 0;
-    this.unsynced = false;
-    this.copyIn = false;
+    this.refusals.clear();
     this.state = ClientState.Idle;
     batch.flush(this.socket);
     this.pausedForWait = false;
@@ -891,7 +887,8 @@ export class ClientSession implements FrameHandler, PoolClient {
   /** Between transactions with nothing outstanding: safe to close at shutdown. */
   get atTransactionBoundary(): boolean {
     if (this.state === ClientState.Idle || this.state === ClientState.Startup || this.state === ClientState.Authenticating) return true;
-    return this.state === ClientState.Active && this.inFlight === 0 && !this.unsynced && this.server?.txStatus === TxStatus.Idle;
+    const server = this.server;
+    return this.state === ClientState.Active && server !== null && server.link !== null && !server.link.busy && server.txStatus === TxStatus.Idle;
   }
 
   // ---- closing ----
@@ -924,7 +921,7 @@ export class ClientSession implements FrameHandler, PoolClient {
     this.state = ClientState.Closed;
     this.dropServerBackpressure();
     this.held.length = 0;
-    this.toServer.clear();
+    this.refusals.clear();
     this.pool?.clientGone(this);
   }
 
@@ -936,12 +933,12 @@ export class ClientSession implements FrameHandler, PoolClient {
   }
 }
 
-/** A statement that fails on the server, in order, with pgmux's explanation (the `reject` policy). */
-/** The same error, raised by the server (in a batch that already holds one), so it lands in order. */
-function rejectionSql(kind: PinKind): string {
-  const { message, hint } = rejectionError(kind);
-  return `DO $pgmux$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = '${message}', HINT = '${hint}'; END $pgmux$`;
-}
+/**
+ * What a refused statement (the `reject` policy) is replaced with on the server: it fails at
+ * Parse, so the server's transaction fails exactly as PostgreSQL's would. The client never sees
+ * the server's error: it gets rejectionError() in its place (a ReplaceError reply in the link).
+ */
+const REFUSED_SQL = 'pgmux: refused by a session_state_* = reject setting';
 
 function rejectionError(kind: PinKind): ErrorFields {
   return {

@@ -4,14 +4,15 @@
  * The client's statements are kept here by the client's names; each server connection keeps
  * an LRU of what it has prepared. When a message refers to a statement the current server
  * lacks, the Parse is injected first and its ParseComplete swallowed. A server that already has
- * the statement (same text and types) is reused: the client's own Parse is replaced by a Close of
- * nothing, whose CloseComplete becomes the client's ParseComplete, so answers stay in order.
+ * the statement (same text and types) is reused: the client's Parse is not sent, and pgmux's own
+ * ParseComplete takes its place in the ledger, so answers stay in order.
  *
  * Statements keep the client's name on the server whenever that name is free there or already
  * means the same statement, so Bind/Describe are forwarded untouched; only on a clash a
  * `pgmux_<hash>` name is used and the message re-encoded.
  */
 import { createHash } from 'node:crypto';
+import { CLOSE_COMPLETE, errorResponse, PARSE_COMPLETE } from '../protocol/backend-messages.js';
 import { FrontendCode } from '../protocol/codes.js';
 import {
   buildParse,
@@ -24,8 +25,8 @@ import {
   type ParseInfo,
 } from '../protocol/frontend-messages.js';
 import type { WriteBatch } from '../protocol/write-batch.js';
-import type { ServerConnection } from '../server/server-connection.js';
-import { Expect } from '../server/response-queue.js';
+import type { PreparedCache } from '../server/prepared-cache.js';
+import { Owed, Reply, type RequestLedger } from '../link/request-ledger.js';
 
 interface Statement {
   /** Hash of query text and parameter types: equal keys are interchangeable statements. */
@@ -33,17 +34,29 @@ interface Statement {
   tail: Buffer;
 }
 
-/** Prefix of the stand-in name for a statement the client never prepared (see ServerConnection's error handling). */
-export const UNPREPARED_PREFIX = 'pgmux_unprepared_';
+/** What the router writes to and records in: the link to the server now serving the client. */
+export interface StatementTarget {
+  /** What the server has prepared. */
+  readonly statements: PreparedCache;
+  readonly ledger: RequestLedger;
+  readonly toServer: WriteBatch;
+  /** Prepared-statement cache hits and misses (metrics). */
+  readonly counters: { preparedHits: number; preparedMisses: number };
+  /** Answer a message with pgmux's own reply, in its turn. */
+  synthesize(kind: Owed, reply: Buffer): void;
+}
 
-/** Closing a statement that does not exist succeeds: used where an answer is needed but no effect. */
-const CLOSE_NOTHING = buildTarget(FrontendCode.Close, STATEMENT, 'pgmux_nothing');
+/** Stand-in name for a statement the client never prepared but the server has (from another client). */
+const UNPREPARED_PREFIX = 'pgmux_unprepared_';
 
-/** Prepared-statement cache hit (the server had it) or miss (pgmux prepares it), for metrics: two field increments. */
-function countLookup(server: ServerConnection, present: boolean): void {
-  const stats = server.owner.stats;
-  if (present) stats.preparedHits++;
-  else stats.preparedMisses++;
+function countLookup(target: StatementTarget, present: boolean): void {
+  if (present) target.counters.preparedHits++;
+  else target.counters.preparedMisses++;
+}
+
+/** PostgreSQL's error for a statement name the session does not have. */
+function noSuchStatement(name: string): Buffer {
+  return errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` });
 }
 
 export class StatementRouter {
@@ -71,101 +84,118 @@ export class StatementRouter {
   }
 
   /**
-   * Queue one client message for `server`, rewritten as needed, with whatever must precede it,
-   * and record how the server's answers are to be treated.
+   * Send one Parse, Bind, Describe or Close of the client's to `target`, rewritten as needed,
+   * with whatever must precede it, and record the answers it earns.
    */
-  send(code: number, buf: Buffer, start: number, end: number, server: ServerConnection, batch: WriteBatch): void {
+  send(code: number, buf: Buffer, start: number, end: number, target: StatementTarget): void {
+    const batch = target.toServer;
+    const ledger = target.ledger;
     switch (code) {
       case FrontendCode.Parse: {
         if (buf[start + 5] === 0) break; // unnamed: forwarded as is
-        const info = readParse(buf, start, end);
-        const statement = this.statements.get(info.name);
+        const name = readParse(buf, start, end).name;
+        const statement = this.statements.get(name);
         if (statement === undefined) break;
-        const placed = this.place(info.name, statement, server);
-        countLookup(server, placed.present);
+        const placed = this.place(name, statement, target.statements);
+        countLookup(target, placed.present);
         if (placed.present) {
-          batch.addBuffer(CLOSE_NOTHING);
-          server.expect.push(Expect.ParseFake);
+          target.synthesize(Owed.Parse, PARSE_COMPLETE);
           return;
         }
-        this.evictFor(placed.name, statement.key, server, batch);
-        if (placed.name === info.name) batch.add(buf, start, end);
+        this.evictFor(placed.name, statement.key, target);
+        if (placed.name === name) batch.add(buf, start, end);
         else batch.addBuffer(buildParse(placed.name, statement.tail));
-        server.expect.push(Expect.ParsePass, placed.name);
+        ledger.push(Owed.Parse, Reply.Forward, null, placed.name);
         return;
       }
       case FrontendCode.Bind: {
         const name = readBindStatement(buf, start, end);
         if (name === '') break;
-        const serverName = this.ensurePrepared(name, server, batch);
+        const serverName = this.ensurePrepared(name, target);
+        if (serverName === null) {
+          // Never prepared by this client, but another client left one of that name here: make
+          // the server fail as it would in the client's own session, under the client's name.
+          batch.addBuffer(renameBind(buf, start, end, `${UNPREPARED_PREFIX}${name}`));
+          ledger.push(Owed.Bind, Reply.ReplaceError, noSuchStatement(name));
+          return;
+        }
         if (serverName === name) batch.add(buf, start, end);
         else batch.addBuffer(renameBind(buf, start, end, serverName));
+        ledger.push(Owed.Bind);
         return;
       }
       case FrontendCode.Describe: {
-        const target = readTarget(buf, start, end);
-        if (target.kind !== STATEMENT || target.name === '') break;
-        const serverName = this.ensurePrepared(target.name, server, batch);
-        if (serverName === target.name) batch.add(buf, start, end);
+        const described = readTarget(buf, start, end);
+        if (described.kind !== STATEMENT) {
+          batch.add(buf, start, end);
+          ledger.push(Owed.DescribePortal);
+          return;
+        }
+        if (described.name === '') break;
+        const serverName = this.ensurePrepared(described.name, target);
+        if (serverName === null) {
+          batch.addBuffer(buildTarget(FrontendCode.Describe, STATEMENT, `${UNPREPARED_PREFIX}${described.name}`));
+          ledger.push(Owed.DescribeStatement, Reply.ReplaceError, noSuchStatement(described.name));
+          return;
+        }
+        if (serverName === described.name) batch.add(buf, start, end);
         else batch.addBuffer(buildTarget(FrontendCode.Describe, STATEMENT, serverName));
+        ledger.push(Owed.DescribeStatement);
         return;
       }
       case FrontendCode.Close: {
-        const target = readTarget(buf, start, end);
-        if (target.kind === STATEMENT && target.name !== '') {
+        const closed = readTarget(buf, start, end);
+        if (closed.kind === STATEMENT && closed.name !== '') {
           // The server keeps it for other clients (the LRU ages it out); this client forgets it.
-          this.statements.delete(target.name);
-          batch.addBuffer(CLOSE_NOTHING);
-        } else {
-          batch.add(buf, start, end);
+          this.statements.delete(closed.name);
+          target.synthesize(Owed.Close, CLOSE_COMPLETE);
+          return;
         }
-        server.expect.push(Expect.ClosePass);
+        batch.add(buf, start, end);
+        ledger.push(Owed.Close);
         return;
       }
       default:
         break;
     }
-    if (code === FrontendCode.Parse) server.expect.push(Expect.ParsePass);
     batch.add(buf, start, end);
+    ledger.push(code === FrontendCode.Parse ? Owed.Parse : code === FrontendCode.Bind ? Owed.Bind : code === FrontendCode.Describe ? Owed.DescribeStatement : Owed.Close);
   }
 
   /**
    * The server's copy of the client's statement `name` is stale (its result type changed): close
    * it there, so the next message using it prepares it afresh.
    */
-  invalidate(name: string, server: ServerConnection, batch: WriteBatch): void {
+  invalidate(name: string, target: StatementTarget): void {
     const statement = this.statements.get(name);
     if (statement === undefined) return;
     for (const serverName of [name, `pgmux_${statement.key}`]) {
-      if (server.statements.use(serverName) !== statement.key) continue;
-      server.statements.delete(serverName);
-      batch.addBuffer(buildTarget(FrontendCode.Close, STATEMENT, serverName));
-      server.expect.push(Expect.CloseSwallow);
+      if (target.statements.use(serverName) !== statement.key) continue;
+      target.statements.delete(serverName);
+      target.toServer.addBuffer(buildTarget(FrontendCode.Close, STATEMENT, serverName));
+      target.ledger.push(Owed.Close, Reply.Swallow);
     }
   }
 
-  /** Make sure `server` has the client's statement `name`; returns the name it has there. */
-  private ensurePrepared(name: string, server: ServerConnection, batch: WriteBatch): string {
+  /**
+   * Make sure the server has the client's statement `name`; returns the name it has there, or
+   * null when the client never prepared `name` but the server has a statement of that name.
+   */
+  private ensurePrepared(name: string, target: StatementTarget): string | null {
     const statement = this.statements.get(name);
-    if (statement === undefined) {
-      // Never prepared by this client: the server must say "does not exist", even if another
-      // client left a statement of that name there.
-      // (The error names the stand-in; the server connection puts the client's name back.)
-      return server.statements.has(name) ? `${UNPREPARED_PREFIX}${name}` : name;
-    }
-    const placed = this.place(name, statement, server);
-    countLookup(server, placed.present);
+    if (statement === undefined) return target.statements.has(name) ? null : name;
+    const placed = this.place(name, statement, target.statements);
+    countLookup(target, placed.present);
     if (!placed.present) {
-      this.evictFor(placed.name, statement.key, server, batch);
-      batch.addBuffer(buildParse(placed.name, statement.tail));
-      server.expect.push(Expect.ParseSwallow, placed.name);
+      this.evictFor(placed.name, statement.key, target);
+      target.toServer.addBuffer(buildParse(placed.name, statement.tail));
+      target.ledger.push(Owed.Parse, Reply.Swallow, null, placed.name);
     }
     return placed.name;
   }
 
   /** Where the statement lives (or will) on this server, and whether it is there already. */
-  private place(name: string, statement: Statement, server: ServerConnection): { name: string; present: boolean } {
-    const cache = server.statements;
+  private place(name: string, statement: Statement, cache: PreparedCache): { name: string; present: boolean } {
     const owner = cache.use(name);
     if (owner === statement.key) return { name, present: true };
     const alias = `pgmux_${statement.key}`;
@@ -174,10 +204,10 @@ export class StatementRouter {
   }
 
   /** Record a statement about to be prepared, closing what the LRU pushes out. */
-  private evictFor(name: string, key: string, server: ServerConnection, batch: WriteBatch): void {
-    for (const evicted of server.statements.add(name, key)) {
-      batch.addBuffer(buildTarget(FrontendCode.Close, STATEMENT, evicted));
-      server.expect.push(Expect.CloseSwallow);
+  private evictFor(name: string, key: string, target: StatementTarget): void {
+    for (const evicted of target.statements.add(name, key)) {
+      target.toServer.addBuffer(buildTarget(FrontendCode.Close, STATEMENT, evicted));
+      target.ledger.push(Owed.Close, Reply.Swallow);
     }
   }
 }

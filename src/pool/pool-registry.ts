@@ -205,14 +205,15 @@ export class PoolRegistry implements ClientHost, PoolHost {
         return;
       case ClientState.Active: {
         const server = client.server;
-        if (server === null) return;
-        if (client.inFlight === 0) {
+        const link = server?.link ?? null;
+        if (server === null || link === null) return;
+        if (!link.busy) {
           const inTransaction = server.txStatus !== TxStatus.Idle;
           if (inTransaction && c.idle_transaction_timeout > 0 && now - server.readyAt >= c.idle_transaction_timeout) {
             client.fail(Errors.idleTransactionTimeout(c.idle_transaction_timeout));
           }
-        } else if (c.query_timeout > 0 && performance.now() - client.requestSince >= c.query_timeout && !client.cancelSent) {
-          client.cancelSent = true;
+        } else if (c.query_timeout > 0 && performance.now() - link.requestSince >= c.query_timeout && !link.cancelSent) {
+          link.cancelSent = true;
           client.log.info({ timeoutMs: c.query_timeout }, 'query_timeout reached: cancelling');
           server.cancel();
         }

@@ -46,8 +46,6 @@ export interface PoolClient extends ServerClient {
   onAcquireFailed(error: PgmuxError): void;
   /** The server was taken back at a transaction boundary. */
   onReleased(): void;
-  /** When the oldest request in flight was sent (performance.now() ms). */
-  requestSince: number;
   /** Holds unmovable session state (transaction mode): its server must be reset before reuse. */
   readonly pinned: boolean;
   /** Pinned, or left while what its session holds on the server was still being established: reset before reuse. */

@@ -1,9 +1,11 @@
+import { MalformedMessage } from './malformed.js';
+
 /** Small decoders for the few message bodies pgmux must read. `start` is the message's first byte (its type). */
 
 /** Reads the NUL-terminated string starting at `pos`; returns it and the position after the NUL. */
 export function readCString(buf: Buffer, pos: number, end: number): [string, number] {
   const nul = buf.indexOf(0, pos);
-  if (nul < 0 || nul >= end) throw new RangeError('unterminated string in message');
+  if (pos >= end || nul < 0 || nul >= end) throw new MalformedMessage('unterminated string in message');
   return [buf.toString('utf8', pos, nul), nul + 1];
 }
 
@@ -22,7 +24,7 @@ export function readErrorFields(buf: Buffer, start: number, end: number): Map<st
 
 /** DataRow values as text (null for SQL NULL). Only for pgmux's own small queries. */
 export function readDataRow(buf: Buffer, start: number): Array<string | null> {
-  const count = buf.readInt16BE(start + 5);
+  const count = buf.readInt16BE(start + 5); // readInt*BE throw RangeError past the buffer: caught by the connection's boundary
   const values: Array<string | null> = [];
   let pos = start + 7;
   for (let i = 0; i < count; i++) {

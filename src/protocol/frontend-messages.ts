@@ -4,11 +4,12 @@
  * the position of the message's type byte in `buf`; `end` is one past its last byte.
  */
 import { FrontendCode } from './codes.js';
+import { MalformedMessage } from './malformed.js';
 
 /** A NUL-terminated string at `pos`: its text and the position after the NUL. */
 function cstring(buf: Buffer, pos: number, end: number): [string, number] {
   const nul = buf.indexOf(0, pos);
-  if (nul < 0 || nul >= end) throw new RangeError('unterminated string in message');
+  if (pos >= end || nul < 0 || nul >= end) throw new MalformedMessage(`unterminated string in '${String.fromCharCode(buf[0])}' message`);
   return [buf.toString('utf8', pos, nul), nul + 1];
 }
 
@@ -23,7 +24,9 @@ export interface ParseInfo {
 /** Decodes a Parse message; `tail` is a copy (it outlives the received chunk). */
 export function readParse(buf: Buffer, start: number, end: number): ParseInfo {
   const [name, afterName] = cstring(buf, start + 5, end);
-  const [query] = cstring(buf, afterName, end);
+  const [query, afterQuery] = cstring(buf, afterName, end);
+  // Int16 parameter count, then that many Int32 type OIDs: the tail is re-sent as is, so it must be whole.
+  if (afterQuery + 2 > end || afterQuery + 2 + 4 * buf.readInt16BE(afterQuery) !== end) throw new MalformedMessage('invalid parameter type list in Parse message');
   return { name, query, tail: Buffer.from(buf.subarray(afterName, end)) };
 }
 
@@ -35,6 +38,7 @@ export function readBindStatement(buf: Buffer, start: number, end: number): stri
 
 /** Describe/Close: the kind byte ('S' statement or 'P' portal) and the name. */
 export function readTarget(buf: Buffer, start: number, end: number): { kind: number; name: string } {
+  if (start + 6 > end || (buf[start + 5] !== STATEMENT && buf[start + 5] !== PORTAL)) throw new MalformedMessage(`invalid target type in '${String.fromCharCode(buf[start])}' message`);
   return { kind: buf[start + 5], name: cstring(buf, start + 6, end)[0] };
 }
 
@@ -92,6 +96,7 @@ export function buildQuery(sql: string): Buffer {
 
 /** Query text of a simple Query message. */
 export function readQuery(buf: Buffer, start: number, end: number): string {
+  if (end <= start + 5 || buf[end - 1] !== 0) throw new MalformedMessage('Query message text is not terminated by a zero byte');
   // The text ends at the NUL before `end`; decoding as latin1 would be faster but names may be UTF-8.
   return buf.toString('utf8', start + 5, end - 1);
 }

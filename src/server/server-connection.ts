@@ -15,16 +15,13 @@ import { serialize } from 'pg-protocol';
 import { Errors, PgmuxError, UpstreamError } from '../errors.js';
 import { BackendCode, TxStatus } from '../protocol/codes.js';
 import { readDataRow, readErrorFields, readParameterStatus } from '../protocol/fields.js';
-import { PARSE_COMPLETE } from '../protocol/backend-messages.js';
 import { ParamMap } from './param-map.js';
 import { PreparedCache } from './prepared-cache.js';
-import { UNPREPARED_PREFIX } from '../client/statement-router.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
-import { encodeErrorFields } from '../protocol/backend-messages.js';
+import type { StatementRouter } from '../client/statement-router.js';
 import type { PoolStats } from '../pool/pool-stats.js';
-import { Expect, ResponseQueue } from './response-queue.js';
+import { Attachment, LinkEvent } from '../link/attachment.js';
 import { FrameReader, type FrameHandler } from '../protocol/frame-reader.js';
-import { WriteBatch } from '../protocol/write-batch.js';
 import { negotiateUpstreamTls, wantsTls } from '../net/upstream-tls.js';
 import type { ServerTls } from '../net/tls-config.js';
 import { ServerLogin, type UpstreamLogin } from './server-login.js';
@@ -40,21 +37,11 @@ export const enum ServerState {
 /** What a server connection needs from the client it serves. */
 export interface ServerClient {
   readonly socket: Socket;
-  /** Requests (Query, Sync, FunctionCall) forwarded whose ReadyForQuery has not come back yet. */
-  inFlight: number;
-  /** When the oldest request in flight was sent (performance.now() ms). */
-  requestSince: number;
-  /** Extended-protocol messages forwarded since the last Sync. */
-  unsynced: boolean;
-  /** Between CopyInResponse and the client's CopyDone/CopyFail. */
-  copyIn: boolean;
-  /** The server sent CopyInResponse. */
-  copyInStarted(): void;
+  /** Transaction mode: the client's named statements, carried from server to server (null in session mode). */
+  readonly router: StatementRouter | null;
   /** Transaction mode: the messages of the current segment, for a retry after 0A000 (stale cached plan). */
-  readonly replay: SegmentReplay;
-  /** Re-prepare the segment's statements and send it again; false when that is not safe. */
-  retryStalePlan(server: ServerConnection): boolean;
-  /** Transaction mode: the server said idle with nothing outstanding; the client decides whether to release. */
+  readonly replay: SegmentReplay | null;
+  /** Transaction mode: every answer owed arrived and the server said idle; the client decides whether to release. */
   transactionEnded(server: ServerConnection): void;
   /** A CommandComplete tag of DEALLOCATE / DEALLOCATE ALL / DISCARD ALL passed by (SQL-level statement cleanup). */
   statementsDeallocated(server: ServerConnection, tag: string): void;
@@ -97,10 +84,16 @@ export interface ServerTarget {
   maxPreparedStatements: number;
 }
 
-interface InternalQuery {
-  done: (error: UpstreamError | null, rows: Array<Array<string | null>>) => void;
+/** Rows of pgmux's own queries, as text. */
+export type OwnRows = Array<Array<string | null>>;
+export type OwnQueryDone = (error: UpstreamError | null, rows: OwnRows) => void;
+
+/** A query pgmux runs on its own behalf; its answers are read here and never reach a client. */
+interface OwnQuery {
+  sql: string;
+  done: OwnQueryDone;
   error: UpstreamError | null;
-  rows: Array<Array<string | null>>;
+  rows: OwnRows;
 }
 
 /**
@@ -118,14 +111,6 @@ export const SYNCED_PARAMETERS: ReadonlySet<string> = new Set([
   'TimeZone',
 ]);
 
-/**
- * PostgreSQL's error for a prepared statement whose result columns changed since it was planned
- * (raised at Bind). The routine name is checked too, since the message may be translated.
- */
-function isStalePlan(fields: ReadonlyMap<string, string>): boolean {
-  return fields.get('C') === '0A000' && (fields.get('R') === 'RevalidateCachedQuery' || fields.get('M') === 'cached plan must not change result type');
-}
-
 /** Whether a ParameterStatus for `name` should update what the client expects. */
 function tracks(params: ReadonlyMap<string, string>, name: string): boolean {
   return SYNCED_PARAMETERS.has(name) || params.has(name);
@@ -135,6 +120,8 @@ export class ServerConnection implements FrameHandler {
   /** Set only by the owning pool, which keeps the matching container. */
   state: ServerState = ServerState.Connecting;
   client: ServerClient | null = null;
+  /** The link to the attached client: what it is owed, and when the server is done with it. */
+  link: Attachment | null = null;
   /** Current parameter values on this server (from ParameterStatus, or set by pgmux). */
   readonly params = new ParamMap();
   /** Client parameters (ParamMap signature) this server was last brought in line with, and its own params version then. */
@@ -144,8 +131,6 @@ export class ServerConnection implements FrameHandler {
   private readonly customParams = new Set<string>();
   /** Named statements prepared on this server (transaction mode). */
   readonly statements: PreparedCache;
-  /** How to treat the answers to what was forwarded (transaction mode). */
-  readonly expect = new ResponseQueue();
   /** A client ran DEALLOCATE of a name pgmux cannot tell: clear all statements before reuse. */
   statementsUnknown = false;
   /** Parameters this server reports by itself (their values are always current in `params`). */
@@ -162,18 +147,22 @@ export class ServerConnection implements FrameHandler {
   socket: Socket;
   private login: ServerLogin | null = null;
   private readonly reader: FrameReader;
-  private readonly toClient = new WriteBatch();
-  private internal: InternalQuery | null = null;
+  /**
+   * pgmux's own queries, in order; the head is on the wire. While any is queued the server's
+   * answers are theirs alone: client messages are held until the queue drains, and own queries
+   * start only when the client is owed nothing, so the two can never interleave.
+   */
+  private readonly own: OwnQuery[] = [];
+  /** Run once the own-query queue drains (a client left while one was running). */
+  private afterOwnQueries: (() => void) | null = null;
   private closeReason = 'closed by server';
   private loginError: PgmuxError | null = null;
   /** Login finished; before that a close is a failed login. */
   private loggedIn = false;
   private closeHandled = false;
   private pausedForClient = false;
-  /** Something was forwarded to the client since the last ReadyForQuery. */
-  private answered = false;
-  /** A 0A000 "cached plan must not change result type" held back until its ReadyForQuery shows whether to retry. */
-  private stalePlanError: Buffer | null = null;
+  /** When the current transaction began (performance.now() ms). */
+  private xactSince = 0;
 
   constructor(
     readonly id: number,
@@ -221,167 +210,116 @@ export class ServerConnection implements FrameHandler {
     return `${this.target.host}:${this.target.port}`;
   }
 
+  /** pgmux's own queries are running: the attached client's messages wait. */
+  get ownQueryRunning(): boolean {
+    return this.own.length > 0;
+  }
+
   // ---- FrameHandler: bytes from the server ----
 
   private onData(chunk: Buffer): void {
     if (this.client !== null) this.owner.stats.bytesSent += chunk.length;
-    this.reader.push(chunk);
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      // One connection's failure must not take the process down: this server (and its client) go.
+      this.log.error({ err }, 'internal error handling server data; closing the server connection');
+      this.reader.stop();
+      this.client?.fail(Errors.internal(`internal error: ${(err as Error).message}`));
+      this.close('internal error');
+      return;
+    }
     this.flushToClient();
+    const link = this.link;
+    if (link !== null && !link.toServer.empty) link.toServer.flush(this.socket); // a stale-plan retry
   }
 
   onFrame(code: number, buf: Buffer, start: number, end: number): void {
     if (!this.loggedIn) return this.onLoginFrame(code, buf, start, end);
-    if (this.internal !== null) return this.onInternalFrame(code, buf, start, end);
+    if (this.own.length > 0) return this.onOwnFrame(code, buf, start, end);
+    const link = this.link;
     const client = this.client;
-    if (client === null) return this.onUnattachedFrame(code, buf, start, end);
+    if (link === null || client === null) return this.onUnattachedFrame(code, buf, start, end);
 
-    if (this.owner.transactionMode) {
-      switch (code) {
-        case BackendCode.ParseComplete: {
-          const kind = this.expect.shift();
-          if (kind === Expect.ParseSwallow) return;
-          if (kind !== Expect.ParsePass) return this.desync(code, kind);
-          break;
-        }
-        case BackendCode.CloseComplete: {
-          const kind = this.expect.shift();
-          if (kind === Expect.CloseSwallow) return;
-          if (kind === Expect.ParseFake) {
-            // Not counted as answered: on a stale-plan retry the Parse is not sent again (see retryStalePlan).
-            this.toClient.addBuffer(PARSE_COMPLETE);
-            return;
-          }
-          if (kind !== Expect.ClosePass) return this.desync(code, kind);
-          break;
-        }
-        case BackendCode.ErrorResponse: {
-          this.expect.dropToBoundary(this.forgetStatement);
-          const fields = readErrorFields(buf, start, end);
-          if (!this.answered && isStalePlan(fields) && client.inFlight === 1 && !client.unsynced && client.replay.replayable) {
-            this.stalePlanError = buf.subarray(start, end);
-            return;
-          }
-          this.owner.stats.error(fields.get('C') ?? 'XX000');
-          const message = fields.get('M');
-          if (fields.get('C') === '26000' && message?.includes(`"${UNPREPARED_PREFIX}`)) {
-            // Name the statement as the client did, not pgmux's stand-in.
-            fields.set('M', message.replace(`"${UNPREPARED_PREFIX}`, '"'));
-            this.toClient.addBuffer(encodeErrorFields(BackendCode.ErrorResponse, fields));
-            return;
-          }
-          break;
-        }
-        case BackendCode.ReadyForQuery:
-          this.expect.popBoundary();
-          if (this.stalePlanError !== null && this.retriedStalePlan(client, buf[start + 5])) return;
-          if (this.owner.statementMode && buf[start + 5] !== TxStatus.Idle && client.inFlight <= 1) {
-            // A transaction block left open: refuse it as PgBouncer does. The client goes, and its
-            // server is rolled back before anyone else gets it.
-            this.txStatus = buf[start + 5];
-            client.inFlight = 0; // this was the last answer outstanding: the server gets a ROLLBACK, not a close
-            this.flushToClient();
-            client.fail(Errors.transactionInStatementMode(this.owner.name));
-            return;
-          }
-          break;
-        case BackendCode.CommandComplete:
-          // D(EALLOCATE ...) or DI(SCARD ALL): statements went away on the server.
-          if (buf[start + 5] === 0x44 && (buf[start + 6] === 0x49 || (buf[start + 6] === 0x45 && buf[start + 7] === 0x41))) {
-            client.statementsDeallocated(this, buf.toString('latin1', start + 5, end - 1));
-          }
-          break;
-        default:
-          break;
-      }
-    }
-    this.answered = true;
-    this.toClient.add(buf, start, end);
     switch (code) {
-      case BackendCode.ReadyForQuery: {
-        const previous = this.txStatus;
-        this.txStatus = buf[start + 5];
-        this.answered = false;
-        this.countCompleted(client, previous);
-        if (client.inFlight > 0) client.inFlight--;
-        if (client.inFlight === 0) client.replay.reset();
-        client.copyIn = false;
-        if (this.txStatus === TxStatus.Idle && client.inFlight === 0 && !client.unsynced && this.owner.transactionMode) {
-          this.flushToClient();
-          client.transactionEnded(this);
-        }
-        return;
-      }
       case BackendCode.ParameterStatus: {
         const [name, value] = readParameterStatus(buf, start, end);
         this.params.set(name, value);
         if (tracks(client.params, name)) client.params.set(name, value);
-        return;
+        break;
       }
-      case BackendCode.CopyInResponse:
-        client.copyInStarted();
-        return;
+      case BackendCode.ErrorResponse:
+        this.owner.stats.error(readErrorFields(buf, start, end).get('C') ?? 'XX000');
+        break;
+      case BackendCode.CommandComplete:
+        // D(EALLOCATE ...) or DI(SCARD ALL): statements went away on the server.
+        if (buf[start + 5] === 0x44 && (buf[start + 6] === 0x49 || (buf[start + 6] === 0x45 && buf[start + 7] === 0x41))) {
+          client.statementsDeallocated(this, buf.toString('latin1', start + 5, end - 1));
+        }
+        break;
+      case BackendCode.ReadyForQuery:
+        if (this.owner.statementMode && buf[start + 5] !== TxStatus.Idle && link.ledger.length === 1) {
+          // A transaction block left open: refuse it as PgBouncer does. The client goes (without
+          // this ReadyForQuery), and its server is rolled back before anyone else gets it.
+          link.withholdReady(buf[start + 5]);
+          this.txStatus = link.txStatus;
+          this.flushToClient();
+          client.fail(Errors.transactionInStatementMode(this.owner.name));
+          return;
+        }
+        break;
       default:
-        return;
+        break;
+    }
+    const event = link.fromServer(code, buf, start, end);
+    if (event === LinkEvent.None) return;
+    if (event === LinkEvent.Desync) return this.desync(link.desyncReason);
+
+    const previous = this.txStatus;
+    this.txStatus = link.txStatus;
+    this.countCompleted(link, previous);
+    if (link.settled && this.owner.transactionMode) {
+      this.flushToClient();
+      client.transactionEnded(this);
     }
   }
-
-  private readonly forgetStatement = (name: string): void => this.statements.delete(name);
-
-  /**
-   * The ReadyForQuery after a held-back stale-plan error: in an implicit transaction (status
-   * idle, so nothing of the segment took effect) the client re-prepares and resends the segment,
-   * and neither the error nor this ReadyForQuery reaches it. Otherwise the error goes out now.
-   */
-  private retriedStalePlan(client: ServerClient, status: number): boolean {
-    const error = this.stalePlanError as Buffer;
-    this.stalePlanError = null;
-    if (status === TxStatus.Idle && client.retryStalePlan(this)) {
-      this.txStatus = status;
-      return true;
-    }
-    this.owner.stats.error('0A000');
-    this.toClient.add(error, 0, error.length);
-    return false;
-  }
-
-  /** When the current transaction began (performance.now() ms). */
-  private xactSince = 0;
 
   /** A request completed (ReadyForQuery): count it, and the transaction if one ended. */
-  private countCompleted(client: ServerClient, previous: number): void {
+  private countCompleted(link: Attachment, previous: number): void {
     const now = performance.now();
     this.readyAt = Date.now();
     const stats = this.owner.stats;
-    stats.query(now - client.requestSince);
-    if (previous === TxStatus.Idle) this.xactSince = client.requestSince;
+    stats.query(now - link.requestSince);
+    if (previous === TxStatus.Idle) this.xactSince = link.requestSince;
     if (this.txStatus === TxStatus.Idle) stats.transaction(now - this.xactSince);
-    client.requestSince = now;
+    link.requestSince = now;
   }
 
   /** The server's answers no longer match what was sent: nothing about this connection can be trusted. */
-  private desync(code: number, expected: Expect | undefined): void {
-    this.log.error({ code: String.fromCharCode(code), expected }, 'server answer does not match the requests sent; closing');
+  private desync(reason: string): void {
+    this.log.error({ reason }, 'server answer does not match the requests sent; closing');
     this.cancel();
-    this.close('protocol desynchronisation');
+    this.close(`protocol desynchronisation: ${reason}`);
   }
 
   canStream(code: number): boolean {
-    return (code === BackendCode.DataRow || code === BackendCode.CopyData) && this.client !== null && this.internal === null && this.loggedIn;
+    return (code === BackendCode.DataRow || code === BackendCode.CopyData) && this.link !== null && this.own.length === 0 && this.loggedIn;
   }
 
   onPiece(_code: number, buf: Buffer, start: number, end: number): void {
-    this.answered = true;
-    this.toClient.add(buf, start, end);
+    this.link?.streamPiece(buf, start, end);
   }
 
   onProtocolError(reason: string): void {
     this.close(`protocol error from server: ${reason}`);
   }
 
-  private flushToClient(): void {
+  /** Write what the link has for the client; a slow reader pauses the server. */
+  flushToClient(): void {
     const client = this.client;
-    if (client === null || this.toClient.empty) return;
-    if (!this.toClient.flush(client.socket) && !this.pausedForClient) {
+    const link = this.link;
+    if (client === null || link === null || link.toClient.empty) return;
+    if (!link.toClient.flush(client.socket) && !this.pausedForClient) {
       // Slow reader: stop reading from the server until the client's socket drains.
       this.pausedForClient = true;
       this.socket.pause();
@@ -428,6 +366,7 @@ export class ServerConnection implements FrameHandler {
   /** Give this idle server to a client: sync parameters, then tell the client it may send. */
   attach(client: ServerClient): void {
     this.client = client;
+    this.link = new Attachment(this.statements, this.owner.stats, client.router, client.replay, this.txStatus);
     const wanted = client.params;
     // Same settings as the last client it was synced for, and nothing changed here since: ready.
     if (this.syncedVersion === this.params.version && this.syncedSignature === wanted.signature) {
@@ -440,7 +379,7 @@ export class ServerConnection implements FrameHandler {
       client.onServerReady(this);
       return;
     }
-    this.runInternal(sync.sql, (error) => {
+    this.runOwnQuery(sync.sql, (error) => {
       if (this.client !== client) return; // the client left meanwhile
       if (error !== null) {
         // The server refused a setting (a bad startup value): the client goes, the server is fine
@@ -467,9 +406,15 @@ export class ServerConnection implements FrameHandler {
     this.syncedVersion = this.params.version;
   }
 
-  /** Run a query of pgmux's own while attached (settings capture, pin check); rows are text. */
-  query(sql: string, done: (error: UpstreamError | null, rows: Array<Array<string | null>>) => void): void {
-    this.runInternal(sql, done);
+  /**
+   * Run a query of pgmux's own (parameter sync, settings capture, pin check, reset, check);
+   * rows are text. Only when the attached client is owed nothing: its answers and the client's
+   * can then never interleave.
+   */
+  runOwnQuery(sql: string, done: OwnQueryDone): void {
+    if (this.link !== null && this.link.busy) throw new Error('pgmux query started while the client is owed answers');
+    this.own.push({ sql, done, error: null, rows: [] });
+    if (this.own.length === 1) this.socket.write(serialize.query(sql));
   }
 
   /**
@@ -498,8 +443,8 @@ export class ServerConnection implements FrameHandler {
   detach(): void {
     const client = this.client;
     this.client = null;
-    this.expect.clear();
-    this.toClient.clear();
+    this.link?.clear();
+    this.link = null;
     if (this.pausedForClient) {
       this.pausedForClient = false;
       client?.socket.off('drain', this.resumeFromClient);
@@ -514,21 +459,16 @@ export class ServerConnection implements FrameHandler {
    */
   clientGone(client: ServerClient, resetQuery: string | null): void {
     if (this.client !== client) return;
-    const busy = client.inFlight > 0 || client.unsynced || client.copyIn;
+    const busy = this.link?.busy ?? false;
     this.detach();
     if (busy) {
       this.cancel();
       this.close('client disconnected with a request in progress');
       return;
     }
-    const internal = this.internal;
-    if (internal !== null) {
+    if (this.own.length > 0) {
       // Only pgmux's own query is running (a settings capture or pin check): let it finish, then clean up.
-      const done = internal.done;
-      internal.done = (error, rows) => {
-        done(error, rows);
-        if (error === null) this.finishAfterClient(resetQuery);
-      };
+      this.afterOwnQueries = () => this.finishAfterClient(resetQuery);
       return;
     }
     this.finishAfterClient(resetQuery);
@@ -568,7 +508,7 @@ export class ServerConnection implements FrameHandler {
         this.owner.serverFree(this);
         return;
       }
-      this.runInternal(list[i], (error) => {
+      this.runOwnQuery(list[i], (error) => {
         if (error !== null) {
           this.log.warn({ query: list[i], sqlstate: error.sqlstate, err: error.message }, 'reset query failed; closing server connection');
           this.close('reset query failed');
@@ -600,16 +540,11 @@ export class ServerConnection implements FrameHandler {
 
   // ---- pgmux's own queries ----
 
-  private runInternal(sql: string, done: (error: UpstreamError | null, rows: Array<Array<string | null>>) => void): void {
-    this.internal = { done, error: null, rows: [] };
-    this.socket.write(serialize.query(sql));
-  }
-
-  private onInternalFrame(code: number, buf: Buffer, start: number, end: number): void {
-    const internal = this.internal as InternalQuery;
+  private onOwnFrame(code: number, buf: Buffer, start: number, end: number): void {
+    const query = this.own[0];
     switch (code) {
       case BackendCode.ErrorResponse:
-        internal.error = new UpstreamError(readErrorFields(buf, start, end));
+        query.error = new UpstreamError(readErrorFields(buf, start, end));
         return;
       case BackendCode.ParameterStatus: {
         const [name, value] = readParameterStatus(buf, start, end);
@@ -619,15 +554,24 @@ export class ServerConnection implements FrameHandler {
         return;
       }
       case BackendCode.DataRow:
-        internal.rows.push(readDataRow(buf, start));
+        query.rows.push(readDataRow(buf, start));
         return;
-      case BackendCode.ReadyForQuery:
+      case BackendCode.ReadyForQuery: {
         this.txStatus = buf[start + 5];
-        this.internal = null;
-        internal.done(internal.error, internal.rows);
+        if (this.link !== null) this.link.txStatus = this.txStatus;
+        this.own.shift();
+        const next = this.own[0];
+        if (next !== undefined) this.socket.write(serialize.query(next.sql));
+        query.done(query.error, query.rows);
+        if (this.own.length === 0 && this.afterOwnQueries !== null) {
+          const after = this.afterOwnQueries;
+          this.afterOwnQueries = null;
+          after();
+        }
         return;
+      }
       default:
-        return; // CommandComplete, notices: pgmux's own business, not the client's
+        return; // CommandComplete, RowDescription, notices: pgmux's own business, not the client's
     }
   }
 
@@ -679,12 +623,13 @@ export class ServerConnection implements FrameHandler {
       return;
     }
     const client = this.client;
-    const internal = this.internal;
-    this.internal = null;
+    const own = this.own.splice(0);
+    this.afterOwnQueries = null;
     this.detach();
     this.log.debug({ reason: this.closeReason }, 'server connection closed');
     if (client !== null) client.onServerLost(Errors.serverConnectionLost(this.owner.name, this.closeReason));
-    internal?.done(new UpstreamError(new Map([['C', '08006'], ['M', `server connection closed: ${this.closeReason}`]])), []);
+    const lost = new UpstreamError(new Map([['C', '08006'], ['M', `server connection closed: ${this.closeReason}`]]));
+    for (const query of own) query.done(lost, []);
     this.owner.serverClosed(this);
   }
 }

@@ -1,0 +1,329 @@
+/**
+ * One client⇄server link: created when a server is lent to a client, dropped when it goes back.
+ *
+ * It owns everything that decides what the client is owed and when the server is done:
+ * - the ledger of answers owed, one entry per message that earns one (see RequestLedger);
+ * - the response path: each server answer is forwarded, swallowed (pgmux's injected messages),
+ *   replaced (an error pgmux caused on purpose) or preceded by pgmux's own synthesized reply,
+ *   in exactly the order PostgreSQL would have answered;
+ * - COPY IN state, and the stale-plan replay of a segment;
+ * - the release rule: `settled` is true when every owed answer has arrived and the last
+ *   ReadyForQuery said idle.
+ *
+ * No sockets here: the link writes into two WriteBatches that its owners flush, so unit tests
+ * drive it with hand-built messages.
+ */
+import { BackendCode, FrontendCode, TxStatus } from '../protocol/codes.js';
+import { readErrorFields } from '../protocol/fields.js';
+import { WriteBatch } from '../protocol/write-batch.js';
+import type { SegmentReplay } from '../client/segment-replay.js';
+import type { StatementRouter, StatementTarget } from '../client/statement-router.js';
+import type { PreparedCache } from '../server/prepared-cache.js';
+import { endsWithReady, isExtended, Owed, Reply, RequestLedger } from './request-ledger.js';
+
+/** What one server message meant for the link's owners. */
+export const enum LinkEvent {
+  None = 0,
+  /** A ReadyForQuery reached the client: a request completed (see `settled`). */
+  Ready,
+  /** The server answered something nobody asked for: nothing about it can be trusted. */
+  Desync,
+}
+
+export interface LinkCounters {
+  preparedHits: number;
+  preparedMisses: number;
+}
+
+/**
+ * PostgreSQL's error for a prepared statement whose result columns changed since it was planned
+ * (raised at Bind). The routine name is checked too, since the message may be translated.
+ */
+function isStalePlan(fields: ReadonlyMap<string, string>): boolean {
+  return fields.get('C') === '0A000' && (fields.get('R') === 'RevalidateCachedQuery' || fields.get('M') === 'cached plan must not change result type');
+}
+
+export class Attachment implements StatementTarget {
+  readonly ledger = new RequestLedger();
+  /** Bytes for the server, flushed by the client side after each chunk. */
+  readonly toServer = new WriteBatch();
+  /** Bytes for the client, flushed by the server side after each chunk (and after synthesized replies). */
+  readonly toClient = new WriteBatch();
+  /** Status byte of the last ReadyForQuery. */
+  txStatus: number;
+  /** Between the server's CopyInResponse and the client's CopyDone/CopyFail. */
+  copyIn = false;
+  /** When the oldest request now owed was sent (performance.now() ms): query_timeout, query time. */
+  requestSince = 0;
+  /** A query_timeout cancel went out for the requests now owed. */
+  cancelSent = false;
+  /** Why the link desynchronised (for the log). */
+  desyncReason = '';
+  /** Something of the current segment reached the client (a stale-plan retry would then be visible). */
+  private answered = false;
+  /** A stale-plan error held back until its ReadyForQuery shows whether the segment can be retried. */
+  private heldError: Buffer | null = null;
+
+  constructor(
+    readonly statements: PreparedCache,
+    readonly counters: LinkCounters,
+    /** Transaction mode: the client's statements, carried between servers (null: forward as sent). */
+    private readonly router: StatementRouter | null,
+    /** Transaction mode: the client's current segment, for the stale-plan retry. */
+    private readonly replay: SegmentReplay | null,
+    txStatus: number = TxStatus.Idle,
+  ) {
+    this.txStatus = txStatus;
+  }
+
+  /** Every owed answer arrived and the server is idle: it may go back to the pool. */
+  get settled(): boolean {
+    return this.ledger.empty && !this.ledger.skippingToSync && !this.copyIn && this.heldError === null && this.txStatus === TxStatus.Idle;
+  }
+
+  /** Requests outstanding (a running query, an unsynced batch, COPY): the server is not between requests. */
+  get busy(): boolean {
+    return !this.ledger.empty || this.ledger.skippingToSync || this.copyIn;
+  }
+
+  // ---- client → server ----
+
+  fromClient(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.ledger.empty && !this.copyIn) {
+      this.requestSince = performance.now();
+      this.cancelSent = false;
+    }
+    if (this.ledger.skippingToSync) {
+      // The server discards everything up to Sync after an error: so does pgmux.
+      if (code !== FrontendCode.Sync) return;
+      this.ledger.skippingToSync = false;
+    }
+    this.replay?.record(code, buf, start, end);
+    this.route(code, buf, start, end);
+  }
+
+  private route(code: number, buf: Buffer, start: number, end: number): void {
+    const ledger = this.ledger;
+    switch (code) {
+      case FrontendCode.Parse:
+      case FrontendCode.Bind:
+      case FrontendCode.Describe:
+      case FrontendCode.Close:
+        if (this.router !== null) {
+          this.router.send(code, buf, start, end, this);
+          return;
+        }
+        ledger.push(
+          code === FrontendCode.Parse
+            ? Owed.Parse
+            : code === FrontendCode.Bind
+              ? Owed.Bind
+              : code === FrontendCode.Close
+                ? Owed.Close
+                : buf[start + 5] === 0x53 // 'S'
+                  ? Owed.DescribeStatement
+                  : Owed.DescribePortal,
+        );
+        break;
+      case FrontendCode.Execute:
+        ledger.push(Owed.Execute);
+        break;
+      case FrontendCode.Sync:
+        if (!this.copyIn) ledger.push(Owed.Sync); // ignored by the server during COPY IN
+        break;
+      case FrontendCode.Query:
+        ledger.push(Owed.Query);
+        break;
+      case FrontendCode.FunctionCall:
+        ledger.push(Owed.FunctionCall);
+        break;
+      case FrontendCode.CopyDone:
+      case FrontendCode.CopyFail:
+        this.copyIn = false;
+        break;
+      default:
+        break; // Flush, CopyData: earn nothing of their own
+    }
+    this.toServer.add(buf, start, end);
+  }
+
+  /** Send a message of pgmux's own that earns an answer the client must not see. */
+  inject(kind: Owed, message: Buffer): void {
+    this.toServer.addBuffer(message);
+    this.ledger.push(kind, Reply.Swallow);
+  }
+
+  /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
+  injectFailure(kind: Owed, message: Buffer, error: Buffer): void {
+    this.toServer.addBuffer(message);
+    this.ledger.push(kind, Reply.ReplaceError, error);
+  }
+
+  synthesize(kind: Owed, reply: Buffer): void {
+    this.ledger.push(kind, Reply.Synthesize, reply);
+    this.emitSynthesized();
+  }
+
+  /** pgmux's own replies whose turn has come (nothing owed before them). */
+  private emitSynthesized(): void {
+    const ledger = this.ledger;
+    while (ledger.next !== undefined && ledger.nextReply === Reply.Synthesize) {
+      // A synthesized ParseComplete stands for a statement the server already had: not an
+      // answer a stale-plan retry would repeat (the retry skips named Parses).
+      if (ledger.next !== Owed.Parse) this.answered = true;
+      this.toClient.addBuffer(ledger.nextPayload as Buffer);
+      ledger.shift();
+    }
+  }
+
+  // ---- server → client ----
+
+  fromServer(code: number, buf: Buffer, start: number, end: number): LinkEvent {
+    const ledger = this.ledger;
+    switch (code) {
+      case BackendCode.ParseComplete:
+        return this.complete(Owed.Parse, buf, start, end);
+      case BackendCode.BindComplete:
+        return this.complete(Owed.Bind, buf, start, end);
+      case BackendCode.CloseComplete:
+        return this.complete(Owed.Close, buf, start, end);
+      case BackendCode.ParameterDescription:
+        if (ledger.next !== Owed.DescribeStatement) return this.desync(code);
+        this.forward(buf, start, end);
+        return LinkEvent.None;
+      case BackendCode.NoData:
+        return this.complete(ledger.next === Owed.DescribePortal ? Owed.DescribePortal : Owed.DescribeStatement, buf, start, end);
+      case BackendCode.RowDescription:
+        if (ledger.next === Owed.DescribeStatement || ledger.next === Owed.DescribePortal) return this.complete(ledger.next, buf, start, end);
+        this.forward(buf, start, end); // a result of a simple Query
+        return LinkEvent.None;
+      case BackendCode.CommandComplete:
+      case BackendCode.EmptyQueryResponse:
+      case BackendCode.PortalSuspended:
+        if (ledger.next === Owed.Execute) return this.complete(Owed.Execute, buf, start, end);
+        this.forward(buf, start, end); // one statement of a simple Query
+        return LinkEvent.None;
+      case BackendCode.CopyInResponse:
+        if (ledger.next !== Owed.Query && ledger.next !== Owed.Execute) return this.desync(code);
+        this.copyIn = true;
+        ledger.dropSyncsAfterNext();
+        this.forward(buf, start, end);
+        return LinkEvent.None;
+      case BackendCode.ErrorResponse:
+        return this.onError(buf, start, end);
+      case BackendCode.ReadyForQuery:
+        return this.onReady(buf, start, end);
+      default:
+        // Rows, COPY data, notices, notifications, ParameterStatus, FunctionCallResponse.
+        this.forward(buf, start, end);
+        return LinkEvent.None;
+    }
+  }
+
+  /** A piece of a row or COPY message too large to hold whole. */
+  streamPiece(buf: Buffer, start: number, end: number): void {
+    this.forward(buf, start, end);
+  }
+
+  private forward(buf: Buffer, start: number, end: number): void {
+    this.answered = true;
+    this.toClient.add(buf, start, end);
+  }
+
+  /** The answer that completes the next entry, which must be of `kind`. */
+  private complete(kind: Owed, buf: Buffer, start: number, end: number): LinkEvent {
+    const ledger = this.ledger;
+    if (ledger.next !== kind) return this.desync(buf[start]);
+    const reply = ledger.nextReply;
+    ledger.shift();
+    if (reply === Reply.Forward) this.forward(buf, start, end);
+    this.emitSynthesized();
+    return LinkEvent.None;
+  }
+
+  private onError(buf: Buffer, start: number, end: number): LinkEvent {
+    const ledger = this.ledger;
+    const next = ledger.next;
+    this.copyIn = false;
+    const replacement = next !== undefined && ledger.nextReply === Reply.ReplaceError ? ledger.nextPayload : null;
+    if (next !== undefined && isExtended(next)) {
+      // The server skips everything up to the next Sync: nothing before it will be answered.
+      ledger.dropToSync(this.forgetStatement);
+      if (this.replay !== null && !this.answered && ledger.length === 1 && this.replay.replayable && isStalePlan(readErrorFields(buf, start, end))) {
+        this.heldError = buf.subarray(start, end);
+        return LinkEvent.None;
+      }
+    }
+    // Otherwise a Query, FunctionCall or Sync failed: its ReadyForQuery follows. (With nothing
+    // owed it is the server's FATAL before it closes: the client is told too.)
+    if (replacement !== null) {
+      this.answered = true;
+      this.toClient.addBuffer(replacement);
+    } else {
+      this.forward(buf, start, end);
+    }
+    return LinkEvent.None;
+  }
+
+  private readonly forgetStatement = (name: string): void => this.statements.delete(name);
+
+  private onReady(buf: Buffer, start: number, end: number): LinkEvent {
+    const ledger = this.ledger;
+    const next = ledger.next;
+    if (next === undefined || !endsWithReady(next)) return this.desync(BackendCode.ReadyForQuery);
+    ledger.shift();
+    this.txStatus = buf[start + 5];
+    this.copyIn = false;
+    const held = this.heldError;
+    if (held !== null) {
+      this.heldError = null;
+      // In an implicit transaction (idle now) nothing of the segment took effect: prepare its
+      // statements afresh and send it again; neither the error nor this ReadyForQuery is seen.
+      if (this.txStatus === TxStatus.Idle && this.retryStalePlan()) return LinkEvent.None;
+      this.toClient.add(held, 0, held.length);
+    }
+    this.toClient.add(buf, start, end);
+    this.answered = false;
+    if (ledger.empty) this.replay?.reset();
+    this.emitSynthesized();
+    return LinkEvent.Ready;
+  }
+
+  /**
+   * Take the last owed ReadyForQuery without passing it on (statement mode refuses the
+   * transaction it leaves open: the client is closed instead of being told).
+   */
+  withholdReady(status: number): void {
+    if (this.ledger.length === 1 && this.ledger.next !== undefined && endsWithReady(this.ledger.next)) this.ledger.shift();
+    this.txStatus = status;
+  }
+
+  /** Re-prepare the segment's statements and send it again, once. */
+  private retryStalePlan(): boolean {
+    const replay = this.replay as SegmentReplay;
+    const router = this.router as StatementRouter;
+    replay.retried = true;
+    for (const name of replay.boundStatements()) router.invalidate(name, this);
+    replay.forEach((buf, start, end) => {
+      // A named Parse was answered already (by the statement the server had, which is what
+      // went stale); the Bind after it prepares the statement afresh.
+      if (buf[start] === FrontendCode.Parse && buf[start + 5] !== 0) return;
+      this.route(buf[start], buf, start, end);
+    });
+    return true;
+  }
+
+  /** Forget everything owed (the link is being dropped). */
+  clear(): void {
+    this.ledger.clear();
+    this.toServer.clear();
+    this.toClient.clear();
+    this.heldError = null;
+    this.copyIn = false;
+  }
+
+  private desync(code: number): LinkEvent {
+    this.desyncReason = `got '${String.fromCharCode(code)}' while owing ${this.ledger.next === undefined ? 'nothing' : `message kind ${this.ledger.next}`}`;
+    return LinkEvent.Desync;
+  }
+}

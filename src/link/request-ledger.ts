@@ -1,0 +1,158 @@
+/**
+ * The answers a server still owes the client it serves, one entry per message sent that earns
+ * one, in the order the server will answer them. Nothing here is a flag that can get stuck: a
+ * server is provably done with a client when the ledger is empty and its last ReadyForQuery said
+ * idle.
+ *
+ * Parallel arrays used as a queue (a head index, storage kept between batches): no allocation
+ * per message.
+ */
+
+/** What a client message earns from the server. */
+export const enum Owed {
+  /** ParseComplete. */
+  Parse = 1,
+  /** BindComplete. */
+  Bind,
+  /** ParameterDescription, then RowDescription or NoData. */
+  DescribeStatement,
+  /** RowDescription or NoData. */
+  DescribePortal,
+  /** Rows or COPY, then CommandComplete, EmptyQueryResponse or PortalSuspended. */
+  Execute,
+  /** CloseComplete. */
+  Close,
+  /** ReadyForQuery. */
+  Sync,
+  /** Any number of results, then ReadyForQuery. */
+  Query,
+  /** FunctionCallResponse, then ReadyForQuery. */
+  FunctionCall,
+}
+
+/** How the answer reaches the client. */
+export const enum Reply {
+  /** The server's answer is passed on. */
+  Forward = 0,
+  /** pgmux's own message (an injected Parse or Close): its answer is dropped. */
+  Swallow,
+  /** Nothing was sent: pgmux's message (the payload) is the answer, emitted when its turn comes. */
+  Synthesize,
+  /** The server is made to fail this message: the client gets pgmux's error (the payload) instead. */
+  ReplaceError,
+}
+
+/** Whether a message of this kind belongs to an extended-protocol batch (an error skips the rest up to Sync). */
+export function isExtended(kind: Owed): boolean {
+  return kind <= Owed.Close;
+}
+
+/** Whether this kind's answer ends with ReadyForQuery. */
+export function endsWithReady(kind: Owed): boolean {
+  return kind >= Owed.Sync;
+}
+
+export class RequestLedger {
+  private readonly kinds: Owed[] = [];
+  private readonly replies: Reply[] = [];
+  private readonly payloads: Array<Buffer | null> = [];
+  /** Server-side statement name of a Parse pgmux placed in the server's cache (forgotten if the Parse never runs). */
+  private readonly names: Array<string | null> = [];
+  private head = 0;
+  /**
+   * The server is discarding messages up to the next Sync (an extended-protocol message failed
+   * and no Sync was sent yet): what the client sends until then earns nothing.
+   */
+  skippingToSync = false;
+
+  get length(): number {
+    return this.kinds.length - this.head;
+  }
+
+  get empty(): boolean {
+    return this.head === this.kinds.length;
+  }
+
+  push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null): void {
+    this.kinds.push(kind);
+    this.replies.push(reply);
+    this.payloads.push(payload);
+    this.names.push(name);
+  }
+
+  /** The next answer owed, or undefined when nothing is owed. */
+  get next(): Owed | undefined {
+    return this.head < this.kinds.length ? this.kinds[this.head] : undefined;
+  }
+
+  get nextReply(): Reply {
+    return this.replies[this.head];
+  }
+
+  get nextPayload(): Buffer | null {
+    return this.payloads[this.head];
+  }
+
+  /** Whether an entry of this kind is owed. */
+  owes(kind: Owed): boolean {
+    for (let i = this.head; i < this.kinds.length; i++) if (this.kinds[i] === kind) return true;
+    return false;
+  }
+
+  /** The next answer arrived in full. */
+  shift(): void {
+    if (this.head >= this.kinds.length) return;
+    this.payloads[this.head] = null;
+    this.head++;
+    if (this.head === this.kinds.length) this.compact();
+  }
+
+  /**
+   * An extended-protocol message failed: the server skips everything up to the next Sync, so
+   * nothing before it will be answered. `notCreated` gets the names of Parses that never ran.
+   * Returns whether a Sync is owed (otherwise the server skips what comes next too).
+   */
+  dropToSync(notCreated: (name: string) => void): boolean {
+    while (this.head < this.kinds.length && this.kinds[this.head] !== Owed.Sync) {
+      const name = this.names[this.head];
+      if (this.kinds[this.head] === Owed.Parse && name !== null) notCreated(name);
+      this.payloads[this.head] = null;
+      this.head++;
+    }
+    const synced = this.head < this.kinds.length;
+    if (!synced) {
+      this.compact();
+      this.skippingToSync = true;
+    }
+    return synced;
+  }
+
+  /**
+   * COPY IN began for the next entry: the server ignores Syncs until the copy ends, so the Syncs
+   * sent right after the message that started it earn nothing.
+   */
+  dropSyncsAfterNext(): void {
+    let i = this.head + 1;
+    while (i < this.kinds.length && this.kinds[i] === Owed.Sync) i++;
+    const dropped = i - (this.head + 1);
+    if (dropped === 0) return;
+    this.kinds.splice(this.head + 1, dropped);
+    this.replies.splice(this.head + 1, dropped);
+    this.payloads.splice(this.head + 1, dropped);
+    this.names.splice(this.head + 1, dropped);
+  }
+
+  clear(): void {
+    this.compact();
+    this.skippingToSync = false;
+  }
+
+  private compact(): void {
+    // Keep the arrays' storage: the ledger empties after every batch.
+    this.kinds.length = 0;
+    this.replies.length = 0;
+    this.payloads.length = 0;
+    this.names.length = 0;
+    this.head = 0;
+  }
+}
