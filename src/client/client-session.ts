@@ -16,7 +16,7 @@ import { verifyClientCertificate } from '../net/client-certificate.js';
 import type { Logger } from 'pino';
 import { resolveDatabase, type AuthType, type DatabaseConfig } from '../config/index.js';
 import { Errors, PgmuxError } from '../errors.js';
-import type { Pool, PoolClient } from '../pool/pool.js';
+import { startupKeyOf, type Pool, type PoolClient } from '../pool/pool.js';
 import { queueLink, type QueueLink } from '../pool/wait-queue.js';
 import {
   AUTHENTICATION_OK,
@@ -42,7 +42,7 @@ import {
 } from '../protocol/startup.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { ServerConnection } from '../server/server-connection.js';
-import { SYNCED_PARAMETERS } from '../server/server-connection.js';
+import { canonicalGucName, opensServerWith, SYNCED_PARAMETERS } from '../server/session-params.js';
 import { MalformedMessage } from '../protocol/malformed.js';
 import { Owed } from '../link/request-ledger.js';
 import { ParamMap } from '../server/param-map.js';
@@ -50,6 +50,7 @@ import { ClientAuth } from './client-auth.js';
 import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
 import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, SessionState, type PinPolicy } from './session-state.js';
 import { SegmentReplay } from './segment-replay.js';
+import { queryWithStartupValues } from './reset-to-startup.js';
 import { StatementRouter } from './statement-router.js';
 import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
 import type { ClientHost } from './client-host.js';
@@ -69,6 +70,8 @@ export const enum ClientState {
 const TLS_HANDSHAKE = 0x16;
 
 type ScramKeys = { clientKey: Buffer; serverKey: Buffer };
+
+const NO_SERVER_STARTUP = { settings: new Map<string, string>(), key: '' };
 
 /** Startup parameters that are not settings to apply on the server. */
 const NOT_GUCS = new Set(['user', 'database', 'options', 'replication']);
@@ -94,6 +97,8 @@ export class ClientSession implements FrameHandler, PoolClient {
   private reader: FrameReader | null = null;
   private auth: ClientAuth | null = null;
   private startupParams = new Map<string, string>();
+  /** Startup settings a server may be opened with for this client (see Pool.openServer). */
+  serverStartup: { settings: ReadonlyMap<string, string>; key: string } = NO_SERVER_STARTUP;
   /** The user's stored password as found at login (config, auth_file or auth_query). */
   private storedPassword: string | undefined = undefined;
   private pendingDbConfig: DatabaseConfig | null = null;
@@ -284,13 +289,16 @@ export class ClientSession implements FrameHandler, PoolClient {
     const tlsRefusal = this.checkTlsPolicy();
     if (tlsRefusal !== null) return this.fail(tlsRefusal);
 
-    for (const [name, value] of params) if (!NOT_GUCS.has(name)) this.startupParams.set(name, value);
+    // GUC names are case-insensitive: keyed by their canonical spelling (libpq sends `timezone`).
+    for (const [name, value] of params) if (!NOT_GUCS.has(name)) this.startupParams.set(canonicalGucName(name), value);
     const options = params.get('options');
     if (options !== undefined) {
       const { settings, unsupported } = parseOptionsParameter(options);
-      for (const [name, value] of settings) this.startupParams.set(name, value);
+      for (const [name, value] of settings) this.startupParams.set(canonicalGucName(name), value);
       if (unsupported.length > 0) this.log.info({ options: unsupported }, 'ignoring unsupported switches in the options startup parameter');
     }
+    const forServer = new Map([...this.startupParams].filter(([name]) => opensServerWith(name)));
+    if (forServer.size > 0) this.serverStartup = { settings: forServer, key: startupKeyOf(forServer) };
     if (this.host.config.application_name_add_host) {
       // As PgBouncer does: "app - host:port", so pg_stat_activity shows which client a server works for.
       this.startupParams.set('application_name', `${this.startupParams.get('application_name') ?? ''} - ${this.label}`);
@@ -660,6 +668,10 @@ export class ClientSession implements FrameHandler, PoolClient {
         return;
       }
     }
+    if (buf[start] === FrontendCode.Query && this.startupParams.size > 0) {
+      const query = queryWithStartupValues(readQuery(buf, start, end), this.startupParams, (this.server as ServerConnection).startupSettings);
+      if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.ownResults);
+    }
     link.fromClient(buf[start], buf, start, end);
   }
 
@@ -699,9 +711,21 @@ export class ClientSession implements FrameHandler, PoolClient {
     if (this.state === ClientState.LoggingIn) {
       // The server took these settings: later clients asking for the same need no server to log in.
       for (const [name, value] of this.startupParams) (this.pool as Pool).rememberStartupValue(name, value, server.params.get(name) ?? value);
+      // What the client did not ask for is the pool's default, whatever another client left on a server.
+      const defaults = (this.pool as Pool).defaultParams ?? server.params;
+      for (const name of SYNCED_PARAMETERS) {
+        const value = defaults.get(name);
+        if (!this.params.has(name) && value !== undefined) this.params.set(name, value);
+      }
       this.sendWelcome(server.params);
       if ((this.pool as Pool).transactionMode && this.held.length === 0) {
         (this.pool as Pool).serverReleased(server);
+        return;
+      }
+      if (!server.inStepWith(this)) {
+        // The defaults just filled in may differ from what the server has.
+        this.state = ClientState.Waiting;
+        server.bringInStep(this, () => this.onServerReady(server));
         return;
       }
     }
@@ -761,6 +785,8 @@ export class ClientSession implements FrameHandler, PoolClient {
   /** pgmux's own queries are done: send what the client sent meanwhile, or decide about the server again. */
   private ownQueriesDone(server: ServerConnection): void {
     if (this.server !== server || this.state !== ClientState.Active) return;
+    // A RESET left this server with values other than the client's (see settingsCaptured).
+    if (!server.inStepWith(this)) return server.bringInStep(this, () => this.ownQueriesDone(server));
     if (this.held.length > 0) {
       this.sendHeld();
       return;
@@ -768,18 +794,34 @@ export class ClientSession implements FrameHandler, PoolClient {
     if (server.link?.settled === true) this.transactionEnded(server);
   }
 
+  /**
+   * The session's settings as the server has them now become the client's. A setting no longer
+   * set in the session (RESET) goes back to what PostgreSQL's RESET gives the client: its startup
+   * value, else the pool's default. Where this server's own RESET value differs (it was opened for
+   * other startup settings), the client is told the right value and the server is set to it
+   * before it runs anything else of this client's (see ownQueriesDone).
+   */
   private settingsCaptured(server: ServerConnection, rows: Array<Array<string | null>>): void {
     const captured = new Map<string, string>();
     for (const [name, value] of rows) if (name !== null && value !== null) captured.set(name, value);
     for (const [name, value] of captured) this.params.set(name, value);
+    const defaults = (this.pool as Pool).defaultParams;
+    let corrections: WriteBatch | null = null;
     for (const name of [...this.params.keys()]) {
-      if (captured.has(name) || (SYNCED_PARAMETERS.has(name) && server.reports(name))) continue;
-      // Not set in the session any more (RESET): back to the startup value, or the server default.
-      const startup = this.startupParams.get(name);
-      if (startup !== undefined) this.params.set(name, startup);
-      else this.params.delete(name);
+      if (captured.has(name)) continue;
+      const expected = this.startupParams.get(name) ?? (SYNCED_PARAMETERS.has(name) ? defaults?.get(name) : undefined);
+      if (expected === undefined) {
+        if (!(SYNCED_PARAMETERS.has(name) && server.reports(name))) this.params.delete(name);
+        continue;
+      }
+      if (server.reports(name) && server.params.get(name) !== expected) {
+        corrections ??= new WriteBatch();
+        corrections.addBuffer(parameterStatus(name, expected));
+      }
+      this.params.set(name, expected);
     }
     server.settingsCaptured(captured);
+    corrections?.flush(this.socket);
   }
 
   statementsDeallocated(server: ServerConnection, tag: string): void {

@@ -12,8 +12,14 @@ import { PIN_EFFECTS, PIN_KINDS, SqlEffect, type PinKind } from './sql-classifie
 
 export type PinPolicy = 'pin' | 'reject' | 'allow';
 
-/** Settings this session has set, as the server sees them. */
-export const CAPTURE_SETTINGS_SQL = "SELECT name, current_setting(name) FROM pg_catalog.pg_settings WHERE source = 'session'";
+/**
+ * Settings this session has set, as the server sees them; and the role and session user, which
+ * pg_settings does not show (and RESET ALL does not reset).
+ */
+export const CAPTURE_SETTINGS_SQL =
+  "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings WHERE source = 'session'" +
+  " UNION ALL SELECT 'session_authorization', pg_catalog.current_setting('session_authorization')" +
+  " UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
 
 /** Whether each kind of unmovable state exists in this session (column order = PIN_KINDS). */
 export const PIN_CHECK_SQL =

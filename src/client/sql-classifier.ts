@@ -125,7 +125,18 @@ function classifyStatement(statement: string): number {
  * that words inside them are not mistaken for commands.
  */
 export function splitStatements(sql: string): string[] {
-  const out: string[] = [];
+  return statementsOf(sql).map((s) => s.text);
+}
+
+/** A statement of a query string: its text as splitStatements gives it, and where it ends in the string (its `;`, or the end). */
+export interface StatementSpan {
+  text: string;
+  end: number;
+}
+
+/** splitStatements, with where each statement ends in `sql`. */
+export function statementsOf(sql: string): StatementSpan[] {
+  const out: StatementSpan[] = [];
   let current = '';
   let i = 0;
   const n = sql.length;
@@ -171,7 +182,7 @@ export function splitStatements(sql: string): string[] {
         current += "''";
       }
     } else if (c === ';') {
-      if (current.trim() !== '') out.push(current.trim());
+      if (current.trim() !== '') out.push({ text: current.trim(), end: i });
       current = '';
       i++;
     } else {
@@ -179,6 +190,6 @@ export function splitStatements(sql: string): string[] {
       i++;
     }
   }
-  if (current.trim() !== '') out.push(current.trim());
+  if (current.trim() !== '') out.push({ text: current.trim(), end: n });
   return out;
 }

@@ -63,6 +63,10 @@ export class Attachment implements StatementTarget {
   private answered = false;
   /** A stale-plan error held back until its ReadyForQuery shows whether the segment can be retried. */
   private heldError: Buffer | null = null;
+  /** PartlyOwn queries are owed: results must be counted, some are pgmux's. */
+  private partlyOwnOwed = 0;
+  /** Results of the current simple Query so far (each ends with CommandComplete or EmptyQueryResponse). */
+  private results = 0;
 
   constructor(
     readonly statements: PreparedCache,
@@ -89,17 +93,22 @@ export class Attachment implements StatementTarget {
   // ---- client → server ----
 
   fromClient(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.admit(code, buf, start, end)) this.route(code, buf, start, end);
+  }
+
+  /** Bookkeeping for every client message; false when the server would discard it. */
+  private admit(code: number, buf: Buffer, start: number, end: number): boolean {
     if (this.ledger.empty && !this.copyIn) {
       this.requestSince = performance.now();
       this.cancelSent = false;
     }
     if (this.ledger.skippingToSync) {
       // The server discards everything up to Sync after an error: so does pgmux.
-      if (code !== FrontendCode.Sync) return;
+      if (code !== FrontendCode.Sync) return false;
       this.ledger.skippingToSync = false;
     }
     this.replay?.record(code, buf, start, end);
-    this.route(code, buf, start, end);
+    return true;
   }
 
   private route(code: number, buf: Buffer, start: number, end: number): void {
@@ -153,8 +162,22 @@ export class Attachment implements StatementTarget {
     this.ledger.push(kind, Reply.Swallow);
   }
 
+  /** Send the client's Query extended with statements of pgmux's own, whose results the client does not get. */
+  sendExtendedQuery(message: Buffer, ownResults: readonly number[]): void {
+    if (!this.admit(FrontendCode.Query, message, 0, message.length)) return;
+    this.toServer.addBuffer(message);
+    this.ledger.push(Owed.Query, Reply.PartlyOwn, null, null, ownResults);
+    this.partlyOwnOwed++;
+  }
+
+  /** Whether the result now arriving belongs to a statement pgmux added to the client's query. */
+  private get ownResult(): boolean {
+    return this.partlyOwnOwed > 0 && this.ledger.next === Owed.Query && this.ledger.nextReply === Reply.PartlyOwn && this.ledger.nextOwnsResult(this.results);
+  }
+
   /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
   injectFailure(kind: Owed, message: Buffer, error: Buffer): void {
+    if (!this.admit(message[0], message, 0, message.length)) return;
     this.toServer.addBuffer(message);
     this.ledger.push(kind, Reply.ReplaceError, error);
   }
@@ -195,13 +218,18 @@ export class Attachment implements StatementTarget {
         return this.complete(ledger.next === Owed.DescribePortal ? Owed.DescribePortal : Owed.DescribeStatement, buf, start, end);
       case BackendCode.RowDescription:
         if (ledger.next === Owed.DescribeStatement || ledger.next === Owed.DescribePortal) return this.complete(ledger.next, buf, start, end);
-        this.forward(buf, start, end); // a result of a simple Query
+        if (!this.ownResult) this.forward(buf, start, end); // a result of a simple Query
         return LinkEvent.None;
       case BackendCode.CommandComplete:
       case BackendCode.EmptyQueryResponse:
       case BackendCode.PortalSuspended:
         if (ledger.next === Owed.Execute) return this.complete(Owed.Execute, buf, start, end);
-        this.forward(buf, start, end); // one statement of a simple Query
+        // One statement of a simple Query done.
+        if (!this.ownResult) this.forward(buf, start, end);
+        this.results++;
+        return LinkEvent.None;
+      case BackendCode.DataRow:
+        if (!this.ownResult) this.forward(buf, start, end);
         return LinkEvent.None;
       case BackendCode.CopyInResponse:
         if (ledger.next !== Owed.Query && ledger.next !== Owed.Execute) return this.desync(code);
@@ -222,7 +250,7 @@ export class Attachment implements StatementTarget {
 
   /** A piece of a row or COPY message too large to hold whole. */
   streamPiece(buf: Buffer, start: number, end: number): void {
-    this.forward(buf, start, end);
+    if (!this.ownResult) this.forward(buf, start, end);
   }
 
   private forward(buf: Buffer, start: number, end: number): void {
@@ -271,9 +299,11 @@ export class Attachment implements StatementTarget {
     const ledger = this.ledger;
     const next = ledger.next;
     if (next === undefined || !endsWithReady(next)) return this.desync(BackendCode.ReadyForQuery);
+    if (ledger.nextReply === Reply.PartlyOwn) this.partlyOwnOwed--;
     ledger.shift();
     this.txStatus = buf[start + 5];
     this.copyIn = false;
+    this.results = 0;
     const held = this.heldError;
     if (held !== null) {
       this.heldError = null;
@@ -320,6 +350,8 @@ export class Attachment implements StatementTarget {
     this.toClient.clear();
     this.heldError = null;
     this.copyIn = false;
+    this.partlyOwnOwed = 0;
+    this.results = 0;
   }
 
   private desync(code: number): LinkEvent {

@@ -40,6 +40,11 @@ export const enum Reply {
   Synthesize,
   /** The server is made to fail this message: the client gets pgmux's error (the payload) instead. */
   ReplaceError,
+  /**
+   * A Query pgmux extended with statements of its own: the results listed for the entry (one
+   * per statement, counted from 0) are swallowed; everything else passes.
+   */
+  PartlyOwn,
 }
 
 /** Whether a message of this kind belongs to an extended-protocol batch (an error skips the rest up to Sync). */
@@ -58,6 +63,8 @@ export class RequestLedger {
   private readonly payloads: Array<Buffer | null> = [];
   /** Server-side statement name of a Parse pgmux placed in the server's cache (forgotten if the Parse never runs). */
   private readonly names: Array<string | null> = [];
+  /** For PartlyOwn queries: which results are pgmux's. */
+  private readonly owned: Array<readonly number[] | null> = [];
   private head = 0;
   /**
    * The server is discarding messages up to the next Sync (an extended-protocol message failed
@@ -73,11 +80,12 @@ export class RequestLedger {
     return this.head === this.kinds.length;
   }
 
-  push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null): void {
+  push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null, owned: readonly number[] | null = null): void {
     this.kinds.push(kind);
     this.replies.push(reply);
     this.payloads.push(payload);
     this.names.push(name);
+    this.owned.push(owned);
   }
 
   /** The next answer owed, or undefined when nothing is owed. */
@@ -93,6 +101,11 @@ export class RequestLedger {
     return this.payloads[this.head];
   }
 
+  /** Whether result `index` of the next entry (a PartlyOwn query) is pgmux's. */
+  nextOwnsResult(index: number): boolean {
+    return this.owned[this.head]?.includes(index) ?? false;
+  }
+
   /** Whether an entry of this kind is owed. */
   owes(kind: Owed): boolean {
     for (let i = this.head; i < this.kinds.length; i++) if (this.kinds[i] === kind) return true;
@@ -103,6 +116,7 @@ export class RequestLedger {
   shift(): void {
     if (this.head >= this.kinds.length) return;
     this.payloads[this.head] = null;
+    this.owned[this.head] = null;
     this.head++;
     if (this.head === this.kinds.length) this.compact();
   }
@@ -140,6 +154,7 @@ export class RequestLedger {
     this.replies.splice(this.head + 1, dropped);
     this.payloads.splice(this.head + 1, dropped);
     this.names.splice(this.head + 1, dropped);
+    this.owned.splice(this.head + 1, dropped);
   }
 
   clear(): void {
@@ -153,6 +168,7 @@ export class RequestLedger {
     this.replies.length = 0;
     this.payloads.length = 0;
     this.names.length = 0;
+    this.owned.length = 0;
     this.head = 0;
   }
 }

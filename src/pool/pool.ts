@@ -17,6 +17,13 @@ const MAX_ACCEPTED_STARTUP = 1024;
 
 export type PoolMode = 'session' | 'transaction' | 'statement';
 
+/** Identifies a set of startup settings (equal sets, equal keys; '' for none). */
+export function startupKeyOf(settings: ReadonlyMap<string, string>): string {
+  let key = '';
+  for (const [name, value] of [...settings].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) key += `${name.length}:${name}${value.length}:${value}`;
+  return key;
+}
+
 export interface PoolSettings {
   mode: PoolMode;
   poolSize: number;
@@ -52,6 +59,11 @@ export interface PoolClient extends ServerClient {
   readonly needsReset: boolean;
   /** Send a FATAL error and close the connection (KILL from the admin console). */
   fail(error: PgmuxError): void;
+  /**
+   * The client's own startup settings that a server may be opened with (see openServer), and a
+   * key equal for equal settings.
+   */
+  readonly serverStartup: { readonly settings: ReadonlyMap<string, string>; readonly key: string };
 }
 
 /** What a pool asks of the registry that owns it (limits shared between pools). */
@@ -155,7 +167,7 @@ export class Pool implements ServerOwner {
       this.waiting.push(client.waitLink);
       return;
     }
-    const server = this.takeIdle(now);
+    const server = this.takeIdle(now, client.serverStartup.key);
     if (server !== null && !this.needsCheck(server, now)) {
       this.assign(server, client);
       return;
@@ -205,10 +217,16 @@ export class Pool implements ServerOwner {
     server.attach(client);
   }
 
-  private takeIdle(now: number): ServerConnection | null {
+  /**
+   * An idle server, warmest first; preferably one opened with the client's startup settings,
+   * so that RESET on it returns to the client's values, as on a direct connection.
+   */
+  private takeIdle(now: number, startupKey: string): ServerConnection | null {
     for (;;) {
-      const server = this.idle.pop();
-      if (server === undefined) return null;
+      let i = this.idle.length - 1;
+      while (i > 0 && this.idle[i].startupKey !== startupKey) i--;
+      if (i < 0) return null;
+      const server = this.idle[i].startupKey === startupKey ? this.idle.splice(i, 1)[0] : (this.idle.pop() as ServerConnection);
       if (this.expired(server, now)) {
         this.retire(server, 'server_lifetime reached');
         continue;
@@ -281,7 +299,7 @@ export class Pool implements ServerOwner {
     if (this.closed || this.paused || now - this.lastLoginFailure < this.settings.serverLoginRetryMs) return;
     while (this.waiting.length > this.connecting.size && this.serverCount < this.limit(now)) {
       if (!this.host.mayOpenServer(this)) break;
-      this.openServer();
+      this.openServer(this.waiting.peek());
     }
   }
 
@@ -428,9 +446,24 @@ export class Pool implements ServerOwner {
     return this.settings.serverLifetimeMs > 0 && now - server.createdAt >= this.settings.serverLifetimeMs;
   }
 
-  private openServer(): void {
+  /**
+   * Open a server connection, with the startup settings of the client it is opened for where a
+   * server has accepted them before (a bad value must not fail the login of a shared connection).
+   * The first servers open plain: their values are the defaults clients are told (defaultParams).
+   */
+  private openServer(forClient?: PoolClient): void {
+    let settings: Map<string, string> | null = null;
+    let key = '';
+    if (forClient !== undefined && this.defaultParams !== null) {
+      for (const [name, value] of forClient.serverStartup.settings) {
+        if (this.acceptedStartupValue(name, value) === undefined) continue;
+        settings ??= new Map();
+        settings.set(name, value);
+      }
+      if (settings !== null) key = startupKeyOf(settings);
+    }
     const id = this.host.nextServerId();
-    const server = new ServerConnection(id, this, this.target, this.log.child({ server: id }));
+    const server = new ServerConnection(id, this, this.target, this.log.child({ server: id }), settings, key);
     this.place(server, ServerState.Connecting);
   }
 

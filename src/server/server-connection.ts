@@ -16,6 +16,7 @@ import { Errors, PgmuxError, UpstreamError } from '../errors.js';
 import { BackendCode, TxStatus } from '../protocol/codes.js';
 import { readDataRow, readErrorFields, readParameterStatus } from '../protocol/fields.js';
 import { ParamMap } from './param-map.js';
+import { NO_ROLE, ROLE, SESSION_AUTHORIZATION, tracksParameter as tracks } from './session-params.js';
 import { PreparedCache } from './prepared-cache.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
 import type { StatementRouter } from '../client/statement-router.js';
@@ -96,26 +97,6 @@ interface OwnQuery {
   rows: OwnRows;
 }
 
-/**
- * Reported GUCs a client may change and pgmux keeps in step across server connections. Other
- * reported ones (server_version, is_superuser, ...) are facts about the server, not settings.
- */
-export const SYNCED_PARAMETERS: ReadonlySet<string> = new Set([
-  'application_name',
-  'client_encoding',
-  'DateStyle',
-  'default_transaction_read_only',
-  'IntervalStyle',
-  'search_path',
-  'standard_conforming_strings',
-  'TimeZone',
-]);
-
-/** Whether a ParameterStatus for `name` should update what the client expects. */
-function tracks(params: ReadonlyMap<string, string>, name: string): boolean {
-  return SYNCED_PARAMETERS.has(name) || params.has(name);
-}
-
 export class ServerConnection implements FrameHandler {
   /** Set only by the owning pool, which keeps the matching container. */
   state: ServerState = ServerState.Connecting;
@@ -169,6 +150,12 @@ export class ServerConnection implements FrameHandler {
     readonly owner: ServerOwner,
     readonly target: ServerTarget,
     readonly log: Logger,
+    /**
+     * Settings sent in the startup packet (a client's accepted startup values, see
+     * Pool.openServer): the session's RESET values. `startupKey` identifies them.
+     */
+    readonly startupSettings: ReadonlyMap<string, string> | null = null,
+    readonly startupKey = '',
   ) {
     this.reader = new FrameReader(this);
     this.statements = new PreparedCache(target.maxPreparedStatements);
@@ -194,7 +181,7 @@ export class ServerConnection implements FrameHandler {
 
   private startLogin(socket: Socket): void {
     if (socket.destroyed) return;
-    this.login = new ServerLogin(this.target.login, (buf) => socket.write(buf), socket instanceof TLSSocket ? socket : null);
+    this.login = new ServerLogin(this.target.login, (buf) => socket.write(buf), socket instanceof TLSSocket ? socket : null, this.startupSettings);
     if (socket !== this.socket) {
       this.socket = socket;
       socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -354,6 +341,7 @@ export class ServerConnection implements FrameHandler {
       this.params.set(k, v);
       this.reportedAtLogin.add(k);
     }
+    this.params.set(ROLE, NO_ROLE);
     this.processId = login.processId;
     this.secretKey = login.secretKey;
     this.txStatus = buf[start + 5];
@@ -367,23 +355,30 @@ export class ServerConnection implements FrameHandler {
   attach(client: ServerClient): void {
     this.client = client;
     this.link = new Attachment(this.statements, this.owner.stats, client.router, client.replay, this.txStatus);
-    const wanted = client.params;
+    this.bringInStep(client, () => client.onServerReady(this));
+  }
+
+  /** Whether this server's parameters are known to be what `client` expects. */
+  inStepWith(client: ServerClient): boolean {
+    return this.syncedVersion === this.params.version && this.syncedSignature === client.params.signature;
+  }
+
+  /**
+   * Make this server's parameters what the attached client expects (one query of SET/RESET, its
+   * answers swallowed), then call `ready`. A refused setting (a bad startup value) closes the
+   * client instead; the server is fine and goes back to the pool through the client's departure.
+   */
+  bringInStep(client: ServerClient, ready: () => void): void {
     // Same settings as the last client it was synced for, and nothing changed here since: ready.
-    if (this.syncedVersion === this.params.version && this.syncedSignature === wanted.signature) {
-      client.onServerReady(this);
-      return;
-    }
-    const sync = this.parameterSyncQuery(wanted);
+    if (this.inStepWith(client)) return ready();
+    const sync = this.parameterSyncQuery(client.params);
     if (sync === null) {
-      this.markSynced(wanted);
-      client.onServerReady(this);
-      return;
+      this.markSynced(client.params);
+      return ready();
     }
     this.runOwnQuery(sync.sql, (error) => {
       if (this.client !== client) return; // the client left meanwhile
       if (error !== null) {
-        // The server refused a setting (a bad startup value): the client goes, the server is fine
-        // and goes back to the pool through the client's departure (onServerLost would orphan it).
         client.fail(error);
         return;
       }
@@ -391,13 +386,15 @@ export class ServerConnection implements FrameHandler {
         if (v === null) {
           this.params.delete(k);
           this.customParams.delete(k);
-        } else {
+        } else if (!this.reportedAtLogin.has(k)) {
+          // (A reported one is set already, to the value the server reported: `DateStyle = German`
+          // is reported as "German, DMY".)
           this.params.set(k, v);
-          if (!this.reportedAtLogin.has(k)) this.customParams.add(k);
+          if (this.resettable(k)) this.customParams.add(k);
         }
       }
       this.markSynced(client.params);
-      client.onServerReady(this);
+      ready();
     });
   }
 
@@ -424,7 +421,7 @@ export class ServerConnection implements FrameHandler {
   settingsCaptured(captured: ReadonlyMap<string, string>): void {
     for (const [name, value] of captured) {
       this.params.set(name, value);
-      if (!this.reportedAtLogin.has(name)) this.customParams.add(name);
+      if (this.resettable(name)) this.customParams.add(name);
     }
     for (const name of [...this.customParams]) {
       if (!captured.has(name)) {
@@ -432,6 +429,11 @@ export class ServerConnection implements FrameHandler {
         this.params.delete(name);
       }
     }
+  }
+
+  /** A setting that is undone with RESET for a client that does not want it (the role has its own rule). */
+  private resettable(name: string): boolean {
+    return !this.reportedAtLogin.has(name) && name !== ROLE;
   }
 
   /** Whether the server reports this parameter itself (ParameterStatus), so its value here is always current. */
@@ -500,6 +502,8 @@ export class ServerConnection implements FrameHandler {
           // Back to the server's defaults: forget the values pgmux or a client had set.
           for (const name of this.customParams) this.params.delete(name);
           this.customParams.clear();
+          // RESET ALL leaves the role alone; DISCARD ALL does not (session_authorization is reported).
+          this.params.set(ROLE, /discard\s+all/i.test(joined) ? NO_ROLE : (this.params.get(ROLE) ?? NO_ROLE));
         }
         if (/discard\s+all|deallocate\s+all/i.test(joined)) {
           this.statements.clear();
@@ -520,15 +524,30 @@ export class ServerConnection implements FrameHandler {
     runNext(0);
   }
 
-  /** SET/RESET statements that make this server's parameters match what the client expects. */
+  /**
+   * SET/RESET statements that make this server's parameters match what the client expects.
+   * The session user comes first (setting it resets the role), then the role, then the rest.
+   */
   private parameterSyncQuery(wanted: ReadonlyMap<string, string>): { sql: string; applied: Array<[string, string | null]> } | null {
     let sql = '';
     const applied: Array<[string, string | null]> = [];
-    for (const [name, value] of wanted) {
-      if (this.params.get(name) === value) continue;
+    const set = (name: string, value: string): void => {
       // set_config takes the value as the server reported it, list-valued settings (search_path) included.
       sql += `SELECT pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false);`;
       applied.push([name, value]);
+    };
+    const user = wanted.get(SESSION_AUTHORIZATION);
+    let roleHere = this.params.get(ROLE) ?? NO_ROLE;
+    if (user !== undefined && user !== this.params.get(SESSION_AUTHORIZATION)) {
+      set(SESSION_AUTHORIZATION, user);
+      roleHere = NO_ROLE;
+      applied.push([ROLE, NO_ROLE]);
+    }
+    const role = wanted.get(ROLE) ?? NO_ROLE;
+    if (role !== roleHere) set(ROLE, role);
+    for (const [name, value] of wanted) {
+      if (name === SESSION_AUTHORIZATION || name === ROLE || this.params.get(name) === value) continue;
+      set(name, value);
     }
     for (const name of this.customParams) {
       if (wanted.has(name)) continue;

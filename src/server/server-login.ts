@@ -43,10 +43,16 @@ export class ServerLogin {
     private readonly send: (buf: Buffer) => void,
     /** The TLS socket to the server, for SCRAM-SHA-256-PLUS channel binding. */
     private readonly tlsSocket: TLSSocket | null = null,
+    /** Settings for the startup packet (they become the session's RESET values). */
+    private readonly settings: ReadonlyMap<string, string> | null = null,
   ) {}
 
   start(): void {
-    this.send(serialize.startup({ user: this.login.user, database: this.login.database }));
+    const packet: Record<string, string> = {};
+    if (this.settings !== null) for (const [name, value] of this.settings) packet[name] = value;
+    packet.user = this.login.user;
+    packet.database = this.login.database;
+    this.send(serialize.startup(packet));
   }
 
   /** Handles one message; returns true once the server is ready. Throws PgmuxError on failure. */
