@@ -42,13 +42,13 @@ import {
 } from '../protocol/startup.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { ServerConnection } from '../server/server-connection.js';
-import { canonicalGucName, opensServerWith, SYNCED_PARAMETERS } from '../server/session-params.js';
+import { canonicalGucName, NO_ROLE, opensServerWith, ROLE, SYNCED_PARAMETERS } from '../server/session-params.js';
 import { MalformedMessage } from '../protocol/malformed.js';
 import { Owed } from '../link/request-ledger.js';
 import { ParamMap } from '../server/param-map.js';
 import { ClientAuth } from './client-auth.js';
 import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
-import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, SessionState, type PinPolicy } from './session-state.js';
+import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, ROLE_SQL, SessionState, type PinPolicy } from './session-state.js';
 import { SegmentReplay } from './segment-replay.js';
 import { queryWithStartupValues } from './reset-to-startup.js';
 import { StatementRouter } from './statement-router.js';
@@ -112,6 +112,8 @@ export class ClientSession implements FrameHandler, PoolClient {
   private readonly refusals = new Map<Buffer, { kind: Owed; error: Buffer }>();
   /** Transaction mode: session state created with SQL (null in session mode, where nothing moves). */
   private session: SessionState | null = null;
+  /** The role was asked for at this transaction boundary already (checkRole). */
+  private roleChecked = false;
   /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
   private readonly deferredParses: Buffer[] = [];
   /** After pgmux failed an unsynced extended-protocol batch: drop messages up to the next Sync, as PostgreSQL does. */
@@ -529,6 +531,8 @@ export class ClientSession implements FrameHandler, PoolClient {
           return true;
         }
         if (idle) {
+          // A Sync with a body is refused by PostgreSQL with an error, then ReadyForQuery.
+          if (end - start !== 5) this.socket.write(errorResponse({ severity: 'ERROR', code: '08P01', message: 'invalid message format' }));
           this.socket.write(readyForQuery(TxStatus.Idle));
           return true;
         }
@@ -675,9 +679,18 @@ export class ClientSession implements FrameHandler, PoolClient {
     link.fromClient(buf[start], buf, start, end);
   }
 
-  /** Send what was held while no server was ready (or pgmux's own queries ran). */
+  /**
+   * Send what was held while no server was ready (or pgmux's own queries ran). Called from the
+   * server's side too, so a malformed held message is this client's failure, caught here.
+   */
   private sendHeld(): void {
-    for (const buf of this.held) this.sendToServer(buf, 0, buf.length);
+    try {
+      for (const buf of this.held) this.sendToServer(buf, 0, buf.length);
+    } catch (err) {
+      this.held.length = 0;
+      this.failOn(err);
+      return;
+    }
     this.held.length = 0;
     // Inside onData the rest of the chunk is still to come: it goes out with these, in one write.
     if (!this.inChunk) this.flushToServer();
@@ -730,11 +743,16 @@ export class ClientSession implements FrameHandler, PoolClient {
       }
     }
     this.state = ClientState.Active;
-    this.sendHeld();
+    // Still running pgmux's own queries (a check at the server's login): the held messages go when they are done.
+    if (!server.ownQueryRunning) this.sendHeld();
     if (this.pausedForWait) {
       this.pausedForWait = false;
       if (!this.pausedForServer) this.socket.resume();
     }
+  }
+
+  privilegesChanged(): void {
+    if (this.session !== null) this.session.settingsChanged = true;
   }
 
   /** Transaction mode: every answer owed arrived and the server is idle. Release it, unless state must be checked first or pins it. */
@@ -744,7 +762,29 @@ export class ClientSession implements FrameHandler, PoolClient {
       this.checkSession(server);
       return;
     }
+    if (server.roleMayChangeUnseen && !this.roleChecked) {
+      this.checkRole(server);
+      return;
+    }
+    this.roleChecked = false;
     if (!session.pinned) (this.pool as Pool).serverReleased(server);
+  }
+
+  /** The role, where a function could have changed it unseen (see ServerConnection.roleMayChangeUnseen). */
+  private checkRole(server: ServerConnection): void {
+    this.roleChecked = true;
+    server.runOwnQuery(ROLE_SQL, (error, rows) => {
+      const role = rows[0]?.[0];
+      if (error !== null || role === null || role === undefined) {
+        // Not known: whoever gets this server next must not inherit it.
+        (this.session as SessionState).unknown = true;
+        this.log.warn({ err: error?.message }, 'could not check the session role; keeping the client pinned');
+      } else if (role !== (this.params.get(ROLE) ?? NO_ROLE)) {
+        this.params.set(ROLE, role);
+        server.roleChanged(role);
+      }
+      this.ownQueriesDone(server);
+    });
   }
 
   /**
@@ -782,11 +822,18 @@ export class ClientSession implements FrameHandler, PoolClient {
     }
   }
 
+  ownQueriesDrained(server: ServerConnection): void {
+    if (this.server === server && this.state === ClientState.Active && this.held.length > 0) this.sendHeld();
+  }
+
   /** pgmux's own queries are done: send what the client sent meanwhile, or decide about the server again. */
   private ownQueriesDone(server: ServerConnection): void {
     if (this.server !== server || this.state !== ClientState.Active) return;
     // A RESET left this server with values other than the client's (see settingsCaptured).
-    if (!server.inStepWith(this)) return server.bringInStep(this, () => this.ownQueriesDone(server));
+    if (!server.inStepWith(this)) {
+      server.bringInStep(this, () => this.ownQueriesDone(server));
+      return;
+    }
     if (this.held.length > 0) {
       this.sendHeld();
       return;

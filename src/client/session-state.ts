@@ -21,6 +21,9 @@ export const CAPTURE_SETTINGS_SQL =
   " UNION ALL SELECT 'session_authorization', pg_catalog.current_setting('session_authorization')" +
   " UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
 
+/** The current role (SET ROLE), for sessions where a function could change it unseen. */
+export const ROLE_SQL = "SELECT pg_catalog.current_setting('role')";
+
 /** Whether each kind of unmovable state exists in this session (column order = PIN_KINDS). */
 export const PIN_CHECK_SQL =
   'SELECT (SELECT count(*) FROM pg_catalog.pg_listening_channels())::text,' +

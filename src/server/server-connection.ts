@@ -42,6 +42,10 @@ export interface ServerClient {
   readonly router: StatementRouter | null;
   /** Transaction mode: the messages of the current segment, for a retry after 0A000 (stale cached plan). */
   readonly replay: SegmentReplay | null;
+  /** pgmux's own queries on this server are done: messages the client sent meanwhile may go. */
+  ownQueriesDrained(server: ServerConnection): void;
+  /** A ParameterStatus showed the session's privileges changing (is_superuser, session_authorization). */
+  privilegesChanged(): void;
   /** Transaction mode: every answer owed arrived and the server said idle; the client decides whether to release. */
   transactionEnded(server: ServerConnection): void;
   /** A CommandComplete tag of DEALLOCATE / DEALLOCATE ALL / DISCARD ALL passed by (SQL-level statement cleanup). */
@@ -84,6 +88,12 @@ export interface ServerTarget {
   /** Named statements kept prepared per connection (max_prepared_statements). */
   maxPreparedStatements: number;
 }
+
+/** Whether the login role could switch to another role: not a superuser, member of some role ('t'/'f'). */
+const ROLE_SWITCH_CHECK_SQL =
+  'SELECT NOT r.rolsuper AND EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid) FROM pg_catalog.pg_roles r WHERE r.rolname = session_user';
+
+const IS_SUPERUSER = 'is_superuser';
 
 /** Rows of pgmux's own queries, as text. */
 export type OwnRows = Array<Array<string | null>>;
@@ -144,6 +154,13 @@ export class ServerConnection implements FrameHandler {
   private pausedForClient = false;
   /** When the current transaction began (performance.now() ms). */
   private xactSince = 0;
+  /**
+   * The login role is not a superuser but a member of other roles: a function may SET ROLE
+   * with nothing in the client's SQL to show it, and no ParameterStatus either, so the role is
+   * asked for at the end of every transaction. (A superuser login's switch to another role is
+   * reported through is_superuser; a role that is a member of nothing cannot switch.)
+   */
+  roleMayChangeUnseen = true;
 
   constructor(
     readonly id: number,
@@ -212,7 +229,7 @@ export class ServerConnection implements FrameHandler {
       // One connection's failure must not take the process down: this server (and its client) go.
       this.log.error({ err }, 'internal error handling server data; closing the server connection');
       this.reader.stop();
-      this.client?.fail(Errors.internal(`internal error: ${(err as Error).message}`));
+      this.client?.fail(Errors.internal((err as Error).message));
       this.close('internal error');
       return;
     }
@@ -233,6 +250,8 @@ export class ServerConnection implements FrameHandler {
         const [name, value] = readParameterStatus(buf, start, end);
         this.params.set(name, value);
         if (tracks(client.params, name)) client.params.set(name, value);
+        // The session's privileges changed, maybe inside a function: take them as the client's.
+        if (name === IS_SUPERUSER || name === SESSION_AUTHORIZATION) client.privilegesChanged();
         break;
       }
       case BackendCode.ErrorResponse:
@@ -346,7 +365,11 @@ export class ServerConnection implements FrameHandler {
     this.secretKey = login.secretKey;
     this.txStatus = buf[start + 5];
     this.log.debug({ processId: this.processId }, 'server login complete');
-    this.reset([this.target.connectQuery ?? null]);
+    // Whether a function could SET ROLE here without pgmux seeing it in the SQL (see roleMayChangeUnseen).
+    this.runOwnQuery(ROLE_SWITCH_CHECK_SQL, (error, rows) => {
+      this.roleMayChangeUnseen = error !== null || rows[0]?.[0] !== 'f';
+      this.reset([this.target.connectQuery ?? null]);
+    });
   }
 
   // ---- attach / detach ----
@@ -429,6 +452,11 @@ export class ServerConnection implements FrameHandler {
         this.params.delete(name);
       }
     }
+  }
+
+  /** The attached client's role, found by asking (see roleMayChangeUnseen). */
+  roleChanged(role: string): void {
+    this.params.set(ROLE, role);
   }
 
   /** A setting that is undone with RESET for a client that does not want it (the role has its own rule). */
@@ -582,10 +610,13 @@ export class ServerConnection implements FrameHandler {
         const next = this.own[0];
         if (next !== undefined) this.socket.write(serialize.query(next.sql));
         query.done(query.error, query.rows);
-        if (this.own.length === 0 && this.afterOwnQueries !== null) {
+        if (this.own.length > 0) return;
+        if (this.afterOwnQueries !== null) {
           const after = this.afterOwnQueries;
           this.afterOwnQueries = null;
           after();
+        } else {
+          this.client?.ownQueriesDrained(this);
         }
         return;
       }
