@@ -2,13 +2,23 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Child processes, not threads: tests spawn servers and real Postgres clients.
     pool: 'forks',
     // Two cores: at most two test files at once (vitest 4 replaced poolOptions.*.maxForks with maxWorkers).
     maxWorkers: 2,
+    projects: [
+      {
+        // Next to the code, no Postgres: seconds (`npx vitest run --project unit`).
+        extends: true,
+        test: { name: 'unit', include: ['src/**/*.test.ts'] },
+      },
+      {
+        // Real PostgreSQL started once for the run (test/global-setup.ts), real drivers.
+        extends: true,
+        test: { name: 'integration', include: ['test/**/*.test.ts'], globalSetup: ['test/global-setup.ts'] },
+      },
+    ],
   },
 });

@@ -4,7 +4,8 @@
  */
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ClientSession, ClientState } from './client/client-session.js';
+import { ClientSession } from './client/client-session.js';
+import { ClientState } from './client/client-state.js';
 import { ConfigError, type PgmuxConfig } from './config/index.js';
 import { AdminConsole } from './admin/admin-console.js';
 import { RESTART_SETTINGS, type AdminHost, type ReloadResult } from './admin/admin-host.js';

@@ -9,7 +9,7 @@
  * Commands run one at a time per session, in order (PAUSE and WAIT_CLOSE wait before answering).
  */
 import type { Logger } from 'pino';
-import { ClientState, type ClientSession } from '../client/client-session.js';
+import { ClientState, type ClientInfo } from '../client/client-state.js';
 import { ADMIN_DATABASES } from '../config/checks.js';
 import { checkConfig } from '../config/checks.js';
 import { ConfigError, resolveDatabase, SETTINGS_BY_NAME, type DatabaseConfig, type PgmuxConfig } from '../config/index.js';
@@ -88,7 +88,7 @@ export class AdminConsole {
    * The client proved its password: admit it with its role and greet it, or refuse it (28000)
    * when it is in neither admin_users nor stats_users.
    */
-  open(client: ClientSession, authMessages: Buffer[]): AdminSession | null {
+  open(client: ClientInfo, authMessages: Buffer[]): AdminSession | null {
     const config = this.host.config;
     const role: AdminRole | null = config.admin_users.includes(client.user) ? 'admin' : config.stats_users.includes(client.user) ? 'stats' : null;
     if (role === null) {
@@ -133,7 +133,7 @@ export class AdminSession {
 
   constructor(
     readonly console: AdminConsole,
-    readonly client: ClientSession,
+    readonly client: ClientInfo,
     readonly role: AdminRole,
   ) {}
 

@@ -1,5 +1,5 @@
 /** SHOW LISTS, VERSION, STATE and HELP (PgBouncer 1.25's columns). */
-import { ClientState } from '../client/client-session.js';
+import { ClientState } from '../client/client-state.js';
 import { noticeResponse } from '../protocol/backend-messages.js';
 import { commandComplete } from '../protocol/backend-messages.js';
 import type { AdminHost } from './admin-host.js';

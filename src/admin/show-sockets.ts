@@ -8,7 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { ClientState, type ClientSession } from '../client/client-session.js';
+import { ClientState, type ClientInfo } from '../client/client-state.js';
 import type { Pool, PoolClient } from '../pool/pool.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { ServerConnection } from '../server/server-connection.js';
@@ -55,7 +55,7 @@ function splitLabel(label: string): [string, number | null] {
   return [label.slice(0, i), Number.isInteger(port) ? port : null];
 }
 
-function clientState(client: ClientSession): string {
+function clientState(client: ClientInfo): string {
   switch (client.state) {
     case ClientState.Waiting:
       return 'waiting';
@@ -68,7 +68,7 @@ function clientState(client: ClientSession): string {
   }
 }
 
-function clientRow(client: ClientSession, now: number): Cell[] {
+function clientRow(client: ClientInfo, now: number): Cell[] {
   const [addr, port] = splitLabel(client.label);
   const waiting = client.waitLink.queued;
   const waitedUs = waiting ? Math.max(0, now - client.waitingSince) * 1000 : 0;
@@ -101,20 +101,20 @@ function clientRow(client: ClientSession, now: number): Cell[] {
 export function showClients(registry: PoolRegistry, now: number = Date.now()): Buffer {
   const rs = new ResultSet(SOCKET_COLUMNS);
   for (const pool of registry.pools.values()) {
-    const waiting: ClientSession[] = [];
-    for (const c of pool.clients as Set<PoolClient> as Set<ClientSession>) {
+    const waiting: ClientInfo[] = [];
+    for (const c of pool.clients as Set<PoolClient> as unknown as Set<ClientInfo>) {
       if (c.waitLink.queued) waiting.push(c);
       else rs.row(clientRow(c, now));
     }
     for (const c of waiting) rs.row(clientRow(c, now));
   }
   // Admin console sessions, as PgBouncer lists its own "pgbouncer" pool.
-  for (const c of registry.clients) if (c.admin !== null) rs.row(clientRow(c, now));
+  for (const c of registry.clients) if (c.isAdmin) rs.row(clientRow(c, now));
   return rs.finish();
 }
 
 function serverRow(pool: Pool, server: ServerConnection, state: string): Cell[] {
-  const client = server.client as (PoolClient & ClientSession) | null;
+  const client = server.client as (PoolClient & ClientInfo) | null;
   return [
     'S',
     pool.user,

@@ -54,29 +54,44 @@ import { queryWithStartupValues } from './reset-to-startup.js';
 import { StatementRouter } from './statement-router.js';
 import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
 import type { ClientHost } from './client-host.js';
+import { ClientState, type ClientInfo } from './client-state.js';
+
+export { ClientState } from './client-state.js';
 import type { AdminSession } from '../admin/admin-console.js';
 
-export const enum ClientState {
-  Startup = 'startup',
-  Authenticating = 'authenticating',
-  LoggingIn = 'logging-in',
-  Idle = 'idle',
-  Waiting = 'waiting',
-  Active = 'active',
-  Closed = 'closed',
-}
 
 /** First byte of a TLS record carrying a handshake (a ClientHello, for direct TLS). */
 const TLS_HANDSHAKE = 0x16;
 
 type ScramKeys = { clientKey: Buffer; serverKey: Buffer };
 
+/** Message types a logged-in client may send. */
+function isFrontendMessage(code: number): boolean {
+  switch (code) {
+    case FrontendCode.Query:
+    case FrontendCode.Parse:
+    case FrontendCode.Bind:
+    case FrontendCode.Execute:
+    case FrontendCode.Describe:
+    case FrontendCode.Close:
+    case FrontendCode.Sync:
+    case FrontendCode.Flush:
+    case FrontendCode.FunctionCall:
+    case FrontendCode.CopyData:
+    case FrontendCode.CopyDone:
+    case FrontendCode.CopyFail:
+      return true;
+    default:
+      return false;
+  }
+}
+
 const NO_SERVER_STARTUP = { settings: new Map<string, string>(), key: '' };
 
 /** Startup parameters that are not settings to apply on the server. */
 const NOT_GUCS = new Set(['user', 'database', 'options', 'replication']);
 
-export class ClientSession implements FrameHandler, PoolClient {
+export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
   state: ClientState = ClientState.Startup;
   readonly waitLink: QueueLink<PoolClient> = queueLink<PoolClient>(this);
   server: ServerConnection | null = null;
@@ -92,6 +107,10 @@ export class ClientSession implements FrameHandler, PoolClient {
   secretKey = 0;
   /** Logged in to the admin console (database pgbouncer / pgmux) instead of a pool. */
   admin: AdminSession | null = null;
+
+  get isAdmin(): boolean {
+    return this.admin !== null;
+  }
 
   private startupBuffer: Buffer | null = null;
   private reader: FrameReader | null = null;
@@ -464,6 +483,10 @@ export class ClientSession implements FrameHandler, PoolClient {
       return;
     }
     if (this.admin !== null) return this.admin.onFrame(code, buf, start, end);
+    if (!isFrontendMessage(code)) {
+      // As PostgreSQL answers it; not forwarded, so no server connection is lost over it.
+      return this.fail(Errors.protocolViolation(`invalid frontend message type ${code}`));
+    }
     if (this.skipUntilSync) {
       if (code !== FrontendCode.Sync) return;
       this.skipUntilSync = false;
@@ -730,7 +753,7 @@ export class ClientSession implements FrameHandler, PoolClient {
         const value = defaults.get(name);
         if (!this.params.has(name) && value !== undefined) this.params.set(name, value);
       }
-      this.sendWelcome(server.params);
+      this.sendWelcome(server.reportedParams());
       if ((this.pool as Pool).transactionMode && this.held.length === 0) {
         (this.pool as Pool).serverReleased(server);
         return;

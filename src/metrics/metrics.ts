@@ -13,7 +13,7 @@
  * so a second instance does not add a second set of event-loop and GC observers.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { ClientState } from '../client/client-session.js';
+import { ClientState } from '../client/client-state.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { PoolStats } from '../pool/pool-stats.js';
 import type { Pool } from '../pool/pool.js';

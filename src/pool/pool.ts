@@ -85,7 +85,7 @@ export class Pool implements ServerOwner {
   /** Logged-in clients of this pool (waiting, active or between transactions). */
   readonly clients = new Set<PoolClient>();
   readonly stats = new PoolStats();
-  /** ParameterStatus values of the first server to log in: what new clients are told. */
+  /** ParameterStatus values of the first server to log in (reported ones only): what new clients are told. */
   defaultParams: ReadonlyMap<string, string> | null = null;
   /**
    * Startup settings a server has already accepted (name and requested value → the value the
@@ -238,7 +238,7 @@ export class Pool implements ServerOwner {
   // ---- ServerOwner: reports from server connections ----
 
   serverFree(server: ServerConnection): void {
-    if (this.defaultParams === null) this.defaultParams = new Map(server.params);
+    if (this.defaultParams === null) this.defaultParams = server.reportedParams();
     const now = Date.now();
     const surplus = this.serverCount > this.settings.poolSize + this.settings.reservePoolSize;
     if (this.closed || this.paused || this.closeNeeded.has(server) || surplus || this.expired(server, now)) {

@@ -119,6 +119,7 @@ export function parseOptionsParameter(options: string): { settings: Map<string, 
     if (w === '-c' && i + 1 < words.length) assignment = words[++i];
     else if (w.startsWith('-c') && w.length > 2) assignment = w.slice(2);
     else if (w.startsWith('--')) assignment = w.slice(2);
+    else if (w === '-e') assignment = 'datestyle=euro'; // European date order, as postgres -e
     const eq = assignment === undefined ? -1 : assignment.indexOf('=');
     if (assignment !== undefined && eq > 0) {
       settings.set(assignment.slice(0, eq).replace(/-/g, '_'), assignment.slice(eq + 1));

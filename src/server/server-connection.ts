@@ -151,6 +151,8 @@ export class ServerConnection implements FrameHandler {
   /** Login finished; before that a close is a failed login. */
   private loggedIn = false;
   private closeHandled = false;
+  /** close() was called: the connection is never handed out or reset again. */
+  private closing = false;
   private pausedForClient = false;
   /** When the current transaction began (performance.now() ms). */
   private xactSince = 0;
@@ -227,10 +229,11 @@ export class ServerConnection implements FrameHandler {
       this.reader.push(chunk);
     } catch (err) {
       // One connection's failure must not take the process down: this server (and its client) go.
+      // Closing first, so the client's departure cannot hand it to anyone else.
       this.log.error({ err }, 'internal error handling server data; closing the server connection');
       this.reader.stop();
-      this.client?.fail(Errors.internal((err as Error).message));
       this.close('internal error');
+      this.client?.fail(Errors.internal((err as Error).message));
       return;
     }
     this.flushToClient();
@@ -464,6 +467,13 @@ export class ServerConnection implements FrameHandler {
     return !this.reportedAtLogin.has(name) && name !== ROLE;
   }
 
+  /** The parameters this server reports (ParameterStatus), with their current values: what a client is told at login. */
+  reportedParams(): Map<string, string> {
+    const reported = new Map<string, string>();
+    for (const [name, value] of this.params) if (this.reportedAtLogin.has(name)) reported.set(name, value);
+    return reported;
+  }
+
   /** Whether the server reports this parameter itself (ParameterStatus), so its value here is always current. */
   reports(name: string): boolean {
     return this.reportedAtLogin.has(name);
@@ -514,6 +524,7 @@ export class ServerConnection implements FrameHandler {
 
   /** Run cleanup queries (null entries skipped), then hand the server back as free. */
   reset(queries: Array<string | null>): void {
+    if (this.closing) return; // its close is reported to the pool when the socket closes
     const list = queries.filter((q): q is string => q !== null && q !== '');
     if (list.length === 0) {
       this.owner.serverFree(this);
@@ -655,6 +666,7 @@ export class ServerConnection implements FrameHandler {
   }
 
   close(reason: string): void {
+    this.closing = true;
     if (this.socket.destroyed) return;
     this.closeReason = reason;
     if (!this.socket.destroyed) {
