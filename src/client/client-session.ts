@@ -12,29 +12,24 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { tlsServerEndPoint } from '../auth/channel-binding.js';
 import { prefixedStream } from '../net/prefixed-stream.js';
-import { verifyClientCertificate } from '../net/client-certificate.js';
 import type { Logger } from 'pino';
 import { resolveDatabase, type AuthType, type DatabaseConfig } from '../config/index.js';
 import { Errors, PgmuxError } from '../errors.js';
-import { startupKeyOf, type Pool, type PoolClient } from '../pool/pool.js';
+import type { Pool, PoolClient } from '../pool/pool.js';
 import { queueLink, type QueueLink } from '../pool/wait-queue.js';
 import {
   AUTHENTICATION_OK,
   backendKeyData,
-  commandComplete,
-  PARSE_COMPLETE,
   errorResponse,
   negotiateProtocolVersion,
   parameterStatus,
   readyForQuery,
   SSL_NOT_SUPPORTED,
   SSL_SUPPORTED,
-  type ErrorFields,
 } from '../protocol/backend-messages.js';
 import { FrontendCode, TxStatus } from '../protocol/codes.js';
 import { FrameReader, type FrameHandler } from '../protocol/frame-reader.js';
 import {
-  parseOptionsParameter,
   parseStartupPacket,
   startupPacketLength,
   StartupPacketError,
@@ -42,17 +37,20 @@ import {
 } from '../protocol/startup.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { ServerConnection } from '../server/server-connection.js';
-import { canonicalGucName, NO_ROLE, opensServerWith, ROLE, SYNCED_PARAMETERS } from '../server/session-params.js';
+import { SYNCED_PARAMETERS } from '../server/session-params.js';
 import { MalformedMessage } from '../protocol/malformed.js';
-import { Owed } from '../link/request-ledger.js';
 import { ParamMap } from '../server/param-map.js';
 import { ClientAuth } from './client-auth.js';
-import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
-import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, ROLE_SQL, SessionState, type PinPolicy } from './session-state.js';
+import { checkClientCertificate, checkTlsPolicy } from './client-tls-policy.js';
+import { NO_SERVER_STARTUP, NO_SETTINGS, startupSettings, type ServerStartup } from './startup-settings.js';
+import type { PinKind } from './sql-classifier.js';
+import { SessionState, type PinPolicy } from './session-state.js';
 import { SegmentReplay } from './segment-replay.js';
+import { TransactionIntercepts, type InterceptHost } from './transaction-intercepts.js';
+import { BoundaryChecks, type BoundaryHost } from './boundary-checks.js';
 import { queryWithStartupValues } from './reset-to-startup.js';
 import { StatementRouter } from './statement-router.js';
-import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
+import { buildQuery, readQuery } from '../protocol/frontend-messages.js';
 import type { ClientHost } from './client-host.js';
 import { ClientState, type ClientInfo } from './client-state.js';
 
@@ -86,12 +84,8 @@ function isFrontendMessage(code: number): boolean {
   }
 }
 
-const NO_SERVER_STARTUP = { settings: new Map<string, string>(), key: '' };
 
-/** Startup parameters that are not settings to apply on the server. */
-const NOT_GUCS = new Set(['user', 'database', 'options', 'replication']);
-
-export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
+export class ClientSession implements FrameHandler, PoolClient, ClientInfo, InterceptHost, BoundaryHost {
   state: ClientState = ClientState.Startup;
   readonly waitLink: QueueLink<PoolClient> = queueLink<PoolClient>(this);
   server: ServerConnection | null = null;
@@ -115,26 +109,21 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
   private startupBuffer: Buffer | null = null;
   private reader: FrameReader | null = null;
   private auth: ClientAuth | null = null;
-  private startupParams = new Map<string, string>();
+  /** The settings the client asked for at startup (canonical names): what RESET returns to. */
+  startupParams: ReadonlyMap<string, string> = NO_SETTINGS;
   /** Startup settings a server may be opened with for this client (see Pool.openServer). */
-  serverStartup: { settings: ReadonlyMap<string, string>; key: string } = NO_SERVER_STARTUP;
+  serverStartup: ServerStartup = NO_SERVER_STARTUP;
   /** The user's stored password as found at login (config, auth_file or auth_query). */
   private storedPassword: string | undefined = undefined;
   private pendingDbConfig: DatabaseConfig | null = null;
   /** Frames held while no server is ready; views into received chunks. */
   private readonly held: Buffer[] = [];
-  /** Transaction mode: the client's named statements, carried from server to server. */
-  router: StatementRouter | null = null;
   /** Transaction mode: the current segment's messages, for the stale-plan retry. */
   replay: SegmentReplay | null = null;
-  /** Replacement messages (held while no server was attached) that must fail on the server, with the error the client gets. */
-  private readonly refusals = new Map<Buffer, { kind: Owed; error: Buffer }>();
-  /** Transaction mode: session state created with SQL (null in session mode, where nothing moves). */
-  private session: SessionState | null = null;
-  /** The role was asked for at this transaction boundary already (checkRole). */
-  private roleChecked = false;
-  /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
-  private readonly deferredParses: Buffer[] = [];
+  /** Transaction mode: what pgmux does with messages before they are forwarded. */
+  private intercepts: TransactionIntercepts | null = null;
+  /** Transaction mode: what transactions leave on the server (null in session mode, where nothing moves). */
+  private checks: BoundaryChecks | null = null;
   /** After pgmux failed an unsynced extended-protocol batch: drop messages up to the next Sync, as PostgreSQL does. */
   private skipUntilSync = false;
   private pausedForServer = false;
@@ -307,28 +296,18 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     // An entry of its own, else the wildcard "*" entry (same-named upstream database).
     const dbConfig = resolveDatabase(this.host.config, this.database) ?? this.host.adminConsole?.databaseFor(this.database);
     if (dbConfig === undefined) return this.fail(Errors.unknownDatabase(this.database));
-    const tlsRefusal = this.checkTlsPolicy();
+    const tlsRefusal = checkTlsPolicy(this.socket, this.host.clientTls, this.user);
     if (tlsRefusal !== null) return this.fail(tlsRefusal);
 
-    // GUC names are case-insensitive: keyed by their canonical spelling (libpq sends `timezone`).
-    for (const [name, value] of params) if (!NOT_GUCS.has(name)) this.startupParams.set(canonicalGucName(name), value);
-    const options = params.get('options');
-    if (options !== undefined) {
-      const { settings, unsupported } = parseOptionsParameter(options);
-      for (const [name, value] of settings) this.startupParams.set(canonicalGucName(name), value);
-      if (unsupported.length > 0) this.log.info({ options: unsupported }, 'ignoring unsupported switches in the options startup parameter');
-    }
-    const forServer = new Map([...this.startupParams].filter(([name]) => opensServerWith(name)));
-    if (forServer.size > 0) this.serverStartup = { settings: forServer, key: startupKeyOf(forServer) };
-    if (this.host.config.application_name_add_host) {
-      // As PgBouncer does: "app - host:port", so pg_stat_activity shows which client a server works for.
-      this.startupParams.set('application_name', `${this.startupParams.get('application_name') ?? ''} - ${this.label}`);
-    }
+    const startup = startupSettings(params, this.host.config.application_name_add_host ? this.label : null);
+    this.startupParams = startup.settings;
+    this.serverStartup = startup.forServer;
+    if (startup.unsupported.length > 0) this.log.info({ options: startup.unsupported }, 'ignoring unsupported switches in the options startup parameter');
 
     const userConfig = Object.hasOwn(this.host.config.users, this.user) ? this.host.config.users[this.user] : undefined;
     const authType = userConfig?.auth_type ?? dbConfig.auth_type ?? this.host.config.auth_type;
     if (authType === 'cert') {
-      const certError = this.checkClientCertificate(true);
+      const certError = checkClientCertificate(this.socket, this.host.clientTls, this.user, true);
       if (certError !== null) return this.fail(certError);
     }
     if (authType === 'plain' && !this.encrypted && !this.host.config.auth_plain_without_tls) {
@@ -368,26 +347,6 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     this.socket.write(this.auth.start());
   }
 
-  /** client_tls_sslmode: refuse plaintext clients (require) or clients without a valid certificate (verify-*). */
-  private checkTlsPolicy(): PgmuxError | null {
-    const mode = this.host.clientTls.mode;
-    if ((mode === 'require' || mode === 'verify-ca' || mode === 'verify-full') && !this.encrypted) return Errors.tlsRequired(mode);
-    if (mode === 'verify-ca' || mode === 'verify-full') return this.checkClientCertificate(mode === 'verify-full');
-    return null;
-  }
-
-  /** A valid client certificate (chained to client_tls_ca_file), and with `matchUser` its CN equal to the user name. */
-  private checkClientCertificate(matchUser: boolean): PgmuxError | null {
-    if (!(this.socket instanceof TLSSocket)) return Errors.certificateAuthFailed(this.user, 'the connection does not use TLS');
-    const peer = this.socket.getPeerCertificate();
-    if (peer === null || Object.keys(peer).length === 0) return Errors.certificateAuthFailed(this.user, 'no client certificate was presented');
-    const untrusted = verifyClientCertificate(this.socket, this.host.clientTls.clientCas);
-    if (untrusted !== null) return Errors.certificateAuthFailed(this.user, untrusted);
-    const cn = peer.subject?.CN;
-    if (matchUser && cn !== this.user) return Errors.certificateAuthFailed(this.user, `the certificate is for "${String(cn)}"`);
-    return null;
-  }
-
   private onAuthMessage(code: number, buf: Buffer, start: number, end: number): void {
     const auth = this.auth;
     if (auth === null) return this.fail(Errors.authProtocol('message sent before the authentication request'));
@@ -425,8 +384,9 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     pool.clients.add(this);
     if (pool.transactionMode) {
       const config = this.host.config;
-      this.session = new SessionState((kind: PinKind): PinPolicy => config[`session_state_${kind}`]);
-      this.router = new StatementRouter();
+      const session = new SessionState((kind: PinKind): PinPolicy => config[`session_state_${kind}`]);
+      this.checks = new BoundaryChecks(this, session);
+      this.intercepts = new TransactionIntercepts(this, session, config.max_prepared_statements);
       this.replay = new SegmentReplay();
     }
     for (const m of authMessages) this.socket.write(m);
@@ -496,8 +456,23 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     if (this.state === ClientState.Idle && (code === FrontendCode.CopyData || code === FrontendCode.CopyDone || code === FrontendCode.CopyFail)) {
       return; // COPY messages after a COPY ended (e.g. failed): the server would ignore them too
     }
-    if (this.session !== null && this.intercept(code, buf, start, end)) return;
+    if (this.intercepts !== null && this.intercepts.intercept(code, buf, start, end)) return;
     this.forward(buf, start, end);
+  }
+
+  /** Transaction mode: the client's named statements, carried from server to server. */
+  get router(): StatementRouter | null {
+    return this.intercepts?.router ?? null;
+  }
+
+  // ---- InterceptHost ----
+
+  get idle(): boolean {
+    return this.state === ClientState.Idle && this.held.length === 0;
+  }
+
+  skipToSync(): void {
+    this.skipUntilSync = true;
   }
 
   canStream(code: number): boolean {
@@ -506,141 +481,9 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     return this.state === ClientState.Active && code === FrontendCode.CopyData;
   }
 
-  /**
-   * Transaction mode: look at a message before it is forwarded. Returns true when pgmux dealt
-   * with it itself (answered it, or forwarded a replacement).
-   */
-  private intercept(code: number, buf: Buffer, start: number, end: number): boolean {
-    const session = this.session as SessionState;
-    const router = this.router as StatementRouter;
-    // No server held and nothing pending: pgmux may answer by itself, as PostgreSQL would.
-    const idle = this.state === ClientState.Idle && this.held.length === 0;
-    switch (code) {
-      case FrontendCode.Parse: {
-        const info = readParse(buf, start, end);
-        const rejected = session.note(classifySql(info.query).effects);
-        if (rejected !== null && idle && this.deferredParses.length === 0) {
-          // First message of a batch and no server involved: answer as PostgreSQL would, skip to Sync.
-          this.failBatchLocally(rejectionError(rejected));
-          return true;
-        }
-        if (info.name !== '' && router.has(info.name) && idle && this.deferredParses.length === 0) {
-          this.failBatchLocally({ severity: 'ERROR', code: '42P05', message: `prepared statement "${info.name}" already exists` });
-          return true;
-        }
-        if (rejected !== null) {
-          // Fails at Parse on the server (so the batch fails there as it would in PostgreSQL); the
-          // client gets pgmux's explanation in place of the server's error.
-          const replacement = buildParse('', Buffer.concat([Buffer.from(`${REFUSED_SQL}\0`), Buffer.alloc(2)]));
-          this.refusals.set(replacement, { kind: Owed.Parse, error: errorResponse(rejectionError(rejected)) });
-          this.releaseDeferred();
-          this.forward(replacement, 0, replacement.length);
-          return true;
-        }
-        if (info.name === '' || this.host.config.max_prepared_statements === 0) break;
-        router.register(info);
-        if (idle || this.deferredParses.length > 0) {
-          // No server needed to prepare: answered here, prepared where it is first used. This is
-          // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
-          // clients than server connections.
-          this.deferredParses.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-          return true;
-        }
-        break;
-      }
-      case FrontendCode.Sync:
-        if (this.deferredParses.length > 0) {
-          this.answerDeferred(true);
-          return true;
-        }
-        if (idle) {
-          // A Sync with a body is refused by PostgreSQL with an error, then ReadyForQuery.
-          if (end - start !== 5) this.socket.write(errorResponse({ severity: 'ERROR', code: '08P01', message: 'invalid message format' }));
-          this.socket.write(readyForQuery(TxStatus.Idle));
-          return true;
-        }
-        break;
-      case FrontendCode.Flush:
-        if (this.deferredParses.length > 0) {
-          this.answerDeferred(false);
-          return true;
-        }
-        break;
-      case FrontendCode.Query: {
-        const { effects, lone } = classifySql(readQuery(buf, start, end));
-        if (lone !== null && idle && this.deferredParses.length === 0) {
-          this.answerLocally(lone);
-          return true;
-        }
-        if ((effects & SqlEffect.DeallocateAll) !== 0) router.clear();
-        if (lone?.kind === 'deallocate' && lone.name !== null) router.forget(lone.name);
-        const rejected = session.note(effects);
-        if (rejected !== null) {
-          const replacement = buildQuery(REFUSED_SQL);
-          this.refusals.set(replacement, { kind: Owed.Query, error: errorResponse(rejectionError(rejected)) });
-          this.releaseDeferred();
-          this.forward(replacement, 0, replacement.length);
-          return true;
-        }
-        break;
-      }
-      default:
-        break;
-    }
-    this.releaseDeferred();
-    return false;
-  }
-
-  /** An error for the batch this message starts; the rest of it up to Sync is skipped, as PostgreSQL does. */
-  private failBatchLocally(fields: ErrorFields): void {
-    this.socket.write(errorResponse(fields));
-    this.skipUntilSync = true;
-  }
-
-  /** Answer deferred Parses with ParseComplete (and ReadyForQuery for a Sync). */
-  private answerDeferred(sync: boolean): void {
-    const batch = new WriteBatch();
-    for (let i = 0; i < this.deferredParses.length; i++) batch.addBuffer(PARSE_COMPLETE);
-    if (sync) batch.addBuffer(readyForQuery(TxStatus.Idle));
-    this.deferredParses.length = 0;
-    batch.flush(this.socket);
-  }
-
-  /** Something needs a server after all: deferred Parses go first, in order. */
-  private releaseDeferred(): void {
-    if (this.deferredParses.length === 0) return;
-    const parses = this.deferredParses.splice(0);
-    for (const parse of parses) this.forward(parse, 0, parse.length);
-  }
-
-  /** A lone DEALLOCATE or DISCARD ALL from a client that holds no server: nothing to do upstream. */
-  private answerLocally(lone: NonNullable<ReturnType<typeof classifySql>['lone']>): void {
-    const router = this.router as StatementRouter;
-    const batch = new WriteBatch();
-    if (lone.kind === 'discard-all') {
-      router.clear();
-      const before = new Map(this.params);
-      this.resetParamsToStartup();
-      batch.addBuffer(commandComplete('DISCARD ALL'));
-      // As PostgreSQL does after RESET ALL: report the reported parameters whose value changed.
-      for (const [name, value] of this.params) {
-        if (before.get(name) !== value && this.pool?.defaultParams?.has(name)) batch.addBuffer(parameterStatus(name, value));
-      }
-    } else if (lone.name === null) {
-      router.clear();
-      batch.addBuffer(commandComplete('DEALLOCATE ALL'));
-    } else if (router.has(lone.name)) {
-      router.forget(lone.name);
-      batch.addBuffer(commandComplete('DEALLOCATE'));
-    } else {
-      batch.addBuffer(errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${lone.name}" does not exist` }));
-    }
-    batch.addBuffer(readyForQuery(TxStatus.Idle));
-    batch.flush(this.socket);
-  }
-
-  /** What DISCARD ALL leaves: the pool's defaults and this client's startup settings. */
-  private resetParamsToStartup(): void {
+  /** What DISCARD ALL leaves: the pool's defaults and this client's startup settings. Returns the reported parameters that changed. */
+  resetParamsToStartup(): Array<[string, string]> {
+    const before = new Map(this.params);
     const defaults = this.pool?.defaultParams;
     this.params.clear();
     if (defaults) for (const name of SYNCED_PARAMETERS) {
@@ -648,6 +491,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
       if (value !== undefined) this.params.set(name, value);
     }
     for (const [name, value] of this.startupParams) this.params.set(name, value);
+    return [...this.params].filter(([name, value]) => before.get(name) !== value && defaults?.has(name) === true);
   }
 
   onPiece(_code: number, buf: Buffer, start: number, end: number): void {
@@ -659,7 +503,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     this.fail(Errors.protocolViolation(reason));
   }
 
-  private forward(buf: Buffer, start: number, end: number): void {
+  forward(buf: Buffer, start: number, end: number): void {
     if (this.state === ClientState.Active && !(this.server as ServerConnection).ownQueryRunning) {
       this.sendToServer(buf, start, end);
       return;
@@ -687,14 +531,8 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
   private sendToServer(buf: Buffer, start: number, end: number): void {
     const link = (this.server as ServerConnection).link;
     if (link === null) return;
-    if (this.refusals.size > 0 && start === 0) {
-      const refusal = this.refusals.get(buf);
-      if (refusal !== undefined) {
-        this.refusals.delete(buf);
-        link.injectFailure(refusal.kind, buf, refusal.error);
-        return;
-      }
-    }
+    const refusal = start === 0 ? this.intercepts?.takeRefusal(buf) : undefined;
+    if (refusal !== undefined) return link.injectFailure(refusal.kind, buf, refusal.error);
     if (buf[start] === FrontendCode.Query && this.startupParams.size > 0) {
       const query = queryWithStartupValues(readQuery(buf, start, end), this.startupParams, (this.server as ServerConnection).startupSettings);
       if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.ownResults);
@@ -775,123 +613,39 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
   }
 
   privilegesChanged(): void {
-    if (this.session !== null) this.session.settingsChanged = true;
+    this.checks?.privilegesChanged();
   }
 
-  /** Transaction mode: every answer owed arrived and the server is idle. Release it, unless state must be checked first or pins it. */
   transactionEnded(server: ServerConnection): void {
-    const session = this.session as SessionState;
-    if (session.settingsChanged || session.pinCheckDue) {
-      this.checkSession(server);
-      return;
-    }
-    if (server.roleMayChangeUnseen && !this.roleChecked) {
-      this.checkRole(server);
-      return;
-    }
-    this.roleChecked = false;
-    if (!session.pinned) (this.pool as Pool).serverReleased(server);
-  }
-
-  /** The role, where a function could have changed it unseen (see ServerConnection.roleMayChangeUnseen). */
-  private checkRole(server: ServerConnection): void {
-    this.roleChecked = true;
-    server.runOwnQuery(ROLE_SQL, (error, rows) => {
-      const role = rows[0]?.[0];
-      if (error !== null || role === null || role === undefined) {
-        // Not known: whoever gets this server next must not inherit it.
-        (this.session as SessionState).unknown = true;
-        this.log.warn({ err: error?.message }, 'could not check the session role; keeping the client pinned');
-      } else if (role !== (this.params.get(ROLE) ?? NO_ROLE)) {
-        this.params.set(ROLE, role);
-        server.roleChanged(role);
-      }
-      this.ownQueriesDone(server);
-    });
-  }
-
-  /**
-   * Ask the server what the transaction left behind: the session's settings (taken as the
-   * client's) and unmovable state (pins). pgmux's own queries: the client's messages sent
-   * meanwhile wait, so the answers cannot mix.
-   */
-  private checkSession(server: ServerConnection): void {
-    const session = this.session as SessionState;
-    const capture = session.settingsChanged;
-    const check = session.pinCheckDue;
-    session.settingsChanged = false;
-    session.pinCheckDue = false;
-    if (capture) {
-      session.capturing = true;
-      server.runOwnQuery(CAPTURE_SETTINGS_SQL, (error, rows) => {
-        session.capturing = false;
-        if (error !== null) this.log.warn({ err: error.message }, 'could not capture session settings');
-        else this.settingsCaptured(server, rows);
-        if (!check) this.ownQueriesDone(server);
-      });
-    }
-    if (check) {
-      session.checking = true;
-      server.runOwnQuery(PIN_CHECK_SQL, (error, rows) => {
-        if (error !== null || rows.length === 0) {
-          session.checking = false;
-          session.unknown = true;
-          this.log.warn({ err: error?.message }, 'could not check session state; keeping the client pinned');
-        } else {
-          for (const kind of session.pinsChecked(rows[0])) this.host.clientPinned(this, kind);
-        }
-        this.ownQueriesDone(server);
-      });
-    }
+    (this.checks as BoundaryChecks).transactionEnded(server);
   }
 
   ownQueriesDrained(server: ServerConnection): void {
     if (this.server === server && this.state === ClientState.Active && this.held.length > 0) this.sendHeld();
   }
 
-  /** pgmux's own queries are done: send what the client sent meanwhile, or decide about the server again. */
-  private ownQueriesDone(server: ServerConnection): void {
-    if (this.server !== server || this.state !== ClientState.Active) return;
-    // A RESET left this server with values other than the client's (see settingsCaptured).
-    if (!server.inStepWith(this)) {
-      server.bringInStep(this, () => this.ownQueriesDone(server));
-      return;
-    }
-    if (this.held.length > 0) {
-      this.sendHeld();
-      return;
-    }
-    if (server.link?.settled === true) this.transactionEnded(server);
+  // ---- BoundaryHost ----
+
+  get poolDefaults(): ReadonlyMap<string, string> | null {
+    return this.pool?.defaultParams ?? null;
   }
 
-  /**
-   * The session's settings as the server has them now become the client's. A setting no longer
-   * set in the session (RESET) goes back to what PostgreSQL's RESET gives the client: its startup
-   * value, else the pool's default. Where this server's own RESET value differs (it was opened for
-   * other startup settings), the client is told the right value and the server is set to it
-   * before it runs anything else of this client's (see ownQueriesDone).
-   */
-  private settingsCaptured(server: ServerConnection, rows: Array<Array<string | null>>): void {
-    const captured = new Map<string, string>();
-    for (const [name, value] of rows) if (name !== null && value !== null) captured.set(name, value);
-    for (const [name, value] of captured) this.params.set(name, value);
-    const defaults = (this.pool as Pool).defaultParams;
-    let corrections: WriteBatch | null = null;
-    for (const name of [...this.params.keys()]) {
-      if (captured.has(name)) continue;
-      const expected = this.startupParams.get(name) ?? (SYNCED_PARAMETERS.has(name) ? defaults?.get(name) : undefined);
-      if (expected === undefined) {
-        if (!(SYNCED_PARAMETERS.has(name) && server.reports(name))) this.params.delete(name);
-        continue;
-      }
-      if (server.reports(name) && server.params.get(name) !== expected) {
-        corrections ??= new WriteBatch();
-        corrections.addBuffer(parameterStatus(name, expected));
-      }
-      this.params.set(name, expected);
-    }
-    server.settingsCaptured(captured);
-    corrections?.flush(this.socket);
+  servedBy(server: ServerConnection): boolean {
+    return this.server === server && this.state === ClientState.Active;
+  }
+
+  sendHeldMessages(): boolean {
+    if (this.held.length === 0) return false;
+    this.sendHeld();
+    return true;
+  }
+
+  release(server: ServerConnection): void {
+    (this.pool as Pool).serverReleased(server);
+  }
+
+  pinnedBy(kind: PinKind): void {
+    this.host.clientPinned(this, kind);
   }
 
   statementsDeallocated(server: ServerConnection, tag: string): void {
@@ -901,16 +655,16 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
 
   /** Pinned to its server by unmovable session state (transaction mode). */
   get pinned(): boolean {
-    return this.session?.pinned ?? false;
+    return this.checks?.session.pinned ?? false;
   }
 
   get needsReset(): boolean {
-    const session = this.session;
-    return session !== null && (session.pinned || session.unsettled);
+    const session = this.checks?.session;
+    return session !== undefined && (session.pinned || session.unsettled);
   }
 
   get pinReasons(): string[] {
-    return this.session?.pinReasons ?? [];
+    return this.checks?.session.pinReasons ?? [];
   }
 
   /** Named prepared statements this client has (SHOW CLIENTS). */
@@ -980,7 +734,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     }
     this.skipUntilSync = batchFailed;
     this.held.length = 0;
-    this.refusals.clear();
+    this.intercepts?.dropRefusals();
     this.state = ClientState.Idle;
     batch.flush(this.socket);
     this.pausedForWait = false;
@@ -1033,7 +787,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
     this.state = ClientState.Closed;
     this.dropServerBackpressure();
     this.held.length = 0;
-    this.refusals.clear();
+    this.intercepts?.dropRefusals();
     this.pool?.clientGone(this);
   }
 
@@ -1045,18 +799,3 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo {
   }
 }
 
-/**
- * What a refused statement (the `reject` policy) is replaced with on the server: it fails at
- * Parse, so the server's transaction fails exactly as PostgreSQL's would. The client never sees
- * the server's error: it gets rejectionError() in its place (a ReplaceError reply in the link).
- */
-const REFUSED_SQL = 'pgmux: refused by a session_state_* = reject setting';
-
-function rejectionError(kind: PinKind): ErrorFields {
-  return {
-    severity: 'ERROR',
-    code: '0A000',
-    message: `${kind.replace(/_/g, ' ')} is refused by pgmux in transaction mode (session_state_${kind} = reject)`,
-    hint: `Set session_state_${kind}: pin, or connect to a pool with pool_mode: session.`,
-  };
-}

@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { Errors, type PgmuxError } from '../errors.js';
 import { ServerConnection, ServerState, type ServerClient, type ServerOwner, type ServerTarget } from '../server/server-connection.js';
+import { startupKeyOf } from '../server/session-params.js';
 import { PoolStats } from './pool-stats.js';
 import { WaitQueue, type QueueLink } from './wait-queue.js';
 
@@ -17,12 +18,6 @@ const MAX_ACCEPTED_STARTUP = 1024;
 
 export type PoolMode = 'session' | 'transaction' | 'statement';
 
-/** Identifies a set of startup settings (equal sets, equal keys; '' for none). */
-export function startupKeyOf(settings: ReadonlyMap<string, string>): string {
-  let key = '';
-  for (const [name, value] of [...settings].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) key += `${name.length}:${name}${value.length}:${value}`;
-  return key;
-}
 
 export interface PoolSettings {
   mode: PoolMode;

@@ -59,3 +59,10 @@ export function tracksParameter(params: ReadonlyMap<string, string>, name: strin
 export function opensServerWith(name: string): boolean {
   return SYNCED_PARAMETERS.has(name) && name !== 'application_name' && name !== SESSION_AUTHORIZATION;
 }
+
+/** Identifies a set of startup settings (equal sets, equal keys; '' for none). */
+export function startupKeyOf(settings: ReadonlyMap<string, string>): string {
+  let key = '';
+  for (const [name, value] of [...settings].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) key += `${name.length}:${name}${value.length}:${value}`;
+  return key;
+}

@@ -1,0 +1,217 @@
+/**
+ * Transaction mode: what pgmux does with a client message before it is forwarded, because the
+ * client's session does not live on one server.
+ *
+ * - Named Parses sent while the client holds no server are answered here and prepared on the
+ *   server where the statement is first used (drivers that prepare synchronously, like pgbench
+ *   -M prepared, then run with more clients than server connections).
+ * - A lone DEALLOCATE or DISCARD ALL from a client holding no server is answered here.
+ * - Statements creating unmovable state under a `reject` policy are refused: answered here
+ *   when no server is involved, otherwise replaced by a statement that fails on the server (so
+ *   the server's transaction fails as PostgreSQL's would) whose error the link replaces with
+ *   pgmux's explanation.
+ * - SET-like and pinning statements are noted in the SessionState, checked at transaction end.
+ */
+import type { Socket } from 'node:net';
+import { commandComplete, errorResponse, PARSE_COMPLETE, parameterStatus, readyForQuery, type ErrorFields } from '../protocol/backend-messages.js';
+import { FrontendCode, TxStatus } from '../protocol/codes.js';
+import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
+import { WriteBatch } from '../protocol/write-batch.js';
+import { Owed } from '../link/request-ledger.js';
+import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
+import type { SessionState } from './session-state.js';
+import { StatementRouter } from './statement-router.js';
+
+/** What the intercepts need of the client session. */
+export interface InterceptHost {
+  readonly socket: Socket;
+  /** No server held and nothing held for one: pgmux may answer by itself, as PostgreSQL would. */
+  readonly idle: boolean;
+  /** Send on towards a server (held until one is attached). */
+  forward(buf: Buffer, start: number, end: number): void;
+  /** What PostgreSQL skips after an error: messages up to the next Sync. */
+  skipToSync(): void;
+  /** DISCARD ALL: back to startup settings; returns the reported parameters that changed. */
+  resetParamsToStartup(): Iterable<[string, string]>;
+}
+
+/** A replacement message that must fail on the server, and the error the client gets instead. */
+export interface Refusal {
+  kind: Owed;
+  error: Buffer;
+}
+
+export class TransactionIntercepts {
+  /** The client's named statements, carried from server to server. */
+  readonly router = new StatementRouter();
+  /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
+  private readonly deferredParses: Buffer[] = [];
+  /** Replacement messages (held while no server was attached) that must fail on the server. */
+  private readonly refusals = new Map<Buffer, Refusal>();
+
+  constructor(
+    private readonly host: InterceptHost,
+    private readonly session: SessionState,
+    private readonly maxPreparedStatements: number,
+  ) {}
+
+  /** The refusal a replacement message stands for, if it is one (taken: each is sent once). */
+  takeRefusal(buf: Buffer): Refusal | undefined {
+    if (this.refusals.size === 0) return undefined;
+    const refusal = this.refusals.get(buf);
+    if (refusal !== undefined) this.refusals.delete(buf);
+    return refusal;
+  }
+
+  /** Held messages were dropped (failed before reaching a server). */
+  dropRefusals(): void {
+    this.refusals.clear();
+  }
+
+  /** Replace a refused statement with one that fails on the server, in its place in the stream. */
+  private refuse(kind: PinKind, replacement: Buffer, owed: Owed): void {
+    this.refusals.set(replacement, { kind: owed, error: errorResponse(rejectionError(kind)) });
+    this.releaseDeferred();
+    this.host.forward(replacement, 0, replacement.length);
+  }
+
+  /**
+   * Transaction mode: look at a message before it is forwarded. Returns true when pgmux dealt
+   * with it itself (answered it, or forwarded a replacement).
+   */
+  intercept(code: number, buf: Buffer, start: number, end: number): boolean {
+    const session = this.session;
+    const router = this.router;
+    // No server held and nothing pending: pgmux may answer by itself, as PostgreSQL would.
+    const idle = this.host.idle;
+    switch (code) {
+      case FrontendCode.Parse: {
+        const info = readParse(buf, start, end);
+        const rejected = session.note(classifySql(info.query).effects);
+        if (rejected !== null && idle && this.deferredParses.length === 0) {
+          // First message of a batch and no server involved: answer as PostgreSQL would, skip to Sync.
+          this.failBatchLocally(rejectionError(rejected));
+          return true;
+        }
+        if (info.name !== '' && router.has(info.name) && idle && this.deferredParses.length === 0) {
+          this.failBatchLocally({ severity: 'ERROR', code: '42P05', message: `prepared statement "${info.name}" already exists` });
+          return true;
+        }
+        if (rejected !== null) {
+          // Fails at Parse on the server (so the batch fails there as it would in PostgreSQL); the
+          // client gets pgmux's explanation in place of the server's error.
+          this.refuse(rejected, buildParse('', Buffer.concat([Buffer.from(`${REFUSED_SQL}\0`), Buffer.alloc(2)])), Owed.Parse);
+          return true;
+        }
+        if (info.name === '' || this.maxPreparedStatements === 0) break;
+        router.register(info);
+        if (idle || this.deferredParses.length > 0) {
+          // No server needed to prepare: answered here, prepared where it is first used. This is
+          // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
+          // clients than server connections.
+          this.deferredParses.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+          return true;
+        }
+        break;
+      }
+      case FrontendCode.Sync:
+        if (this.deferredParses.length > 0) {
+          this.answerDeferred(true);
+          return true;
+        }
+        if (idle) {
+          // A Sync with a body is refused by PostgreSQL with an error, then ReadyForQuery.
+          if (end - start !== 5) this.host.socket.write(errorResponse({ severity: 'ERROR', code: '08P01', message: 'invalid message format' }));
+          this.host.socket.write(readyForQuery(TxStatus.Idle));
+          return true;
+        }
+        break;
+      case FrontendCode.Flush:
+        if (this.deferredParses.length > 0) {
+          this.answerDeferred(false);
+          return true;
+        }
+        break;
+      case FrontendCode.Query: {
+        const { effects, lone } = classifySql(readQuery(buf, start, end));
+        if (lone !== null && idle && this.deferredParses.length === 0) {
+          this.answerLocally(lone);
+          return true;
+        }
+        if ((effects & SqlEffect.DeallocateAll) !== 0) router.clear();
+        if (lone?.kind === 'deallocate' && lone.name !== null) router.forget(lone.name);
+        const rejected = session.note(effects);
+        if (rejected !== null) {
+          this.refuse(rejected, buildQuery(REFUSED_SQL), Owed.Query);
+          return true;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    this.releaseDeferred();
+    return false;
+  }
+
+  /** An error for the batch this message starts; the rest of it up to Sync is skipped, as PostgreSQL does. */
+  private failBatchLocally(fields: ErrorFields): void {
+    this.host.socket.write(errorResponse(fields));
+    this.host.skipToSync();
+  }
+
+  /** Answer deferred Parses with ParseComplete (and ReadyForQuery for a Sync). */
+  private answerDeferred(sync: boolean): void {
+    const batch = new WriteBatch();
+    for (let i = 0; i < this.deferredParses.length; i++) batch.addBuffer(PARSE_COMPLETE);
+    if (sync) batch.addBuffer(readyForQuery(TxStatus.Idle));
+    this.deferredParses.length = 0;
+    batch.flush(this.host.socket);
+  }
+
+  /** Something needs a server after all: deferred Parses go first, in order. */
+  private releaseDeferred(): void {
+    if (this.deferredParses.length === 0) return;
+    const parses = this.deferredParses.splice(0);
+    for (const parse of parses) this.host.forward(parse, 0, parse.length);
+  }
+
+  /** A lone DEALLOCATE or DISCARD ALL from a client that holds no server: nothing to do upstream. */
+  private answerLocally(lone: NonNullable<ReturnType<typeof classifySql>['lone']>): void {
+    const router = this.router;
+    const batch = new WriteBatch();
+    if (lone.kind === 'discard-all') {
+      router.clear();
+      batch.addBuffer(commandComplete('DISCARD ALL'));
+      // As PostgreSQL does after RESET ALL: report the reported parameters whose value changed.
+      for (const [name, value] of this.host.resetParamsToStartup()) batch.addBuffer(parameterStatus(name, value));
+    } else if (lone.name === null) {
+      router.clear();
+      batch.addBuffer(commandComplete('DEALLOCATE ALL'));
+    } else if (router.has(lone.name)) {
+      router.forget(lone.name);
+      batch.addBuffer(commandComplete('DEALLOCATE'));
+    } else {
+      batch.addBuffer(errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${lone.name}" does not exist` }));
+    }
+    batch.addBuffer(readyForQuery(TxStatus.Idle));
+    batch.flush(this.host.socket);
+  }
+
+}
+
+/**
+ * What a refused statement (the `reject` policy) is replaced with on the server: it fails at
+ * Parse, so the server's transaction fails exactly as PostgreSQL's would. The client never sees
+ * the server's error: it gets rejectionError() in its place (a ReplaceError reply in the link).
+ */
+const REFUSED_SQL = 'pgmux: refused by a session_state_* = reject setting';
+
+function rejectionError(kind: PinKind): ErrorFields {
+  return {
+    severity: 'ERROR',
+    code: '0A000',
+    message: `${kind.replace(/_/g, ' ')} is refused by pgmux in transaction mode (session_state_${kind} = reject)`,
+    hint: `Set session_state_${kind}: pin, or connect to a pool with pool_mode: session.`,
+  };
+}
