@@ -42,8 +42,10 @@ export interface StatementTarget {
   readonly toServer: WriteBatch;
   /** Prepared-statement cache hits and misses (metrics). */
   readonly counters: { preparedHits: number; preparedMisses: number };
-  /** Answer a message with pgmux's own reply, in its turn. */
-  synthesize(kind: Owed, reply: Buffer): void;
+  /** Answer a message with pgmux's own reply, in its turn (`clientName`: the statement a Parse so answered creates). */
+  synthesize(kind: Owed, reply: Buffer, clientName?: string | null): void;
+  /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
+  injectFailure(kind: Owed, message: Buffer, error: Buffer): void;
 }
 
 /** Stand-in name for a statement the client never prepared but the server has (from another client). */
@@ -59,8 +61,14 @@ function noSuchStatement(name: string): Buffer {
   return errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` });
 }
 
+/** A Parse that fails on the server (a syntax error), so a batch fails there as it would in the client's own session. */
+const FAILING_PARSE = buildParse('', Buffer.from('pgmux: refused Parse\0\0\0', 'latin1'));
+
 export class StatementRouter {
   private readonly statements = new Map<string, Statement>();
+
+  /** `tracking` false (max_prepared_statements 0): named statements are passed through as sent. */
+  constructor(private readonly tracking = true) {}
 
   get size(): number {
     return this.statements.size;
@@ -70,9 +78,11 @@ export class StatementRouter {
     return this.statements.has(name);
   }
 
-  register(info: ParseInfo): void {
-    const key = createHash('sha1').update(info.tail).digest('hex').slice(0, 20);
-    this.statements.set(info.name, { key, tail: info.tail });
+  /** Record a statement the client prepared (a Parse answered by pgmux and prepared on a server at first use). */
+  register(info: ParseInfo): Statement {
+    const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail };
+    this.statements.set(info.name, statement);
+    return statement;
   }
 
   forget(name: string): void {
@@ -92,20 +102,26 @@ export class StatementRouter {
     const ledger = target.ledger;
     switch (code) {
       case FrontendCode.Parse: {
-        if (buf[start + 5] === 0) break; // unnamed: forwarded as is
-        const name = readParse(buf, start, end).name;
-        const statement = this.statements.get(name);
-        if (statement === undefined) break;
+        if (buf[start + 5] === 0 || !this.tracking) break; // unnamed: forwarded as is
+        // Registered as it is sent, so the client's statements change in the order of its messages.
+        const info = readParse(buf, start, end);
+        const name = info.name;
+        if (this.statements.has(name)) {
+          // The client's session has it already: PostgreSQL refuses the Parse (and skips to Sync).
+          target.injectFailure(Owed.Parse, FAILING_PARSE, errorResponse({ severity: 'ERROR', code: '42P05', message: `prepared statement "${name}" already exists` }));
+          return;
+        }
+        const statement = this.register(info);
         const placed = this.place(name, statement, target.statements);
         countLookup(target, placed.present);
         if (placed.present) {
-          target.synthesize(Owed.Parse, PARSE_COMPLETE);
+          target.synthesize(Owed.Parse, PARSE_COMPLETE, name);
           return;
         }
         this.evictFor(placed.name, statement.key, target);
         if (placed.name === name) batch.add(buf, start, end);
         else batch.addBuffer(buildParse(placed.name, statement.tail));
-        ledger.push(Owed.Parse, Reply.Forward, null, placed.name);
+        ledger.push(Owed.Parse, Reply.Forward, null, placed.name, null, name);
         return;
       }
       case FrontendCode.Bind: {

@@ -43,7 +43,7 @@ export interface Refusal {
 
 export class TransactionIntercepts {
   /** The client's named statements, carried from server to server. */
-  readonly router = new StatementRouter();
+  readonly router: StatementRouter;
   /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
   private readonly deferredParses: Buffer[] = [];
   /** Replacement messages (held while no server was attached) that must fail on the server. */
@@ -53,7 +53,9 @@ export class TransactionIntercepts {
     private readonly host: InterceptHost,
     private readonly session: SessionState,
     private readonly maxPreparedStatements: number,
-  ) {}
+  ) {
+    this.router = new StatementRouter(maxPreparedStatements > 0);
+  }
 
   /** The refusal a replacement message stands for, if it is one (taken: each is sent once). */
   takeRefusal(buf: Buffer): Refusal | undefined {
@@ -94,6 +96,7 @@ export class TransactionIntercepts {
           return true;
         }
         if (info.name !== '' && router.has(info.name) && idle && this.deferredParses.length === 0) {
+          // (A Parse of a name used by a deferred one is refused where it is sent, by the router.)
           this.failBatchLocally({ severity: 'ERROR', code: '42P05', message: `prepared statement "${info.name}" already exists` });
           return true;
         }
@@ -104,11 +107,11 @@ export class TransactionIntercepts {
           return true;
         }
         if (info.name === '' || this.maxPreparedStatements === 0) break;
-        router.register(info);
         if (idle || this.deferredParses.length > 0) {
           // No server needed to prepare: answered here, prepared where it is first used. This is
           // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
           // clients than server connections.
+          router.register(info);
           this.deferredParses.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
           return true;
         }
@@ -173,7 +176,11 @@ export class TransactionIntercepts {
   private releaseDeferred(): void {
     if (this.deferredParses.length === 0) return;
     const parses = this.deferredParses.splice(0);
-    for (const parse of parses) this.host.forward(parse, 0, parse.length);
+    for (const parse of parses) {
+      // Sent after all: registered when the router sends it, like any Parse.
+      this.router.forget(readParse(parse, 0, parse.length).name);
+      this.host.forward(parse, 0, parse.length);
+    }
   }
 
   /** A lone DEALLOCATE or DISCARD ALL from a client that holds no server: nothing to do upstream. */

@@ -974,6 +974,7 @@ describe('Attachment: an answer nobody asked for is a desynchronisation', () => 
     ['NoData while an Execute is owed', () => new Harness().client(execute(), sync()), noData()],
     ['CopyInResponse while a Bind is owed', () => new Harness().client(bind(), execute(), sync()), copyInResponse()],
     ['CloseComplete while a Sync is owed', () => new Harness().client(sync()), closeComplete()],
+    ['ParameterDescription while the Parse before the Describe is owed', () => new Harness().client(parse('', 'select 1'), describeStatement(''), sync()), parameterDescription(23)],
   ];
   for (const [name, setup, answer] of cases) {
     it(name, () => {
@@ -1005,8 +1006,10 @@ describe('Attachment: an answer nobody asked for is a desynchronisation', () => 
   // Result messages that PostgreSQL only ever sends in answer to a Query or Execute
   // (RowDescription, DataRow, CommandComplete, EmptyQueryResponse, PortalSuspended,
   // CopyOutResponse, CopyData, CopyDone, FunctionCallResponse) are forwarded to the client with
-  // LinkEvent.None when nothing at all is owed, so a desynchronised server is not detected there
-  // and the client gets stray messages. Expected: Desync, nothing forwarded.
+  // LinkEvent.None when nothing at all is owed, or when what is owed next is a ParseComplete or
+  // BindComplete, so a desynchronised server is not detected there and the client gets stray
+  // messages. (RowDescription is also a Describe's answer: it is checked when a Describe is next.)
+  // Expected: Desync, nothing forwarded.
   const unasked: Array<[string, Buffer]> = [
     ['RowDescription', rowDescription('a')],
     ['DataRow', dataRow('1')],
@@ -1021,6 +1024,13 @@ describe('Attachment: an answer nobody asked for is a desynchronisation', () => 
   for (const [name, answer] of unasked) {
     it.fails(`${name} with nothing owed`, () => {
       const h = new Harness();
+      expect(h.server(answer)).toEqual([Desync]);
+      expect(h.received()).toEqual([]);
+    });
+  }
+  for (const [name, answer] of unasked.slice(0, 3)) {
+    it.fails(`${name} while a ParseComplete is owed`, () => {
+      const h = new Harness().client(parse('', 'select 1'), bind(), describePortal(), execute(), sync());
       expect(h.server(answer)).toEqual([Desync]);
       expect(h.received()).toEqual([]);
     });
@@ -1049,6 +1059,39 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     expect(h.link.ledger.length).toBe(3);
     expect(h.server(bindComplete(), dataRow('1'), commandComplete('SELECT 1'), rfq('I'))).toEqual([...nones(3), Ready]);
     expect(h.received()).toEqual(['2', 'D(1)', 'C(SELECT 1)', 'Z(I)']);
+    expect(h.state).toEqual(IDLE);
+  });
+
+  it('a synthesized ParseComplete right behind an owed BindComplete goes out with it', () => {
+    const cache = new PreparedCache(100);
+    preparedByAnotherClient(cache, parse('s1', 'select 1'));
+    const h = new Harness({ cache, router: new StatementRouter() });
+    h.client(bind('', 'p'), parse('s1', 'select 1'), closeStatement('s1'), describePortal('p'), sync());
+    expect(h.sent()).toEqual(['B(p,)', 'D(P:p)', 'S']);
+    expect(h.received()).toEqual([]);
+    expect(h.link.ledger.length).toBe(5);
+    expect(h.server(bindComplete())).toEqual([None]);
+    // BindComplete, then pgmux's ParseComplete and CloseComplete: both their turns have come.
+    expect(h.received()).toEqual(['2', '1', '3']);
+    expect(h.link.ledger.length).toBe(2);
+    expect(h.server(noData(), rfq('I'))).toEqual([None, Ready]);
+    expect(h.received()).toEqual(['n', 'Z(I)']);
+    expect(h.state).toEqual(IDLE);
+  });
+
+  it('a synthesized ParseComplete pipelined behind a Sync goes out after its ReadyForQuery', () => {
+    const cache = new PreparedCache(100);
+    preparedByAnotherClient(cache, parse('s1', 'select 1'));
+    const h = new Harness({ cache, router: new StatementRouter() });
+    h.client(query('select 0'), parse('s1', 'select 1'), bind('s1'), execute(), sync());
+    expect(h.sent()).toEqual(['Q(select 0)', 'B(,s1)', 'E', 'S']);
+    expect(h.server(commandComplete('SELECT 1'))).toEqual([None]);
+    expect(h.received()).toEqual(['C(SELECT 1)']);
+    expect(h.server(rfq('I'))).toEqual([Ready]);
+    expect(h.received()).toEqual(['Z(I)', '1']);
+    expect(h.state).toEqual(BUSY);
+    expect(h.server(bindComplete(), commandComplete('SELECT 1'), rfq('I'))).toEqual([None, None, Ready]);
+    expect(h.received()).toEqual(['2', 'C(SELECT 1)', 'Z(I)']);
     expect(h.state).toEqual(IDLE);
   });
 
@@ -1607,6 +1650,30 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
     expect(h.sent()).toEqual(['C(S:s1)', 'P(s1)', 'B(,s1)', 'D(P:)', 'E', 'S']);
     h.server(closeComplete(), parseComplete(), bindComplete(), rowDescription('a', 'b'), dataRow('1', 'x'), commandComplete('SELECT 1'), rfq('I'));
     expect(h.received()).toEqual(['2', 'T(a,b)', 'D(1,x)', 'C(SELECT 1)', '3', 'Z(I)']);
+  });
+  // BUG (attachment.ts onReady, minor): the segment replay is reset when a ReadyForQuery leaves
+  // the ledger empty, but the check runs before emitSynthesized(). When pgmux's own reply queued
+  // behind that Sync (here a ParseComplete for a statement the server has) is what empties the
+  // ledger, the replay keeps the old segment (Bind/Describe/Execute/Sync/Parse) and the next
+  // segment is appended to it: two Syncs, so a stale plan in the next segment is not retried
+  // although nothing was outstanding when it began. Expected: the next segment is retried.
+  it.fails('a segment sent after a synthesized reply emptied the ledger is still retried', () => {
+    const h = staleSetup();
+    h.client(parse('s2', 'select 2'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.sent();
+    h.received();
+    // A segment, and behind its Sync a lone Parse of a statement the server has.
+    h.client(bind('s1'), describePortal(), execute(), sync(), parse('s2', 'select 2'));
+    expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'S']);
+    h.server(bindComplete(), noData(), commandComplete('SELECT 1'), rfq('I'));
+    expect(h.received()).toEqual(['2', 'n', 'C(SELECT 1)', 'Z(I)', '1']);
+    expect(h.state).toEqual(IDLE);
+
+    h.client(bind('s1'), describePortal(), execute(), sync());
+    h.sent();
+    expect(h.server(STALE(), rfq('I'))).toEqual([None, None]);
+    expect(h.sent()).toEqual(['C(S:s1)', 'P(s1)', 'B(,s1)', 'D(P:)', 'E', 'S']);
   });
 });
 

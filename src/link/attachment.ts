@@ -182,8 +182,8 @@ export class Attachment implements StatementTarget {
     this.ledger.push(kind, Reply.ReplaceError, error);
   }
 
-  synthesize(kind: Owed, reply: Buffer): void {
-    this.ledger.push(kind, Reply.Synthesize, reply);
+  synthesize(kind: Owed, reply: Buffer, clientName: string | null = null): void {
+    this.ledger.push(kind, Reply.Synthesize, reply, null, null, clientName);
     this.emitSynthesized();
   }
 
@@ -293,7 +293,11 @@ export class Attachment implements StatementTarget {
     return LinkEvent.None;
   }
 
-  private readonly forgetStatement = (name: string): void => this.statements.delete(name);
+  /** A Parse that never ran: the server does not have the statement, nor (if it was the client's Parse) the client. */
+  private readonly forgetStatement = (serverName: string | null, clientName: string | null): void => {
+    if (serverName !== null) this.statements.delete(serverName);
+    if (clientName !== null) this.router?.forget(clientName);
+  };
 
   private onReady(buf: Buffer, start: number, end: number): LinkEvent {
     const ledger = this.ledger;

@@ -63,6 +63,8 @@ export class RequestLedger {
   private readonly payloads: Array<Buffer | null> = [];
   /** Server-side statement name of a Parse pgmux placed in the server's cache (forgotten if the Parse never runs). */
   private readonly names: Array<string | null> = [];
+  /** The client's name for the statement of a Parse the client sent (it has no such statement if the Parse never runs). */
+  private readonly clientNames: Array<string | null> = [];
   /** For PartlyOwn queries: which results are pgmux's. */
   private readonly owned: Array<readonly number[] | null> = [];
   private head = 0;
@@ -80,12 +82,13 @@ export class RequestLedger {
     return this.head === this.kinds.length;
   }
 
-  push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null, owned: readonly number[] | null = null): void {
+  push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null, owned: readonly number[] | null = null, clientName: string | null = null): void {
     this.kinds.push(kind);
     this.replies.push(reply);
     this.payloads.push(payload);
     this.names.push(name);
     this.owned.push(owned);
+    this.clientNames.push(clientName);
   }
 
   /** The next answer owed, or undefined when nothing is owed. */
@@ -123,13 +126,15 @@ export class RequestLedger {
 
   /**
    * An extended-protocol message failed: the server skips everything up to the next Sync, so
-   * nothing before it will be answered. `notCreated` gets the names of Parses that never ran.
+   * nothing before it will be answered. `notCreated` gets the server's and the client's names
+   * of statements whose Parse never ran (or failed: the failing message is the first dropped).
    * Returns whether a Sync is owed (otherwise the server skips what comes next too).
    */
-  dropToSync(notCreated: (name: string) => void): boolean {
+  dropToSync(notCreated: (serverName: string | null, clientName: string | null) => void): boolean {
     while (this.head < this.kinds.length && this.kinds[this.head] !== Owed.Sync) {
-      const name = this.names[this.head];
-      if (this.kinds[this.head] === Owed.Parse && name !== null) notCreated(name);
+      if (this.kinds[this.head] === Owed.Parse && (this.names[this.head] !== null || this.clientNames[this.head] !== null)) {
+        notCreated(this.names[this.head], this.clientNames[this.head]);
+      }
       this.payloads[this.head] = null;
       this.head++;
     }
@@ -155,6 +160,7 @@ export class RequestLedger {
     this.payloads.splice(this.head + 1, dropped);
     this.names.splice(this.head + 1, dropped);
     this.owned.splice(this.head + 1, dropped);
+    this.clientNames.splice(this.head + 1, dropped);
   }
 
   clear(): void {
@@ -169,6 +175,7 @@ export class RequestLedger {
     this.payloads.length = 0;
     this.names.length = 0;
     this.owned.length = 0;
+    this.clientNames.length = 0;
     this.head = 0;
   }
 }
