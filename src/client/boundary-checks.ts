@@ -17,7 +17,7 @@ import { WriteBatch } from '../protocol/write-batch.js';
 import type { ParamMap } from '../server/param-map.js';
 import type { ServerClient, ServerConnection } from '../server/server-connection.js';
 import { NO_ROLE, ROLE, SYNCED_PARAMETERS } from '../server/session-params.js';
-import { CAPTURE_SETTINGS_SQL, PIN_CHECK_SQL, ROLE_SQL, type SessionState } from './session-state.js';
+import { captureSettingsSql, PIN_CHECK_SQL, ROLE_SQL, type SessionState } from './session-state.js';
 import type { PinKind } from './sql-classifier.js';
 
 /** What the checks need of the client session. */
@@ -95,7 +95,7 @@ export class BoundaryChecks {
     session.pinCheckDue = false;
     if (capture) {
       session.capturing = true;
-      server.runOwnQuery(CAPTURE_SETTINGS_SQL, (error, rows) => {
+      server.runOwnQuery(captureSettingsSql(session.customSettings), (error, rows) => {
         session.capturing = false;
         if (error !== null) this.host.log.warn({ err: error.message }, 'could not capture session settings');
         else this.settingsCaptured(server, rows);

@@ -16,10 +16,20 @@ export type PinPolicy = 'pin' | 'reject' | 'allow';
  * Settings this session has set, as the server sees them; and the role and session user, which
  * pg_settings does not show (and RESET ALL does not reset).
  */
-export const CAPTURE_SETTINGS_SQL =
+const CAPTURE_SETTINGS_SQL =
   "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings WHERE source = 'session'" +
   " UNION ALL SELECT 'session_authorization', pg_catalog.current_setting('session_authorization')" +
   " UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
+
+/** Custom settings asked for by name, at most (a client inventing names without end must not grow the query forever). */
+const MAX_CUSTOM_SETTINGS = 64;
+
+/** The capture query, with the custom settings this session set (placeholders are not in pg_settings). */
+export function captureSettingsSql(customSettings: ReadonlySet<string>): string {
+  if (customSettings.size === 0) return CAPTURE_SETTINGS_SQL;
+  const names = [...customSettings].map((n) => `'${n.replace(/'/g, "''")}'`).join(',');
+  return `${CAPTURE_SETTINGS_SQL} UNION ALL SELECT n, pg_catalog.current_setting(n, true) FROM pg_catalog.unnest(ARRAY[${names}]::text[]) AS n`;
+}
 
 /** The current role (SET ROLE), for sessions where a function could change it unseen. */
 export const ROLE_SQL = "SELECT pg_catalog.current_setting('role')";
@@ -28,7 +38,12 @@ export const ROLE_SQL = "SELECT pg_catalog.current_setting('role')";
 export const PIN_CHECK_SQL =
   'SELECT (SELECT count(*) FROM pg_catalog.pg_listening_channels())::text,' +
   " (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())::text," +
-  " (SELECT count(*) FROM pg_catalog.pg_class WHERE relpersistence = 't' AND relnamespace = pg_catalog.pg_my_temp_schema())::text," +
+  // Anything in the temporary schema: tables, but also functions, types, statistics, operators.
+  ' ((SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())' +
+  ' + (SELECT count(*) FROM pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema())' +
+  ' + (SELECT count(*) FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema())' +
+  ' + (SELECT count(*) FROM pg_catalog.pg_statistic_ext WHERE stxnamespace = pg_catalog.pg_my_temp_schema())' +
+  ' + (SELECT count(*) FROM pg_catalog.pg_operator WHERE oprnamespace = pg_catalog.pg_my_temp_schema()))::text,' +
   ' (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable)::text,' +
   ' (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql)::text';
 
@@ -47,6 +62,8 @@ export class SessionState {
   unknown = false;
   /** Kinds already logged for this client (each is logged once). */
   private logged = 0;
+  /** Custom settings the client's SQL set (see captureSettingsSql). */
+  readonly customSettings = new Set<string>();
 
   constructor(private readonly policy: (kind: PinKind) => PinPolicy) {}
 
@@ -67,8 +84,9 @@ export class SessionState {
   }
 
   /** Notes what a statement does; returns the kind to refuse when a `reject` policy applies. */
-  note(effects: number): PinKind | null {
+  note(effects: number, customSettings: readonly string[] = []): PinKind | null {
     if (effects === 0) return null;
+    for (const name of customSettings) if (this.customSettings.size < MAX_CUSTOM_SETTINGS) this.customSettings.add(name);
     if ((effects & SqlEffect.SetsParams) !== 0) this.settingsChanged = true;
     if ((effects & PIN_EFFECTS) !== 0) {
       for (const [kind, bit] of PIN_KINDS) {
@@ -79,6 +97,7 @@ export class SessionState {
       }
     }
     if ((effects & SqlEffect.MayDropState) !== 0 && (this.pinned || this.checking)) this.pinCheckDue = true;
+    if ((effects & SqlEffect.MayCreateState) !== 0) this.pinCheckDue = true;
     return null;
   }
 

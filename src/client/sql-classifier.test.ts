@@ -32,3 +32,27 @@ describe('classifySql', () => {
     expect(classifySql('INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, now())').effects).toBe(0);
   });
 });
+
+describe('classifySql: settings the capture must ask for by name', () => {
+  it('names custom settings set with SET, RESET or set_config', () => {
+    expect(classifySql("SET app.tenant = 'a'").customSettings).toEqual(['app.tenant']);
+    expect(classifySql('set session "App".Tenant to 1').customSettings).toEqual(['App.tenant']);
+    expect(classifySql("select set_config('app.user_id', '42', false), set_config('TimeZone', 'UTC', false)").customSettings).toEqual(['app.user_id']);
+    expect(classifySql('RESET app.tenant').customSettings).toEqual(['app.tenant']);
+    expect(classifySql("SET TimeZone = 'UTC'").customSettings).toEqual([]);
+  });
+
+  it('takes DO and CALL for code that may set anything, and asks for pins without refusing them', () => {
+    for (const sql of ["DO $$ BEGIN SET enable_seqscan = off; END $$", 'CALL p()']) {
+      const { effects } = classifySql(sql);
+      expect(effects & SqlEffect.SetsParams, sql).not.toBe(0);
+      expect(effects & SqlEffect.MayCreateState, sql).not.toBe(0);
+      expect(effects & (SqlEffect.Listen | SqlEffect.TempTable), sql).toBe(0);
+    }
+  });
+
+  it('finds objects created in the temporary schema by name', () => {
+    expect(classifySql('CREATE STATISTICS pg_temp.s ON a, b FROM t').effects & SqlEffect.TempTable).not.toBe(0);
+    expect(classifySql('CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS $$ select 1 $$').effects & SqlEffect.TempTable).not.toBe(0);
+  });
+});

@@ -19,6 +19,8 @@ export const enum SqlEffect {
   DeallocateAll = 1 << 8,
   /** DEALLOCATE of one name (see `deallocateName`). */
   Deallocate = 1 << 9,
+  /** DO, CALL: code pgmux cannot read may create unmovable state: check, but never refuse. */
+  MayCreateState = 1 << 10,
 }
 
 /** State kinds that pin a client to its server, with the names used in config, logs and metrics. */
@@ -36,21 +38,40 @@ export const PIN_EFFECTS = SqlEffect.Listen | SqlEffect.AdvisoryLock | SqlEffect
 
 // SET/RESET only count where a statement can start (text start, after ';', a comment or a line
 // break): "UPDATE t SET ..." is the commonest write and must not pay for the full split below.
-const CANDIDATE = /(?:^|[;\n]|\*\/)\s*(?:set|reset)\b|set_config|listen|advisory|temp|hold|prepare|discard|dealloc|drop|close/i;
+const CANDIDATE = /(?:^|[;\n]|\*\/)\s*(?:set|reset|do|call)\b|set_config|listen|advisory|temp|hold|prepare|discard|dealloc|drop|close/i;
 
 export interface Classification {
   effects: number;
+  /**
+   * Custom (placeholder) settings the SQL sets, `app.tenant`: pg_settings does not list them, so
+   * the settings capture asks for them by name.
+   */
+  customSettings: readonly string[];
   /** For a lone `DEALLOCATE name` / `DEALLOCATE ALL` / `DISCARD ALL`: the statement, for a local answer. */
   lone: { kind: 'deallocate'; name: string | null } | { kind: 'discard-all' } | null;
 }
 
-const NOTHING: Classification = { effects: SqlEffect.None, lone: null };
+const NOTHING: Classification = { effects: SqlEffect.None, customSettings: [], lone: null };
+
+/** `set_config('name'` with the name as a literal (the statement split blanks literals, so this reads the raw text). */
+const SET_CONFIG_NAME = /set_config\s*\(\s*'((?:[^']|'')+)'/gi;
 
 export function classifySql(sql: string): Classification {
   if (!CANDIDATE.test(sql)) return NOTHING;
   const statements = splitStatements(sql);
   let effects = 0;
-  for (const s of statements) effects |= classifyStatement(s);
+  let customSettings: string[] | null = null;
+  for (const s of statements) {
+    effects |= classifyStatement(s);
+    const custom = customSettingOf(s);
+    if (custom !== null) (customSettings ??= []).push(custom);
+  }
+  if ((effects & SqlEffect.SetsParams) !== 0 && /set_config/i.test(sql)) {
+    for (const m of sql.matchAll(SET_CONFIG_NAME)) {
+      const name = m[1].replace(/''/g, "'").toLowerCase();
+      if (name.includes('.')) (customSettings ??= []).push(name);
+    }
+  }
   let lone: Classification['lone'] = null;
   if (statements.length === 1) {
     const words = statements[0].split(/\s+/);
@@ -61,7 +82,19 @@ export function classifySql(sql: string): Classification {
       if (rest.length === 1) lone = { kind: 'deallocate', name: rest[0].toLowerCase() === 'all' ? null : unquote(rest[0]) };
     }
   }
-  return { effects, lone };
+  return { effects, customSettings: customSettings ?? [], lone };
+}
+
+/** The custom setting a SET/RESET statement names (`SET [SESSION|LOCAL] app.x ...`), if it is one. */
+function customSettingOf(statement: string): string | null {
+  const words = statement.split(/[\s=]+/, 4);
+  const verb = words[0]?.toLowerCase();
+  if (verb !== 'set' && verb !== 'reset') return null;
+  let name = words[1] ?? '';
+  if (name.toLowerCase() === 'session' || name.toLowerCase() === 'local') name = words[2] ?? '';
+  if (!name.includes('.')) return null;
+  // Quoted parts keep their case; the rest folds to lower case, as PostgreSQL folds identifiers.
+  return name.split('.').map((part) => (part.startsWith('"') && part.endsWith('"') ? part.slice(1, -1) : part.toLowerCase())).join('.');
 }
 
 /** The name in `DEALLOCATE [PREPARE] name`, as PostgreSQL folds it. */
@@ -101,6 +134,11 @@ function classifyStatement(statement: string): number {
     case 'prepare':
       if (words[1] !== 'transaction') effects |= SqlEffect.SqlPrepare;
       break;
+    case 'do':
+    case 'call':
+      // Code pgmux cannot read may SET, LISTEN, lock or create temporary objects: ask the server afterwards.
+      effects |= SqlEffect.SetsParams | SqlEffect.MayDropState | SqlEffect.MayCreateState;
+      break;
     case 'declare':
       if (/\bwith\s+hold\b/.test(lower)) effects |= SqlEffect.HoldCursor;
       break;
@@ -113,6 +151,8 @@ function classifyStatement(statement: string): number {
       break;
   }
   if (/\bselect\b[\s\S]*\binto\s+(?:temp|temporary)\b/.test(lower)) effects |= SqlEffect.TempTable;
+  // Any object put in the temporary schema by name (CREATE STATISTICS pg_temp.x, CREATE FUNCTION pg_temp.f ...).
+  if (words[0] === 'create' && lower.includes('pg_temp.')) effects |= SqlEffect.TempTable;
   if (lower.includes('set_config')) effects |= SqlEffect.SetsParams;
   if (/pg_(?:try_)?advisory_lock(?:_shared)?\s*\(/.test(lower)) effects |= SqlEffect.AdvisoryLock;
   if (/pg_advisory_unlock/.test(lower)) effects |= SqlEffect.MayDropState;

@@ -89,7 +89,8 @@ export class TransactionIntercepts {
     switch (code) {
       case FrontendCode.Parse: {
         const info = readParse(buf, start, end);
-        const rejected = session.note(classifySql(info.query).effects);
+        const classified = classifySql(info.query);
+        const rejected = session.note(classified.effects, classified.customSettings);
         if (rejected !== null && idle && this.deferredParses.length === 0) {
           // First message of a batch and no server involved: answer as PostgreSQL would, skip to Sync.
           this.failBatchLocally(rejectionError(rejected));
@@ -136,14 +137,14 @@ export class TransactionIntercepts {
         }
         break;
       case FrontendCode.Query: {
-        const { effects, lone } = classifySql(readQuery(buf, start, end));
+        const { effects, lone, customSettings } = classifySql(readQuery(buf, start, end));
         if (lone !== null && idle && this.deferredParses.length === 0) {
           this.answerLocally(lone);
           return true;
         }
         if ((effects & SqlEffect.DeallocateAll) !== 0) router.clear();
         if (lone?.kind === 'deallocate' && lone.name !== null) router.forget(lone.name);
-        const rejected = session.note(effects);
+        const rejected = session.note(effects, customSettings);
         if (rejected !== null) {
           this.refuse(rejected, buildQuery(REFUSED_SQL), Owed.Query);
           return true;

@@ -1,3 +1,13 @@
+/**
+ * Attachment driven by hand: the client's messages (pg-protocol's serializer) go in through
+ * fromClient, the server's (built here) through fromServer, and what the link writes is read back
+ * from its toServer / toClient WriteBatches and decoded into short tokens ('P(s1)', 'B(portal,stmt)',
+ * 'C(SELECT 1)', 'E(42601)', 'Z(I)' ...). No sockets, no PostgreSQL. With a StatementRouter,
+ * SegmentReplay and PreparedCache where transaction mode needs them.
+ *
+ * `it.fails` marks a test that states PostgreSQL's behaviour where pgmux does not (yet) follow it:
+ * the comment above each says what goes wrong; it turns into a failure once the bug is fixed.
+ */
 import type { Socket } from 'node:net';
 
 import fc from 'fast-check';
@@ -9,7 +19,6 @@ import { StatementRouter } from '../client/statement-router.js';
 import { errorResponse as pgmuxError } from '../protocol/backend-messages.js';
 import { TxStatus } from '../protocol/codes.js';
 import { readErrorFields } from '../protocol/fields.js';
-import { readParse } from '../protocol/frontend-messages.js';
 import type { WriteBatch } from '../protocol/write-batch.js';
 import { PreparedCache } from '../server/prepared-cache.js';
 import { Attachment, LinkEvent } from './attachment.js';
@@ -244,18 +253,13 @@ class Harness {
     this.link = new Attachment(this.cache, this.counters, this.router, this.replay, options.txStatus ?? TxStatus.Idle);
   }
 
-  /**
-   * The client sends these messages in one chunk. With a router, a named Parse is registered
-   * first, as ClientSession.intercept does in transaction mode.
-   */
+  /** The client sends these messages in one chunk (the router, if any, registers its statements as they are sent). */
   client(...messages: Buffer[]): this {
     const chunk = Buffer.concat(messages);
     let pos = 0;
     for (const m of messages) {
-      const end = pos + m.length;
-      if (this.router !== null && chunk[pos] === 0x50 && chunk[pos + 5] !== 0) this.router.register(readParse(chunk, pos, end));
-      this.link.fromClient(chunk[pos], chunk, pos, end);
-      pos = end;
+      this.link.fromClient(chunk[pos], chunk, pos, pos + m.length);
+      pos += m.length;
     }
     return this;
   }
@@ -1121,8 +1125,14 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     expect(h.server(rfq('I'))).toEqual([Ready]);
     expect(h.received()).toEqual(['1', '2', 'E(22012)', 'Z(I)']);
     expect(h.state).toEqual(IDLE);
-    // The server still has s1 (pgmux's Parse stood for nothing sent).
+    // The server still has s1 (pgmux's Parse stood for nothing sent) ...
     expect(h.cache.has('s1')).toBe(true);
+    // ... but the client does not: in its own session that Parse never ran.
+    expect(h.router?.has('s1')).toBe(false);
+    h.client(parse('s1', 'select 1'), sync());
+    expect(h.sent()).toEqual(['S']); // prepared anew (answered by pgmux again), not refused as a duplicate
+    h.server(rfq('I'));
+    expect(h.received()).toEqual(['1', 'Z(I)']);
   });
 
   it('a Close of a named statement is answered by pgmux in its turn; the server keeps the statement', () => {
@@ -1204,14 +1214,92 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     expect(h.sent()).toEqual(['P(s1)', 'B(,s1)', 'E', 'S']);
   });
 
-  it('the client’s own Parse that fails is forgotten by the server’s cache', () => {
+  it('the client’s own Parse that fails is forgotten by the server’s cache and by the router', () => {
     const h = new Harness({ router: new StatementRouter() });
     h.client(parse('s1', 'selec'), sync());
     expect(h.sent()).toEqual(['P(s1)', 'S']);
     expect(h.cache.has('s1')).toBe(true);
+    expect(h.router?.has('s1')).toBe(true);
     h.server(error('42601', 'syntax error'), rfq('I'));
     expect(h.cache.has('s1')).toBe(false);
+    expect(h.router?.has('s1')).toBe(false);
     expect(h.received()).toEqual(['E(42601)', 'Z(I)']);
+    // The client may prepare the name again.
+    h.client(parse('s1', 'select 1'), sync());
+    expect(h.sent()).toEqual(['P(s1)', 'S']);
+  });
+
+  it('a client Parse skipped after an earlier error leaves no statement, on the server or in the client’s session', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('', 'select 1/0'), bind(), execute(), parse('s2', 'select 2'), sync());
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'P(s2)', 'S']);
+    h.server(parseComplete(), bindComplete(), error('22012', 'division by zero'), rfq('I'));
+    expect(h.received()).toEqual(['1', '2', 'E(22012)', 'Z(I)']);
+    expect(h.cache.has('s2')).toBe(false);
+    expect(h.router?.has('s2')).toBe(false);
+    // Bind of it: nobody has it, forwarded as named, the server's own 26000 passes.
+    h.client(bind('s2'), execute(), sync());
+    expect(h.sent()).toEqual(['B(,s2)', 'E', 'S']);
+  });
+
+  it('a Parse of a name the client’s session has already fails in the server’s stream, with 42P05 (the batch skipped to Sync)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.sent();
+    h.received();
+
+    h.client(query('select 0'), parse('s1', 'select 2'), bind('s1'), execute(), sync());
+    const sent = h.sent();
+    // In its place a Parse made to fail (pgmux's), so the server skips the rest as PostgreSQL would.
+    expect(sent).toEqual(['Q(select 0)', 'P()', 'B(,s1)', 'E', 'S']);
+    expect(h.server(commandComplete('SELECT 1'), rfq('I'))).toEqual([None, Ready]);
+    expect(h.server(error('42601', 'syntax error at or near "pgmux"'))).toEqual([None]);
+    expect(h.link.ledger.length).toBe(1);
+    const got = h.receivedBytes();
+    expect(frames(got).map(backendToken)).toEqual(['C(SELECT 1)', 'Z(I)', 'E(42P05)']);
+    expect(errorFieldsIn(got).get('M')).toBe('prepared statement "s1" already exists');
+    expect(h.server(rfq('I'))).toEqual([Ready]);
+    expect(h.state).toEqual(IDLE);
+    // The first s1 is still the client's and the server's.
+    expect(h.router?.has('s1')).toBe(true);
+    expect(h.cache.has('s1')).toBe(true);
+    h.client(bind('s1'), execute(), sync());
+    expect(h.sent()).toEqual(['B(,s1)', 'E', 'S']);
+  });
+
+  // BUG (statement-router.ts, Parse, since e1152fd): the duplicate check runs when a Parse is
+  // *sent*, against statements registered by Parses whose fate is not known yet. With batches
+  // pipelined, an earlier Parse of the name that then fails (or is skipped after an earlier
+  // error) has already registered it, so a later Parse of the same name, valid in the client's
+  // own session, is refused with pgmux's 42P05 "prepared statement "s1" already exists".
+  // Minimal: P(s1, bad) S P(s1, good) S sent together. PostgreSQL: E(42601) Z 1 Z.
+  // pgmux: E(42601) Z E(42P05) Z, and s1 is left unprepared.
+  it.fails('a pipelined Parse of a name whose earlier in-flight Parse then failed is not refused', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'selec 1'), sync(), parse('s1', 'select 1'), sync());
+    // The second Parse must reach the server: only its answer tells whether the name is taken.
+    expect(h.sent()).toEqual(['P(s1)', 'S', 'P(s1)', 'S']);
+    h.server(error('42601', 'syntax error'), rfq('I'), parseComplete(), rfq('I'));
+    expect(h.received()).toEqual(['E(42601)', 'Z(I)', '1', 'Z(I)']);
+    expect(h.router?.has('s1')).toBe(true);
+    expect(h.cache.has('s1')).toBe(true);
+  });
+
+  it('a Parse of a name prepared earlier in the same batch is refused too', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), parse('s1', 'select 1'), sync());
+    expect(h.sent()).toEqual(['P(s1)', 'P()', 'S']);
+    expect(h.server(parseComplete(), error('42601', 'syntax error'), rfq('I'))).toEqual([None, None, Ready]);
+    expect(h.received()).toEqual(['1', 'E(42P05)', 'Z(I)']);
+    expect(h.router?.has('s1')).toBe(true);
+  });
+
+  it('with tracking off (max_prepared_statements 0) named statements pass through as sent', () => {
+    const h = new Harness({ router: new StatementRouter(false) });
+    h.client(parse('s1', 'select 1'), parse('s1', 'select 1'), sync());
+    expect(h.sent()).toEqual(['P(s1)', 'P(s1)', 'S']);
+    expect(h.router?.has('s1')).toBe(false);
   });
 
   it('an LRU eviction is a Close pgmux sends before the Parse; its CloseComplete is swallowed', () => {
@@ -1489,9 +1577,17 @@ describe('Attachment: sendExtendedQuery (a Query with statements of pgmux’s ow
 });
 
 describe('Attachment: stale-plan retry (0A000 "cached plan must not change result type")', () => {
-  /** Transaction mode, with the client's statement s1 prepared on this server earlier. */
-  function staleSetup(): Harness {
+  /**
+   * Transaction mode, s1 ('select * from t') prepared on this server earlier: by this client
+   * ('client'), or by another client ('another': this client's own Parse of it is then answered
+   * by pgmux, the server having it).
+   */
+  function staleSetup(owner: 'client' | 'another' = 'client'): Harness {
     const h = new Harness({ router: new StatementRouter(), replay: new SegmentReplay() });
+    if (owner === 'another') {
+      preparedByAnotherClient(h.cache, parse('s1', 'select * from t'));
+      return h;
+    }
     h.client(parse('s1', 'select * from t'), sync());
     h.server(parseComplete(), rfq('I'));
     expect(h.sent()).toEqual(['P(s1)', 'S']);
@@ -1501,8 +1597,8 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
   }
 
   for (const withParse of [true, false]) {
-    it(`an implicit transaction${withParse ? ' (segment Parse/Bind/Describe/Execute/Sync)' : ' (segment Bind/Describe/Execute/Sync)'}: resent with a fresh Parse, the client sees only the second round`, () => {
-      const h = staleSetup();
+    it(`an implicit transaction${withParse ? ' (segment Parse/Bind/Describe/Execute/Sync; another client prepared s1 here)' : ' (segment Bind/Describe/Execute/Sync)'}: resent with a fresh Parse, the client sees only the second round`, () => {
+      const h = staleSetup(withParse ? 'another' : 'client');
       const segment = [bind('s1'), describePortal(), execute(), sync()];
       if (withParse) segment.unshift(parse('s1', 'select * from t'));
       h.client(...segment);
@@ -1641,7 +1737,7 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
   // does not exist" instead of either its result or the original 0A000. Expected: the retry
   // re-prepares s1 and the client gets the second round's answers (then the CloseComplete).
   it.fails('a segment that Closes the statement it binds is retried with a fresh Parse', () => {
-    const h = staleSetup();
+    const h = staleSetup('another');
     h.client(parse('s1', 'select * from t'), bind('s1'), describePortal(), execute(), closeStatement('s1'), sync());
     expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'S']);
     expect(h.received()).toEqual(['1']);
@@ -1651,6 +1747,61 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
     h.server(closeComplete(), parseComplete(), bindComplete(), rowDescription('a', 'b'), dataRow('1', 'x'), commandComplete('SELECT 1'), rfq('I'));
     expect(h.received()).toEqual(['2', 'T(a,b)', 'D(1,x)', 'C(SELECT 1)', '3', 'Z(I)']);
   });
+  // BUG (attachment.ts retryStalePlan): the retry skips every named Parse of the segment as
+  // "answered already", but only a named Parse *before* the failing Bind was. One after it (a
+  // second statement of a multi-statement command, as Npgsql sends them: Bind/Describe/Execute
+  // of the stale statement, then Parse/Bind/Describe/Execute of a new one, one Sync) was dropped
+  // with the rest of the batch, so the client never got its ParseComplete; since e1152fd the
+  // router also forgets the statement (its Parse never ran). The retry then sends Bind(s2) for
+  // a statement neither the server nor the router has: the server answers 26000 "prepared
+  // statement "s2" does not exist". (Before e1152fd the router re-prepared s2 with a swallowed
+  // Parse, so the client silently missed the ParseComplete.) Expected: the dropped Parse is sent
+  // again and the client gets every answer of its segment once: 2 T D C 1 2 T D C Z.
+  it.fails('a named Parse after the failing Bind is resent by the retry (it was never answered)', () => {
+    const h = staleSetup();
+    h.client(bind('s1'), describePortal(), execute(), parse('s2', 'select 2'), bind('s2'), describePortal(), execute(), sync());
+    expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'P(s2)', 'B(,s2)', 'D(P:)', 'E', 'S']);
+    h.server(STALE(), rfq('I'));
+    expect(h.received()).toEqual([]);
+    expect(h.sent()).toEqual(['C(S:s1)', 'P(s1)', 'B(,s1)', 'D(P:)', 'E', 'P(s2)', 'B(,s2)', 'D(P:)', 'E', 'S']);
+    h.server(
+      closeComplete(),
+      parseComplete(),
+      bindComplete(),
+      rowDescription('a', 'b'),
+      dataRow('1', 'x'),
+      commandComplete('SELECT 1'),
+      parseComplete(),
+      bindComplete(),
+      rowDescription('two'),
+      dataRow('2'),
+      commandComplete('SELECT 1'),
+      rfq('I'),
+    );
+    expect(h.received()).toEqual(['2', 'T(a,b)', 'D(1,x)', 'C(SELECT 1)', '1', '2', 'T(two)', 'D(2)', 'C(SELECT 1)', 'Z(I)']);
+    expect(h.router?.has('s2')).toBe(true);
+  });
+
+  // BUG (attachment.ts injectFailure/admit + retryStalePlan): a message pgmux makes fail on
+  // purpose (a session_state_* = reject refusal, the router's 42P05 for a duplicate Parse) goes
+  // through admit(), so the segment replay records pgmux's replacement Parse, not a message
+  // marked as a failure. When an earlier Bind of the same segment fails with a stale plan and
+  // the segment is retried, that replacement is routed like any client Parse (Reply.Forward):
+  // the client gets the server's raw "syntax error at or near "pgmux"" (42601) in place of
+  // pgmux's own error. Expected: the retry fails it again with the same replacement error.
+  it.fails('a retried segment containing a refused message still gets pgmux’s error for it', () => {
+    const refusal = pgmuxError({ severity: 'ERROR', code: '0A000', message: 'refused by pgmux' });
+    const h = staleSetup();
+    h.client(bind('s1'), describePortal(), execute());
+    h.link.injectFailure(Owed.Parse, parse('', 'pgmux: refused'), refusal);
+    h.client(bind(), execute(), sync());
+    expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'P()', 'B(,)', 'E', 'S']);
+    h.server(STALE(), rfq('I'));
+    expect(h.sent()).toEqual(['C(S:s1)', 'P(s1)', 'B(,s1)', 'D(P:)', 'E', 'P()', 'B(,)', 'E', 'S']);
+    h.server(closeComplete(), parseComplete(), bindComplete(), rowDescription('a'), dataRow('1'), commandComplete('SELECT 1'), error('42601', 'syntax error at or near "pgmux"'), rfq('I'));
+    expect(h.received()).toEqual(['2', 'T(a)', 'D(1)', 'C(SELECT 1)', 'E(0A000)', 'Z(I)']);
+  });
+
   // BUG (attachment.ts onReady, minor): the segment replay is reset when a ReadyForQuery leaves
   // the ledger empty, but the check runs before emitSynthesized(). When pgmux's own reply queued
   // behind that Sync (here a ParseComplete for a statement the server has) is what empties the
@@ -1659,11 +1810,8 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
   // although nothing was outstanding when it began. Expected: the next segment is retried.
   it.fails('a segment sent after a synthesized reply emptied the ledger is still retried', () => {
     const h = staleSetup();
-    h.client(parse('s2', 'select 2'), sync());
-    h.server(parseComplete(), rfq('I'));
-    h.sent();
-    h.received();
-    // A segment, and behind its Sync a lone Parse of a statement the server has.
+    preparedByAnotherClient(h.cache, parse('s2', 'select 2'));
+    // A segment, and behind its Sync a lone Parse of a statement the server has (another client's).
     h.client(bind('s1'), describePortal(), execute(), sync(), parse('s2', 'select 2'));
     expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'S']);
     h.server(bindComplete(), noData(), commandComplete('SELECT 1'), rfq('I'));
@@ -2211,5 +2359,270 @@ describe('Attachment: random interleavings of well-formed request/answer sequenc
     for (const choices of [[0, 1], [0, 0, 1], [1, 1, 0], [4, 5, 2, 3]]) {
       runInterleaving(units, choices);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Differential property (transaction mode): what the client gets through pgmux equals what its
+// own direct session would have sent, with named statements moving between one client, the
+// server's LRU and another client's statements on the same server.
+
+/**
+ * A PostgreSQL session's extended protocol, as far as named statements go: statements and
+ * portals by name, 42P05 / 26000 / 34000, skip to Sync after an error. The statement text says
+ * how it runs: 'fail' fails at Execute, a text starting with 'selec ' or 'pgmux:' fails at Parse
+ * (pgmux's own failing Parse is a syntax error); a row shows the text it came from.
+ */
+class PgSession {
+  readonly statements = new Map<string, string>();
+  private readonly portals = new Map<string, string>();
+  private ignoreTillSync = false;
+  readonly out: Buffer[] = [];
+
+  process(m: { code: string; body: Buffer }): void {
+    if (m.code === 'H') return;
+    if (this.ignoreTillSync && m.code !== 'S') return;
+    const strs = cstrings(m.body);
+    switch (m.code) {
+      case 'P': {
+        const [name, text] = strs;
+        if (name !== '' && this.statements.has(name)) return this.fail('42P05', `prepared statement "${name}" already exists`);
+        if (text.startsWith('selec ') || text.startsWith('pgmux:')) return this.fail('42601', 'syntax error');
+        this.statements.set(name, text);
+        this.out.push(parseComplete());
+        return;
+      }
+      case 'B': {
+        const [portal, name] = strs;
+        const text = this.statements.get(name);
+        if (text === undefined) return this.fail('26000', name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`);
+        this.portals.set(portal, text);
+        this.out.push(bindComplete());
+        return;
+      }
+      case 'D': {
+        const kind = String.fromCharCode(m.body[0]);
+        const name = cstrings(m.body.subarray(1))[0];
+        const text = kind === 'S' ? this.statements.get(name) : this.portals.get(name);
+        if (text === undefined) return this.fail(kind === 'S' ? '26000' : '34000', `${kind === 'S' ? 'prepared statement' : 'portal'} "${name}" does not exist`);
+        if (kind === 'S') this.out.push(parameterDescription());
+        this.out.push(rowDescription(text));
+        return;
+      }
+      case 'E': {
+        const text = this.portals.get(strs[0]);
+        if (text === undefined) return this.fail('34000', `portal "${strs[0]}" does not exist`);
+        if (text === 'fail') return this.fail('22012', 'division by zero');
+        this.out.push(dataRow(text), commandComplete('SELECT 1'));
+        return;
+      }
+      case 'C': {
+        const kind = String.fromCharCode(m.body[0]);
+        const name = cstrings(m.body.subarray(1))[0];
+        (kind === 'S' ? this.statements : this.portals).delete(name);
+        this.out.push(closeComplete());
+        return;
+      }
+      case 'S':
+        this.ignoreTillSync = false;
+        this.portals.clear();
+        this.out.push(rfq('I'));
+        return;
+      default:
+        throw new Error(`PgSession: unexpected '${m.code}'`);
+    }
+  }
+
+  private fail(code: string, message: string): void {
+    this.out.push(error(code, message));
+    this.ignoreTillSync = true;
+  }
+}
+
+/** A backend message with an error's SQLSTATE and text: what is compared between the two sessions. */
+function richToken(m: { code: string; buf: Buffer; body: Buffer }): string {
+  if (m.code !== 'E') return backendToken(m);
+  const f = readErrorFields(m.buf, 0, m.buf.length);
+  return `E(${f.get('C')}: ${f.get('M')})`;
+}
+
+const NAMES = ['a', 'b', 'c'];
+const TEXTS = (name: string): string[] => [`select ${name}`, `select ${name} v2`, 'fail'];
+
+interface Scenario {
+  capacity: number;
+  /** Statements another client left on the server: [name, text index]. */
+  others: Array<[number, number]>;
+  /** A tape of choices the client's script is built from. */
+  tape: number[];
+}
+
+/**
+ * The client's batches (each ending in Sync), chosen so that each message is valid in its own
+ * session at the time it is sent.
+ */
+function clientScript(tape: number[], direct: PgSession): Buffer[][] {
+  let t = 0;
+  const next = (n: number): number => (t < tape.length ? tape[t++] % n : 0);
+  const script: Buffer[][] = [];
+  const batches = 1 + next(8);
+  for (let b = 0; b < batches; b++) {
+    const batch: Buffer[] = [];
+    const send = (m: Buffer): void => {
+      batch.push(m);
+      direct.process(frames(m)[0]);
+    };
+    const ops = 1 + next(5);
+    for (let o = 0; o < ops; o++) {
+      const have = NAMES.filter((n) => direct.statements.has(n));
+      const lack = NAMES.filter((n) => !direct.statements.has(n));
+      switch (next(6)) {
+        case 0:
+        case 1:
+          if (lack.length > 0) {
+            const name = lack[next(lack.length)];
+            send(parse(name, TEXTS(name)[next(3)]));
+          }
+          break;
+        case 2:
+          if (have.length > 0) {
+            const name = have[next(have.length)];
+            send(bind(name, 'p'));
+            if (next(2) === 0) send(describePortal('p'));
+            send(execute(0, 'p'));
+          }
+          break;
+        case 3:
+          if (have.length > 0) send(describeStatement(have[next(have.length)]));
+          break;
+        case 4:
+          if (have.length > 0) send(closeStatement(have[next(have.length)]));
+          break;
+        default:
+          send(parse('', ['select u', 'fail', 'selec bad'][next(3)]));
+          send(bind('', ''));
+          send(execute());
+          break;
+      }
+    }
+    send(sync());
+    script.push(batch);
+  }
+  return script;
+}
+
+/** A Close of a statement after a message that may fail, in the same batch. */
+function closesAfterPossibleFailure(script: Buffer[][]): boolean {
+  return script.some((batch) => {
+    let mayFail = false;
+    for (const m of batch) {
+      const code = String.fromCharCode(m[0]);
+      if (code === 'C' && m[5] === 0x53 && mayFail) return true;
+      if (code !== 'C' && code !== 'S') mayFail = true;
+    }
+    return false;
+  });
+}
+
+/**
+ * Runs the client's script through pgmux against a server session (which already has another
+ * client's statements), interleaving sends and answers as `choices` say. `careful`: a batch with
+ * a named Parse is sent only once everything before it is answered.
+ */
+function runDifferential(scenario: Scenario, choices: number[], careful: boolean): void {
+  /** pgmux sent an LRU eviction Close after a message of the same batch that may fail (the eviction bug). */
+  let skippableEviction = false;
+  let serverBatchMayFail = false;
+  const direct = new PgSession();
+  const batches = clientScript(scenario.tape, direct);
+  const expected = direct.out.flatMap((m) => frames(m)).map(richToken);
+
+  const server = new PgSession();
+  const cache = new PreparedCache(scenario.capacity);
+  // Another client prepared statements on this server before (through pgmux: its LRU applies).
+  const other = new Harness({ cache, router: new StatementRouter() });
+  const names = new Set<number>();
+  for (const [n, ti] of scenario.others) if (!names.has(n) && names.add(n)) other.client(parse(NAMES[n], TEXTS(NAMES[n])[ti]));
+  other.client(sync());
+  for (const m of frames(drain(other.link.toServer))) server.process(m);
+  expect(other.server(...server.out.splice(0)).at(-1)).toBe(Ready);
+  expect(other.state).toEqual(IDLE);
+  const h = new Harness({ cache, router: new StatementRouter() });
+  const script: Array<{ msg: Buffer; waitForAnswers: boolean }> = batches.flatMap((batch) => {
+    const named = batch.some((m) => m[0] === 0x50 && m[5] !== 0);
+    return batch.map((msg, i) => ({ msg, waitForAnswers: careful && named && i === 0 }));
+  });
+  const received: string[] = [];
+  let syncsSent = 0;
+  let readies = 0;
+  let ci = 0;
+  const choose = (): number => (choices.length === 0 ? 0 : choices[ci++ % choices.length]);
+  let pending: Buffer[] = [];
+  for (let round = 0; ; round++) {
+    if (round > 10_000) throw new Error('no progress');
+    pending.push(...server.out.splice(0));
+    const canClient = script.length > 0 && !(script[0].waitForAnswers && readies < syncsSent);
+    if (!canClient && pending.length === 0) break;
+    const c = choose();
+    if (canClient && (pending.length === 0 || c % 2 === 0)) {
+      for (let i = 0; i <= (c >> 1) % 4 && script.length > 0 && !(i > 0 && script[0].waitForAnswers); i++) {
+        const { msg } = script.shift() as { msg: Buffer };
+        if (msg[0] === 0x53) syncsSent++;
+        h.client(msg);
+      }
+      for (const m of frames(drain(h.link.toServer))) {
+        if (m.code === 'S') serverBatchMayFail = false;
+        else if (m.code === 'C' && m.body[0] === 0x53) skippableEviction ||= serverBatchMayFail;
+        else if (m.code !== 'C' && m.code !== 'H') serverBatchMayFail = true;
+        server.process(m);
+      }
+    } else {
+      const n = 1 + ((c >> 1) % 3);
+      const chunk = pending.slice(0, n);
+      pending = pending.slice(n);
+      const events = h.server(...chunk);
+      expect(events).not.toContain(Desync);
+      readies += events.filter((e) => e === Ready).length;
+      expect(h.link.toServer.empty).toBe(true); // (no stale-plan retry in these scenarios)
+    }
+    received.push(...frames(drain(h.link.toClient)).map(richToken));
+  }
+  expect(script).toEqual([]);
+  if (careful) fc.pre(!skippableEviction);
+  expect(received).toEqual(expected);
+  expect(h.state).toEqual(IDLE);
+  // The router knows exactly the client's statements.
+  for (const name of NAMES) expect(h.router?.has(name), name).toBe(direct.statements.has(name));
+}
+
+describe('Attachment with a StatementRouter: the client gets what its own session would have said (differential model check)', () => {
+  const scenario = (capacity: fc.Arbitrary<number>): fc.Arbitrary<Scenario> =>
+    fc.record({
+      capacity,
+      others: fc.array(fc.tuple(fc.nat(2), fc.nat(2)), { maxLength: 3 }),
+      tape: fc.array(fc.nat(1000), { minLength: 10, maxLength: 120 }),
+    });
+
+  it('clear of the known bugs (no Close, by the client or an LRU eviction, after a possible failure in its batch; named Parses sent once earlier batches are answered): equal', () => {
+    fc.assert(
+      fc.property(scenario(fc.constantFrom(1, 2, 100)), fc.array(fc.nat(1000), { maxLength: 50 }), (s, choices) => {
+        // Clear of the bugs shown by the targeted tests above (skipped Closes; in-flight Parse).
+        fc.pre(!closesAfterPossibleFailure(clientScript(s.tape, new PgSession())));
+        runDifferential(s, choices, true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  // BUGS (see the targeted tests above): a skipped eviction Close makes pgmux prepare a
+  // statement the server still has (42P05 from the server); a skipped client Close makes the
+  // router forget a statement the client still has; a pipelined Parse of a name whose in-flight
+  // Parse then does not run is refused (42P05 from pgmux). Fixed seed, so this finds them
+  // deterministically; it starts passing once they are fixed.
+  it.fails('with evictions, Closes anywhere and batches pipelined freely: equal', () => {
+    fc.assert(
+      fc.property(scenario(fc.constantFrom(1, 2, 100)), fc.array(fc.nat(1000), { maxLength: 50 }), (s, choices) => runDifferential(s, choices, false)),
+      { numRuns: 1000, seed: 42 },
+    );
   });
 });

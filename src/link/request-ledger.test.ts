@@ -1,3 +1,4 @@
+/** RequestLedger on its own: queue order, skip-to-Sync, COPY's ignored Syncs, storage reuse, and a model check. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -11,6 +12,7 @@ interface Storage {
   replies: Reply[];
   payloads: Array<Buffer | null>;
   names: Array<string | null>;
+  clientNames: Array<string | null>;
   owned: Array<readonly number[] | null>;
   head: number;
 }
@@ -112,42 +114,49 @@ describe('RequestLedger', () => {
   });
 
   describe('dropToSync', () => {
-    it('drops everything before the next Sync, reporting the Parses that never ran by name', () => {
+    it('drops everything before the next Sync, reporting the Parses that never ran by server and client name', () => {
       const ledger = new RequestLedger();
-      ledger.push(Owed.Parse, Reply.Forward, null, 'a'); // the client's, placed in the server's cache
+      ledger.push(Owed.Parse, Reply.Forward, null, 'a', null, 'a'); // the client's, placed in the server's cache
       ledger.push(Owed.Bind);
-      ledger.push(Owed.Parse, Reply.Swallow, null, 'b'); // injected by pgmux
-      ledger.push(Owed.Parse); // unnamed, or not cached: no name
-      ledger.push(Owed.Parse, Reply.Synthesize, Buffer.from('1')); // answered by pgmux: the server has it
+      ledger.push(Owed.Parse, Reply.Swallow, null, 'b'); // injected by pgmux: no client statement
+      ledger.push(Owed.Parse); // unnamed, or not tracked: no name
+      ledger.push(Owed.Parse, Reply.Synthesize, Buffer.from('1'), null, null, 's'); // answered by pgmux: the server has it, the client would
+      ledger.push(Owed.Parse, Reply.Forward, null, 'pgmux_0123', null, 'x'); // under an alias on the server
+      ledger.push(Owed.Close, Reply.Swallow);
       ledger.push(Owed.Query); // a Query inside the batch is skipped by the server too
       ledger.push(Owed.Execute);
       ledger.push(Owed.Sync);
-      ledger.push(Owed.Parse, Reply.Forward, null, 'c'); // after the Sync: runs
+      ledger.push(Owed.Parse, Reply.Forward, null, 'c', null, 'c'); // after the Sync: runs
       ledger.push(Owed.Sync);
-      const notCreated: string[] = [];
-      expect(ledger.dropToSync((name) => notCreated.push(name))).toBe(true);
-      expect(notCreated).toEqual(['a', 'b']);
+      const notCreated: Array<[string | null, string | null]> = [];
+      expect(ledger.dropToSync((server, client) => notCreated.push([server, client]))).toBe(true);
+      expect(notCreated).toEqual([
+        ['a', 'a'],
+        ['b', null],
+        [null, 's'],
+        ['pgmux_0123', 'x'],
+      ]);
       expect(ledger.skippingToSync).toBe(false);
       expect(kindsOf(ledger)).toEqual([Owed.Sync, Owed.Parse, Owed.Sync]);
       expect(ledger.length).toBe(3);
       expect(ledger.next).toBe(Owed.Sync);
       expect(ledger.nextReply).toBe(Reply.Forward);
 
-      // The Parse after the Sync keeps its name: a later failure reports it.
+      // The Parse after the Sync keeps its names: a later failure reports them.
       ledger.shift();
-      const later: string[] = [];
-      expect(ledger.dropToSync((name) => later.push(name))).toBe(true);
-      expect(later).toEqual(['c']);
+      const later: Array<[string | null, string | null]> = [];
+      expect(ledger.dropToSync((server, client) => later.push([server, client]))).toBe(true);
+      expect(later).toEqual([['c', 'c']]);
       expect(kindsOf(ledger)).toEqual([Owed.Sync]);
     });
 
     it('with no Sync owed empties the ledger and skips what the client sends next, up to its Sync', () => {
       const ledger = new RequestLedger();
-      ledger.push(Owed.Parse, Reply.Forward, null, 'x');
+      ledger.push(Owed.Parse, Reply.Forward, null, 'x', null, 'x');
       ledger.push(Owed.DescribeStatement);
-      const notCreated: string[] = [];
-      expect(ledger.dropToSync((name) => notCreated.push(name))).toBe(false);
-      expect(notCreated).toEqual(['x']);
+      const notCreated: Array<[string | null, string | null]> = [];
+      expect(ledger.dropToSync((server, client) => notCreated.push([server, client]))).toBe(false);
+      expect(notCreated).toEqual([['x', 'x']]);
       expect(ledger.empty).toBe(true);
       expect(ledger.length).toBe(0);
       expect(ledger.next).toBeUndefined();
@@ -160,11 +169,11 @@ describe('RequestLedger', () => {
     it('is a no-op when the Sync is next (an error at Sync: its ReadyForQuery is still owed)', () => {
       const ledger = new RequestLedger();
       ledger.push(Owed.Sync);
-      ledger.push(Owed.Query);
-      const notCreated: string[] = [];
-      expect(ledger.dropToSync((name) => notCreated.push(name))).toBe(true);
+      ledger.push(Owed.Parse, Reply.Forward, null, 'p', null, 'p');
+      const notCreated: unknown[] = [];
+      expect(ledger.dropToSync((server, client) => notCreated.push([server, client]))).toBe(true);
       expect(notCreated).toEqual([]);
-      expect(kindsOf(ledger)).toEqual([Owed.Sync, Owed.Query]);
+      expect(kindsOf(ledger)).toEqual([Owed.Sync, Owed.Parse]);
     });
 
     it('on an empty ledger sets skippingToSync', () => {
@@ -182,7 +191,7 @@ describe('RequestLedger', () => {
       ledger.push(Owed.Execute);
       ledger.push(Owed.Sync);
       ledger.push(Owed.Sync);
-      ledger.push(Owed.Parse, Reply.Forward, null, 'p');
+      ledger.push(Owed.Parse, Reply.Forward, null, 'p', null, 'cp');
       ledger.push(Owed.Bind, Reply.ReplaceError, Buffer.from('err'));
       ledger.push(Owed.Sync);
       ledger.dropSyncsAfterNext();
@@ -192,9 +201,9 @@ describe('RequestLedger', () => {
       // The entries after the dropped Syncs kept their replies, payloads and names.
       expect(ledger.next).toBe(Owed.Parse);
       expect(ledger.nextReply).toBe(Reply.Forward);
-      const names: string[] = [];
-      expect(ledger.dropToSync((name) => names.push(name))).toBe(true);
-      expect(names).toEqual(['p']);
+      const names: Array<[string | null, string | null]> = [];
+      expect(ledger.dropToSync((server, client) => names.push([server, client]))).toBe(true);
+      expect(names).toEqual([['p', 'cp']]);
       expect(kindsOf(ledger)).toEqual([Owed.Sync]);
 
       const other = new RequestLedger();
@@ -249,11 +258,11 @@ describe('RequestLedger', () => {
   it('reuses its storage: the arrays never outgrow the longest batch', () => {
     const ledger = new RequestLedger();
     const s = storage(ledger);
-    const arrays = [s.kinds, s.replies, s.payloads, s.names, s.owned];
+    const arrays = [s.kinds, s.replies, s.payloads, s.names, s.clientNames, s.owned];
     let longest = 0;
-    for (let batch = 0; batch < 2000; batch++) {
+    for (let batch = 0; batch < 600; batch++) {
       const n = 1 + (batch % 7);
-      for (let i = 0; i < n - 1; i++) ledger.push(Owed.Bind, Reply.Forward, null, null);
+      for (let i = 0; i < n - 1; i++) ledger.push(i === 0 ? Owed.Parse : Owed.Bind, Reply.Forward, null, 'x', null, 'x');
       ledger.push(Owed.Sync);
       for (const a of arrays) longest = Math.max(longest, a.length);
       switch (batch % 3) {
@@ -273,8 +282,8 @@ describe('RequestLedger', () => {
     }
     expect(longest).toBe(7);
     // The very same arrays, emptied in place.
-    expect([s.kinds, s.replies, s.payloads, s.names, s.owned]).toEqual(arrays);
-    for (let i = 0; i < arrays.length; i++) expect([s.kinds, s.replies, s.payloads, s.names, s.owned][i]).toBe(arrays[i]);
+    const now = [s.kinds, s.replies, s.payloads, s.names, s.clientNames, s.owned];
+    for (let i = 0; i < arrays.length; i++) expect(now[i]).toBe(arrays[i]);
     for (const a of arrays) expect(a.length).toBe(0);
   });
 
@@ -285,6 +294,7 @@ describe('RequestLedger', () => {
       payload: Buffer | null;
       name: string | null;
       owned: readonly number[] | null;
+      clientName: string | null;
     }
     const entry = fc.record({
       kind: fc.constantFrom(...ALL_KINDS),
@@ -292,6 +302,7 @@ describe('RequestLedger', () => {
       payload: fc.option(fc.constantFrom(Buffer.from('a'), Buffer.from('b')), { nil: null }),
       name: fc.option(fc.constantFrom('s1', 's2', 's3'), { nil: null }),
       owned: fc.option(fc.uniqueArray(fc.nat(4), { maxLength: 3 }), { nil: null }),
+      clientName: fc.option(fc.constantFrom('c1', 'c2'), { nil: null }),
     });
     const op = fc.oneof(
       { weight: 5, arbitrary: entry.map((e) => ({ op: 'push' as const, e })) },
@@ -308,7 +319,7 @@ describe('RequestLedger', () => {
         for (const o of ops) {
           switch (o.op) {
             case 'push':
-              ledger.push(o.e.kind, o.e.reply, o.e.payload, o.e.name, o.e.owned);
+              ledger.push(o.e.kind, o.e.reply, o.e.payload, o.e.name, o.e.owned, o.e.clientName);
               model.push(o.e);
               break;
             case 'shift':
@@ -316,11 +327,11 @@ describe('RequestLedger', () => {
               model.shift();
               break;
             case 'dropToSync': {
-              const reported: string[] = [];
-              const synced = ledger.dropToSync((name) => reported.push(name));
+              const reported: Array<[string | null, string | null]> = [];
+              const synced = ledger.dropToSync((server, client) => reported.push([server, client]));
               const at = model.findIndex((e) => e.kind === Owed.Sync);
               const dropped = at < 0 ? model : model.slice(0, at);
-              expect(reported).toEqual(dropped.filter((e) => e.kind === Owed.Parse && e.name !== null).map((e) => e.name));
+              expect(reported).toEqual(dropped.filter((e) => e.kind === Owed.Parse && (e.name !== null || e.clientName !== null)).map((e) => [e.name, e.clientName]));
               expect(synced).toBe(at >= 0);
               model = at < 0 ? [] : model.slice(at);
               if (at < 0) skipping = true;
@@ -353,7 +364,7 @@ describe('RequestLedger', () => {
         // Whatever happened, the queue's storage is compact once it is empty.
         if (model.length === 0) expect(storage(ledger).head).toBe(0);
       }),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 });
