@@ -650,7 +650,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
 
   statementsDeallocated(server: ServerConnection, tag: string): void {
     if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') server.statements.clear();
-    else if (tag === 'DEALLOCATE') server.statementsUnknown = true; // which one is not known: clean up at release
+    else if (tag === 'DEALLOCATE') server.statements.unknown = true; // which one is not known: clean up at release
   }
 
   /** Pinned to its server by unmovable session state (transaction mode). */

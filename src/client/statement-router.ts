@@ -66,6 +66,8 @@ const FAILING_PARSE = buildParse('', Buffer.from('pgmux: refused Parse\0\0\0', '
 
 export class StatementRouter {
   private readonly statements = new Map<string, Statement>();
+  /** Statements the client Closed whose CloseComplete pgmux has not given yet: the server may still skip the Close. */
+  private readonly closing = new Map<string, Statement>();
 
   /** `tracking` false (max_prepared_statements 0): named statements are passed through as sent. */
   constructor(private readonly tracking = true) {}
@@ -89,8 +91,21 @@ export class StatementRouter {
     this.statements.delete(name);
   }
 
+  /** The client's Close of `name` was answered: it is gone for good. */
+  closeDone(name: string): void {
+    this.closing.delete(name);
+  }
+
+  /** The client's Close of `name` was skipped by the server (an earlier message failed): the client still has it. */
+  closeUndone(name: string): void {
+    const statement = this.closing.get(name);
+    this.closing.delete(name);
+    if (statement !== undefined && !this.statements.has(name)) this.statements.set(name, statement);
+  }
+
   clear(): void {
     this.statements.clear();
+    this.closing.clear();
   }
 
   /**
@@ -163,8 +178,10 @@ export class StatementRouter {
         const closed = readTarget(buf, start, end);
         if (closed.kind === STATEMENT && closed.name !== '') {
           // The server keeps it for other clients (the LRU ages it out); this client forgets it.
+          const statement = this.statements.get(closed.name);
+          if (statement !== undefined) this.closing.set(closed.name, statement);
           this.statements.delete(closed.name);
-          target.synthesize(Owed.Close, CLOSE_COMPLETE);
+          target.synthesize(Owed.Close, CLOSE_COMPLETE, closed.name);
           return;
         }
         batch.add(buf, start, end);
@@ -221,9 +238,10 @@ export class StatementRouter {
 
   /** Record a statement about to be prepared, closing what the LRU pushes out. */
   private evictFor(name: string, key: string, target: StatementTarget): void {
-    for (const evicted of target.statements.add(name, key)) {
+    for (const [evicted, evictedKey] of target.statements.add(name, key)) {
       target.toServer.addBuffer(buildTarget(FrontendCode.Close, STATEMENT, evicted));
-      target.ledger.push(Owed.Close, Reply.Swallow);
+      // The key goes with it: if the server skips this Close, the statement is still there.
+      target.ledger.push(Owed.Close, Reply.Swallow, Buffer.from(evictedKey, 'latin1'), evicted);
     }
   }
 }

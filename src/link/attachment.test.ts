@@ -676,7 +676,7 @@ describe('Attachment: Flush without Sync, then a simple Query (asyncpg)', () => 
   // sent), and the next client's first Query or Sync commits it. A direct connection would roll
   // it back. Expected: busy (and not settled) from the first extended message until the Sync's
   // or a Query's ReadyForQuery.
-  it.fails('an unsynced batch whose answers all arrived is still busy, not settled (the server is inside its implicit transaction)', () => {
+  it('an unsynced batch whose answers all arrived is still busy, not settled (the server is inside its implicit transaction)', () => {
     const h = new Harness();
     h.client(parse('', 'insert into t values (1)'), bind(), execute(), flush());
     expect(h.server(parseComplete(), bindComplete(), commandComplete('INSERT 0 1'))).toEqual(nones(3));
@@ -1393,7 +1393,7 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
   // server answers 42P05 "prepared statement "s0" already exists" (the batch fails for no
   // reason the client can see). Expected: the cache still knows s0 after the failed batch, so
   // its next use is a plain Bind.
-  it.fails('an eviction Close skipped by the server (an earlier message failed) leaves the evicted statement known to be there', () => {
+  it('an eviction Close skipped by the server (an earlier message failed) leaves the evicted statement known to be there', () => {
     const cache = new PreparedCache(1);
     const router = new StatementRouter();
     const h = new Harness({ cache, router });
@@ -1418,7 +1418,7 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
   // session the statement still exists — but the router has dropped it: the client's next Bind
   // of it goes out under the stand-in name and fails with 26000 "prepared statement "s1" does
   // not exist". Expected: the statement survives a Close that PostgreSQL skipped.
-  it.fails('a Close of a named statement skipped by the server (an earlier message failed) does not forget the statement', () => {
+  it('a Close of a named statement skipped by the server (an earlier message failed) does not forget the statement', () => {
     const h = new Harness({ router: new StatementRouter() });
     h.client(parse('s1', 'select 1'), sync());
     h.server(parseComplete(), rfq('I'));
@@ -1736,7 +1736,7 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
   // under the stand-in name pgmux_unprepared_s1: the client gets 26000 "prepared statement "s1"
   // does not exist" instead of either its result or the original 0A000. Expected: the retry
   // re-prepares s1 and the client gets the second round's answers (then the CloseComplete).
-  it.fails('a segment that Closes the statement it binds is retried with a fresh Parse', () => {
+  it('a segment that Closes the statement it binds is retried with a fresh Parse', () => {
     const h = staleSetup('another');
     h.client(parse('s1', 'select * from t'), bind('s1'), describePortal(), execute(), closeStatement('s1'), sync());
     expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'S']);
@@ -1757,7 +1757,7 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
   // statement "s2" does not exist". (Before e1152fd the router re-prepared s2 with a swallowed
   // Parse, so the client silently missed the ParseComplete.) Expected: the dropped Parse is sent
   // again and the client gets every answer of its segment once: 2 T D C 1 2 T D C Z.
-  it.fails('a named Parse after the failing Bind is resent by the retry (it was never answered)', () => {
+  it('a named Parse after the failing Bind is resent by the retry (it was never answered)', () => {
     const h = staleSetup();
     h.client(bind('s1'), describePortal(), execute(), parse('s2', 'select 2'), bind('s2'), describePortal(), execute(), sync());
     expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'P(s2)', 'B(,s2)', 'D(P:)', 'E', 'S']);

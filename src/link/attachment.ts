@@ -15,6 +15,7 @@
  */
 import { BackendCode, FrontendCode, TxStatus } from '../protocol/codes.js';
 import { readErrorFields } from '../protocol/fields.js';
+import { readParse } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
 import type { StatementRouter, StatementTarget } from '../client/statement-router.js';
@@ -53,6 +54,11 @@ export class Attachment implements StatementTarget {
   txStatus: number;
   /** Between the server's CopyInResponse and the client's CopyDone/CopyFail. */
   copyIn = false;
+  /**
+   * Extended-protocol messages were sent and no Sync (or Query) since: the server is inside the
+   * batch's implicit transaction even when every answer owed has arrived (Parse/Bind/Execute/Flush).
+   */
+  private unsynced = false;
   /** When the oldest request now owed was sent (performance.now() ms): query_timeout, query time. */
   requestSince = 0;
   /** A query_timeout cancel went out for the requests now owed. */
@@ -82,12 +88,12 @@ export class Attachment implements StatementTarget {
 
   /** Every owed answer arrived and the server is idle: it may go back to the pool. */
   get settled(): boolean {
-    return this.ledger.empty && !this.ledger.skippingToSync && !this.copyIn && this.heldError === null && this.txStatus === TxStatus.Idle;
+    return this.ledger.empty && !this.unsynced && !this.ledger.skippingToSync && !this.copyIn && this.heldError === null && this.txStatus === TxStatus.Idle;
   }
 
   /** Requests outstanding (a running query, an unsynced batch, COPY): the server is not between requests. */
   get busy(): boolean {
-    return !this.ledger.empty || this.ledger.skippingToSync || this.copyIn;
+    return !this.ledger.empty || this.unsynced || this.ledger.skippingToSync || this.copyIn;
   }
 
   // ---- client → server ----
@@ -118,6 +124,7 @@ export class Attachment implements StatementTarget {
       case FrontendCode.Bind:
       case FrontendCode.Describe:
       case FrontendCode.Close:
+        this.unsynced = true;
         if (this.router !== null) {
           this.router.send(code, buf, start, end, this);
           return;
@@ -135,12 +142,17 @@ export class Attachment implements StatementTarget {
         );
         break;
       case FrontendCode.Execute:
+        this.unsynced = true;
         ledger.push(Owed.Execute);
         break;
       case FrontendCode.Sync:
-        if (!this.copyIn) ledger.push(Owed.Sync); // ignored by the server during COPY IN
+        if (this.copyIn) break; // ignored by the server during COPY IN
+        this.unsynced = false;
+        ledger.push(Owed.Sync);
         break;
       case FrontendCode.Query:
+        // A simple Query ends the implicit transaction of an unsynced batch too.
+        this.unsynced = false;
         ledger.push(Owed.Query);
         break;
       case FrontendCode.FunctionCall:
@@ -165,6 +177,7 @@ export class Attachment implements StatementTarget {
   /** Send the client's Query extended with statements of pgmux's own, whose results the client does not get. */
   sendExtendedQuery(message: Buffer, ownResults: readonly number[]): void {
     if (!this.admit(FrontendCode.Query, message, 0, message.length)) return;
+    this.unsynced = false;
     this.toServer.addBuffer(message);
     this.ledger.push(Owed.Query, Reply.PartlyOwn, null, null, ownResults);
     this.partlyOwnOwed++;
@@ -178,6 +191,8 @@ export class Attachment implements StatementTarget {
   /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
   injectFailure(kind: Owed, message: Buffer, error: Buffer): void {
     if (!this.admit(message[0], message, 0, message.length)) return;
+    if (kind === Owed.Query) this.unsynced = false;
+    else this.unsynced = true;
     this.toServer.addBuffer(message);
     this.ledger.push(kind, Reply.ReplaceError, error);
   }
@@ -195,6 +210,8 @@ export class Attachment implements StatementTarget {
       // answer a stale-plan retry would repeat (the retry skips named Parses).
       if (ledger.next !== Owed.Parse) this.answered = true;
       this.toClient.addBuffer(ledger.nextPayload as Buffer);
+      const closed = ledger.next === Owed.Close ? ledger.nextClientName : null;
+      if (closed !== null) this.router?.closeDone(closed);
       ledger.shift();
     }
   }
@@ -276,7 +293,7 @@ export class Attachment implements StatementTarget {
     const replacement = next !== undefined && ledger.nextReply === Reply.ReplaceError ? ledger.nextPayload : null;
     if (next !== undefined && isExtended(next)) {
       // The server skips everything up to the next Sync: nothing before it will be answered.
-      ledger.dropToSync(this.forgetStatement);
+      ledger.dropToSync(this.notRun);
       if (this.replay !== null && !this.answered && ledger.length === 1 && this.replay.replayable && isStalePlan(readErrorFields(buf, start, end))) {
         this.heldError = buf.subarray(start, end);
         return LinkEvent.None;
@@ -293,10 +310,19 @@ export class Attachment implements StatementTarget {
     return LinkEvent.None;
   }
 
-  /** A Parse that never ran: the server does not have the statement, nor (if it was the client's Parse) the client. */
-  private readonly forgetStatement = (serverName: string | null, clientName: string | null): void => {
-    if (serverName !== null) this.statements.delete(serverName);
-    if (clientName !== null) this.router?.forget(clientName);
+  /** A message naming a statement that the server skipped (or that failed): undo what pgmux recorded for it. */
+  private readonly notRun = (kind: Owed, reply: Reply, serverName: string | null, clientName: string | null, payload: Buffer | null): void => {
+    if (kind === Owed.Parse) {
+      // The server does not have the statement, nor (if it was the client's Parse) the client.
+      if (serverName !== null) this.statements.delete(serverName);
+      if (clientName !== null) this.router?.forget(clientName);
+    } else if (kind === Owed.Close && reply === Reply.Swallow && serverName !== null && payload !== null) {
+      // An eviction Close that did not run: the statement is still there.
+      this.statements.restore(serverName, payload.toString('latin1'));
+    } else if (kind === Owed.Close && clientName !== null) {
+      // The client's Close did not happen: it still has the statement.
+      this.router?.closeUndone(clientName);
+    }
   };
 
   private onReady(buf: Buffer, start: number, end: number): LinkEvent {
@@ -318,8 +344,8 @@ export class Attachment implements StatementTarget {
     }
     this.toClient.add(buf, start, end);
     this.answered = false;
-    if (ledger.empty) this.replay?.reset();
     this.emitSynthesized();
+    if (ledger.empty) this.replay?.reset();
     return LinkEvent.Ready;
   }
 
@@ -339,9 +365,10 @@ export class Attachment implements StatementTarget {
     replay.retried = true;
     for (const name of replay.boundStatements()) router.invalidate(name, this);
     replay.forEach((buf, start, end) => {
-      // A named Parse was answered already (by the statement the server had, which is what
-      // went stale); the Bind after it prepares the statement afresh.
-      if (buf[start] === FrontendCode.Parse && buf[start + 5] !== 0) return;
+      // A named Parse answered already (by the statement the server had, which is what went
+      // stale) is not sent again: the Bind after it prepares the statement afresh. One the server
+      // skipped after the error was forgotten, and goes again.
+      if (buf[start] === FrontendCode.Parse && buf[start + 5] !== 0 && router.has(readParse(buf, start, end).name)) return;
       this.route(buf[start], buf, start, end);
     });
     return true;
@@ -354,6 +381,7 @@ export class Attachment implements StatementTarget {
     this.toClient.clear();
     this.heldError = null;
     this.copyIn = false;
+    this.unsynced = false;
     this.partlyOwnOwed = 0;
     this.results = 0;
   }

@@ -104,6 +104,11 @@ export class RequestLedger {
     return this.payloads[this.head];
   }
 
+  /** The client's statement name of the next entry (a Parse or Close of the client's), if any. */
+  get nextClientName(): string | null {
+    return this.clientNames[this.head] ?? null;
+  }
+
   /** Whether result `index` of the next entry (a PartlyOwn query) is pgmux's. */
   nextOwnsResult(index: number): boolean {
     return this.owned[this.head]?.includes(index) ?? false;
@@ -126,14 +131,14 @@ export class RequestLedger {
 
   /**
    * An extended-protocol message failed: the server skips everything up to the next Sync, so
-   * nothing before it will be answered. `notCreated` gets the server's and the client's names
-   * of statements whose Parse never ran (or failed: the failing message is the first dropped).
+   * nothing before it will be answered. `notRun` gets each dropped entry that names a statement
+   * (the failing message is the first dropped): a Parse that never ran, a Close that did not close.
    * Returns whether a Sync is owed (otherwise the server skips what comes next too).
    */
-  dropToSync(notCreated: (serverName: string | null, clientName: string | null) => void): boolean {
+  dropToSync(notRun: (kind: Owed, reply: Reply, serverName: string | null, clientName: string | null, payload: Buffer | null) => void): boolean {
     while (this.head < this.kinds.length && this.kinds[this.head] !== Owed.Sync) {
-      if (this.kinds[this.head] === Owed.Parse && (this.names[this.head] !== null || this.clientNames[this.head] !== null)) {
-        notCreated(this.names[this.head], this.clientNames[this.head]);
+      if (this.names[this.head] !== null || this.clientNames[this.head] !== null) {
+        notRun(this.kinds[this.head], this.replies[this.head], this.names[this.head], this.clientNames[this.head], this.payloads[this.head]);
       }
       this.payloads[this.head] = null;
       this.head++;

@@ -4,6 +4,11 @@
  */
 export class PreparedCache {
   private readonly entries = new Map<string, string>();
+  /**
+   * What the server has is not known exactly (a DEALLOCATE of a name pgmux cannot tell, an
+   * eviction Close the server skipped): cleared with DEALLOCATE ALL before the next client.
+   */
+  unknown = false;
 
   constructor(private readonly capacity: number) {}
 
@@ -25,19 +30,28 @@ export class PreparedCache {
     return this.entries.has(name);
   }
 
-  /** Records a statement; returns the names evicted to stay within capacity (to Close on the server). */
-  add(name: string, key: string): string[] {
+  /** Records a statement; returns the [name, key] pairs evicted to stay within capacity (to Close on the server). */
+  add(name: string, key: string): Array<[string, string]> {
     this.entries.delete(name);
     this.entries.set(name, key);
-    const evicted: string[] = [];
+    const evicted: Array<[string, string]> = [];
     if (this.capacity > 0) {
-      for (const oldest of this.entries.keys()) {
+      for (const [oldest, oldKey] of this.entries) {
         if (this.entries.size - evicted.length <= this.capacity) break;
-        if (oldest !== name) evicted.push(oldest);
+        if (oldest !== name) evicted.push([oldest, oldKey]);
       }
-      for (const e of evicted) this.entries.delete(e);
+      for (const [e] of evicted) this.entries.delete(e);
     }
     return evicted;
+  }
+
+  /** An evicted statement is still on the server after all (its Close did not run): known again, as least recently used. */
+  restore(name: string, key: string): void {
+    if (this.entries.has(name)) return;
+    const rest = [...this.entries];
+    this.entries.clear();
+    this.entries.set(name, key);
+    for (const [n, k] of rest) this.entries.set(n, k);
   }
 
   delete(name: string): void {
@@ -46,5 +60,6 @@ export class PreparedCache {
 
   clear(): void {
     this.entries.clear();
+    this.unknown = false;
   }
 }

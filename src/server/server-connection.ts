@@ -122,8 +122,10 @@ export class ServerConnection implements FrameHandler {
   private readonly customParams = new Set<string>();
   /** Named statements prepared on this server (transaction mode). */
   readonly statements: PreparedCache;
-  /** A client ran DEALLOCATE of a name pgmux cannot tell: clear all statements before reuse. */
-  statementsUnknown = false;
+  /** What statements the server has is not known exactly: DEALLOCATE ALL before reuse (see PreparedCache.unknown). */
+  get statementsUnknown(): boolean {
+    return this.statements.unknown;
+  }
   /** Parameters this server reports by itself (their values are always current in `params`). */
   private readonly reportedAtLogin = new Set<string>();
   txStatus: number = TxStatus.Idle;
@@ -546,7 +548,6 @@ export class ServerConnection implements FrameHandler {
         }
         if (/discard\s+all|deallocate\s+all/i.test(joined)) {
           this.statements.clear();
-          this.statementsUnknown = false;
         }
         this.owner.serverFree(this);
         return;
