@@ -59,6 +59,9 @@ export class Attachment implements StatementTarget {
    * batch's implicit transaction even when every answer owed has arrived (Parse/Bind/Execute/Flush).
    */
   private unsynced = false;
+  /** Syncs sent after the latest Execute or Query and before a CopyDone/CopyFail: ignored if that started COPY IN. */
+  private syncsBeforeCopyEnd = 0;
+  private copyEndSent = false;
   /** When the oldest request now owed was sent (performance.now() ms): query_timeout, query time. */
   requestSince = 0;
   /** A query_timeout cancel went out for the requests now owed. */
@@ -143,16 +146,19 @@ export class Attachment implements StatementTarget {
         break;
       case FrontendCode.Execute:
         this.unsynced = true;
+        this.mayStartCopy();
         ledger.push(Owed.Execute);
         break;
       case FrontendCode.Sync:
         if (this.copyIn) break; // ignored by the server during COPY IN
         this.unsynced = false;
+        if (!this.copyEndSent) this.syncsBeforeCopyEnd++;
         ledger.push(Owed.Sync);
         break;
       case FrontendCode.Query:
         // A simple Query ends the implicit transaction of an unsynced batch too.
         this.unsynced = false;
+        this.mayStartCopy();
         ledger.push(Owed.Query);
         break;
       case FrontendCode.FunctionCall:
@@ -161,11 +167,18 @@ export class Attachment implements StatementTarget {
       case FrontendCode.CopyDone:
       case FrontendCode.CopyFail:
         this.copyIn = false;
+        this.copyEndSent = true;
         break;
       default:
         break; // Flush, CopyData: earn nothing of their own
     }
     this.toServer.add(buf, start, end);
+  }
+
+  /** An Execute or Query, which may start COPY: count the Syncs the server would ignore during it. */
+  private mayStartCopy(): void {
+    this.syncsBeforeCopyEnd = 0;
+    this.copyEndSent = false;
   }
 
   /** Send a message of pgmux's own that earns an answer the client must not see. */
@@ -251,7 +264,7 @@ export class Attachment implements StatementTarget {
       case BackendCode.CopyInResponse:
         if (ledger.next !== Owed.Query && ledger.next !== Owed.Execute) return this.desync(code);
         this.copyIn = true;
-        ledger.dropSyncsAfterNext();
+        ledger.dropSyncsAfterNext(this.syncsBeforeCopyEnd);
         this.forward(buf, start, end);
         return LinkEvent.None;
       case BackendCode.ErrorResponse:

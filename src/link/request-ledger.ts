@@ -153,11 +153,11 @@ export class RequestLedger {
 
   /**
    * COPY IN began for the next entry: the server ignores Syncs until the copy ends, so the Syncs
-   * sent right after the message that started it earn nothing.
+   * sent right after the message that started it (at most `max`: those sent before CopyDone) earn nothing.
    */
-  dropSyncsAfterNext(): void {
+  dropSyncsAfterNext(max = Number.POSITIVE_INFINITY): void {
     let i = this.head + 1;
-    while (i < this.kinds.length && this.kinds[i] === Owed.Sync) i++;
+    while (i < this.kinds.length && this.kinds[i] === Owed.Sync && i - (this.head + 1) < max) i++;
     const dropped = i - (this.head + 1);
     if (dropped === 0) return;
     this.kinds.splice(this.head + 1, dropped);
