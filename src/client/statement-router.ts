@@ -56,6 +56,12 @@ function countLookup(target: StatementTarget, present: boolean): void {
   else target.counters.preparedMisses++;
 }
 
+/** Ledger name of the client's unnamed Parses: a NUL, which no statement name can contain, and its number. */
+export const UNNAMED_MARK = '\u0000';
+
+/** PostgreSQL's error for an unnamed statement the session does not have. */
+const NO_UNNAMED_STATEMENT = errorResponse({ severity: 'ERROR', code: '26000', message: 'unnamed prepared statement does not exist' });
+
 /** PostgreSQL's error for a statement name the session does not have. */
 function noSuchStatement(name: string): Buffer {
   return errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` });
@@ -66,6 +72,14 @@ const FAILING_PARSE = buildParse('', Buffer.from('pgmux: refused Parse\0\0\0', '
 
 export class StatementRouter {
   private readonly statements = new Map<string, Statement>();
+  /**
+   * The client's unnamed statement (it outlives a Sync: psql's \gdesc prepares, then describes in a
+   * second round trip), and the token that marks it on a server (PreparedCache.unnamedOwner).
+   */
+  private unnamedTail: Buffer | null = null;
+  private unnamedToken: object | null = null;
+  /** Unnamed Parses sent so far (see UNNAMED_MARK). */
+  private unnamedParses = 0;
   /** Statements the client Closed whose CloseComplete pgmux has not given yet: the server may still skip the Close. */
   private readonly closing = new Map<string, Statement>();
 
@@ -88,7 +102,24 @@ export class StatementRouter {
   }
 
   forget(name: string): void {
-    this.statements.delete(name);
+    if (!name.startsWith(UNNAMED_MARK)) this.statements.delete(name);
+    else if (name === `${UNNAMED_MARK}${this.unnamedParses}`) this.unnamedDropped();
+  }
+
+  /** The client's unnamed statement is gone (a simple Query, a Close, a failed Parse). */
+  unnamedDropped(): void {
+    this.unnamedTail = null;
+    this.unnamedToken = null;
+  }
+
+  /** Make the server's unnamed statement this client's, if the client has one; false if it has none. */
+  private ensureUnnamed(target: StatementTarget): boolean {
+    if (this.unnamedToken === null || this.unnamedTail === null) return false;
+    if (target.statements.unnamedOwner === this.unnamedToken) return true;
+    target.toServer.addBuffer(buildParse('', this.unnamedTail));
+    target.ledger.push(Owed.Parse, Reply.Swallow);
+    target.statements.unnamedOwner = this.unnamedToken;
+    return true;
   }
 
   /** The client's Close of `name` was answered: it is gone for good. */
@@ -117,7 +148,19 @@ export class StatementRouter {
     const ledger = target.ledger;
     switch (code) {
       case FrontendCode.Parse: {
-        if (buf[start + 5] === 0 || !this.tracking) break; // unnamed: forwarded as is
+        if (buf[start + 5] === 0) {
+          // The unnamed statement: forwarded as is, and now this client's on this server.
+          const token = {};
+          this.unnamedTail = readParse(buf, start, end).tail;
+          this.unnamedToken = token;
+          this.unnamedParses++;
+          target.statements.unnamedOwner = token;
+          batch.add(buf, start, end);
+          // Named for the ledger by its number: if it fails, only this one is undone (a later one may be in flight).
+          ledger.push(Owed.Parse, Reply.Forward, null, null, null, `${UNNAMED_MARK}${this.unnamedParses}`);
+          return;
+        }
+        if (!this.tracking) break;
         // Registered as it is sent, so the client's statements change in the order of its messages.
         const info = readParse(buf, start, end);
         const name = info.name;
@@ -141,7 +184,16 @@ export class StatementRouter {
       }
       case FrontendCode.Bind: {
         const name = readBindStatement(buf, start, end);
-        if (name === '') break;
+        if (name === '') {
+          if (this.ensureUnnamed(target)) {
+            batch.add(buf, start, end);
+            ledger.push(Owed.Bind);
+          } else {
+            batch.addBuffer(renameBind(buf, start, end, `${UNPREPARED_PREFIX}unnamed`));
+            ledger.push(Owed.Bind, Reply.ReplaceError, NO_UNNAMED_STATEMENT);
+          }
+          return;
+        }
         const serverName = this.ensurePrepared(name, target);
         if (serverName === null) {
           // Never prepared by this client, but another client left one of that name here: make
@@ -162,7 +214,16 @@ export class StatementRouter {
           ledger.push(Owed.DescribePortal);
           return;
         }
-        if (described.name === '') break;
+        if (described.name === '') {
+          if (this.ensureUnnamed(target)) {
+            batch.add(buf, start, end);
+            ledger.push(Owed.DescribeStatement);
+          } else {
+            batch.addBuffer(buildTarget(FrontendCode.Describe, STATEMENT, `${UNPREPARED_PREFIX}unnamed`));
+            ledger.push(Owed.DescribeStatement, Reply.ReplaceError, NO_UNNAMED_STATEMENT);
+          }
+          return;
+        }
         const serverName = this.ensurePrepared(described.name, target);
         if (serverName === null) {
           batch.addBuffer(buildTarget(FrontendCode.Describe, STATEMENT, `${UNPREPARED_PREFIX}${described.name}`));
@@ -183,6 +244,16 @@ export class StatementRouter {
           this.statements.delete(closed.name);
           target.synthesize(Owed.Close, CLOSE_COMPLETE, closed.name);
           return;
+        }
+        if (closed.kind === STATEMENT) {
+          // The unnamed statement: closed on the server only if it is this client's there.
+          const here = this.unnamedToken !== null && target.statements.unnamedOwner === this.unnamedToken;
+          this.unnamedDropped();
+          if (!here) {
+            target.synthesize(Owed.Close, CLOSE_COMPLETE);
+            return;
+          }
+          target.statements.unnamedOwner = null;
         }
         batch.add(buf, start, end);
         ledger.push(Owed.Close);

@@ -1070,13 +1070,13 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     const cache = new PreparedCache(100);
     preparedByAnotherClient(cache, parse('s1', 'select 1'));
     const h = new Harness({ cache, router: new StatementRouter() });
-    h.client(bind('', 'p'), parse('s1', 'select 1'), closeStatement('s1'), describePortal('p'), sync());
-    expect(h.sent()).toEqual(['B(p,)', 'D(P:p)', 'S']);
+    h.client(parse('', 'select 2'), bind('', 'p'), parse('s1', 'select 1'), closeStatement('s1'), describePortal('p'), sync());
+    expect(h.sent()).toEqual(['P()', 'B(p,)', 'D(P:p)', 'S']);
     expect(h.received()).toEqual([]);
-    expect(h.link.ledger.length).toBe(5);
-    expect(h.server(bindComplete())).toEqual([None]);
+    expect(h.link.ledger.length).toBe(6);
+    expect(h.server(parseComplete(), bindComplete())).toEqual([None, None]);
     // BindComplete, then pgmux's ParseComplete and CloseComplete: both their turns have come.
-    expect(h.received()).toEqual(['2', '1', '3']);
+    expect(h.received()).toEqual(['1', '2', '1', '3']);
     expect(h.link.ledger.length).toBe(2);
     expect(h.server(noData(), rfq('I'))).toEqual([None, Ready]);
     expect(h.received()).toEqual(['n', 'Z(I)']);
@@ -1156,12 +1156,28 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     expect(h.cache.has('s1')).toBe(true);
   });
 
-  it('Close of a portal or of the unnamed statement is forwarded', () => {
+  it('Close of a portal, or of the unnamed statement this client has on this server, is forwarded', () => {
     const h = new Harness({ router: new StatementRouter() });
-    h.client(closePortal('p'), closeStatement(''), sync());
-    expect(h.sent()).toEqual(['C(P:p)', 'C(S:)', 'S']);
-    expect(h.server(closeComplete(), closeComplete(), rfq('I'))).toEqual([None, None, Ready]);
-    expect(h.received()).toEqual(['3', '3', 'Z(I)']);
+    h.client(parse('', 'select 1'), closePortal('p'), closeStatement(''), sync());
+    expect(h.sent()).toEqual(['P()', 'C(P:p)', 'C(S:)', 'S']);
+    expect(h.server(parseComplete(), closeComplete(), closeComplete(), rfq('I'))).toEqual([None, None, None, Ready]);
+    expect(h.received()).toEqual(['1', '3', '3', 'Z(I)']);
+  });
+
+  it('Close of an unnamed statement the client does not have here is answered by pgmux (the server’s is another client’s)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(closeStatement(''), sync());
+    expect(h.sent()).toEqual(['S']);
+    expect(h.server(rfq('I'))).toEqual([Ready]);
+    expect(h.received()).toEqual(['3', 'Z(I)']);
+  });
+
+  it('a Bind of the unnamed statement by a client that has none fails as in its own session, whatever the server has', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(bind(''), execute(), sync());
+    expect(h.sent()).toEqual(['B(,pgmux_unprepared_unnamed)', 'E', 'S']);
+    expect(h.server(error('26000', 'prepared statement "pgmux_unprepared_unnamed" does not exist'), rfq('I'))).toEqual([None, Ready]);
+    expect(errorFieldsIn(h.receivedBytes()).get('M')).toBe('unnamed prepared statement does not exist');
   });
 
   it('a statement this server lacks is prepared by an injected Parse whose ParseComplete is swallowed', () => {

@@ -18,7 +18,7 @@ import { readErrorFields } from '../protocol/fields.js';
 import { readParse } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
-import type { StatementRouter, StatementTarget } from '../client/statement-router.js';
+import { UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
 import { endsWithReady, isExtended, Owed, Reply, RequestLedger } from './request-ledger.js';
 
@@ -159,6 +159,7 @@ export class Attachment implements StatementTarget {
         // A simple Query ends the implicit transaction of an unsynced batch too.
         this.unsynced = false;
         this.mayStartCopy();
+        this.queryDropsUnnamed();
         ledger.push(Owed.Query);
         break;
       case FrontendCode.FunctionCall:
@@ -173,6 +174,12 @@ export class Attachment implements StatementTarget {
         break; // Flush, CopyData: earn nothing of their own
     }
     this.toServer.add(buf, start, end);
+  }
+
+  /** A simple Query destroys the unnamed statement, the client's and the server's. */
+  private queryDropsUnnamed(): void {
+    this.statements.unnamedOwner = null;
+    this.router?.unnamedDropped();
   }
 
   /** An Execute or Query, which may start COPY: count the Syncs the server would ignore during it. */
@@ -191,6 +198,7 @@ export class Attachment implements StatementTarget {
   sendExtendedQuery(message: Buffer, ownResults: readonly number[]): void {
     if (!this.admit(FrontendCode.Query, message, 0, message.length)) return;
     this.unsynced = false;
+    this.queryDropsUnnamed();
     this.toServer.addBuffer(message);
     this.ledger.push(Owed.Query, Reply.PartlyOwn, null, null, ownResults);
     this.partlyOwnOwed++;
@@ -204,8 +212,14 @@ export class Attachment implements StatementTarget {
   /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
   injectFailure(kind: Owed, message: Buffer, error: Buffer): void {
     if (!this.admit(message[0], message, 0, message.length)) return;
-    if (kind === Owed.Query) this.unsynced = false;
-    else this.unsynced = true;
+    if (kind === Owed.Query) {
+      this.unsynced = false;
+      this.queryDropsUnnamed();
+    } else {
+      this.unsynced = true;
+      // pgmux's failing stand-ins are unnamed Parses: the server's unnamed statement is gone (the client's is not).
+      if (kind === Owed.Parse) this.statements.unnamedOwner = null;
+    }
     this.toServer.addBuffer(message);
     this.ledger.push(kind, Reply.ReplaceError, error);
   }
@@ -328,6 +342,7 @@ export class Attachment implements StatementTarget {
     if (kind === Owed.Parse) {
       // The server does not have the statement, nor (if it was the client's Parse) the client.
       if (serverName !== null) this.statements.delete(serverName);
+      if (clientName?.startsWith(UNNAMED_MARK) === true) this.statements.unnamedOwner = null; // whose it is now is not known
       if (clientName !== null) this.router?.forget(clientName);
     } else if (kind === Owed.Close && reply === Reply.Swallow && serverName !== null && payload !== null) {
       // An eviction Close that did not run: the statement is still there.

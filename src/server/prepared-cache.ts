@@ -9,6 +9,11 @@ export class PreparedCache {
    * eviction Close the server skipped): cleared with DEALLOCATE ALL before the next client.
    */
   unknown = false;
+  /**
+   * Whose unnamed statement the server has (a token of the client's StatementRouter), or null when
+   * it is nobody's or not known: it lives until the next unnamed Parse or simple Query, whoever sends it.
+   */
+  unnamedOwner: object | null = null;
 
   constructor(private readonly capacity: number) {}
 
@@ -61,5 +66,6 @@ export class PreparedCache {
   clear(): void {
     this.entries.clear();
     this.unknown = false;
+    this.unnamedOwner = null;
   }
 }

@@ -438,6 +438,7 @@ export class ServerConnection implements FrameHandler {
    */
   runOwnQuery(sql: string, done: OwnQueryDone): void {
     if (this.link !== null && this.link.busy) throw new Error('pgmux query started while the client is owed answers');
+    this.statements.unnamedOwner = null; // a simple Query destroys the unnamed statement
     this.own.push({ sql, done, error: null, rows: [] });
     if (this.own.length === 1) this.socket.write(serialize.query(sql));
   }
