@@ -584,7 +584,12 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     if (this.state === ClientState.Closed) return;
     if (this.state === ClientState.LoggingIn) {
       // The server took these settings: later clients asking for the same need no server to log in.
-      for (const [name, value] of this.startupParams) (this.pool as Pool).rememberStartupValue(name, value, server.params.get(name) ?? value);
+      for (const [name, value] of this.startupParams) {
+        // As the server reports it (`DateStyle = German` is "German, DMY"), whether or not this sync changed it.
+        const reported = server.reports(name) ? (server.params.get(name) ?? value) : value;
+        (this.pool as Pool).rememberStartupValue(name, value, reported);
+        this.params.set(name, reported);
+      }
       // What the client did not ask for is the pool's default, whatever another client left on a server.
       const defaults = (this.pool as Pool).defaultParams ?? server.params;
       for (const name of SYNCED_PARAMETERS) {

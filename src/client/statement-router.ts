@@ -67,8 +67,11 @@ function noSuchStatement(name: string): Buffer {
   return errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` });
 }
 
-/** A Parse that fails on the server (a syntax error), so a batch fails there as it would in the client's own session. */
-const FAILING_PARSE = buildParse('', Buffer.from('pgmux: refused Parse\0\0\0', 'latin1'));
+/**
+ * A Parse that fails on the server, so a batch fails there as it would in the client's own session: a column
+ * reference with no FROM (42703) fails at analysis, after PostgreSQL's aborted-transaction check (25P02 first).
+ */
+const FAILING_PARSE = buildParse('', Buffer.from('SELECT pgmux_refused_parse\0\0\0', 'latin1'));
 
 export class StatementRouter {
   private readonly statements = new Map<string, Statement>();

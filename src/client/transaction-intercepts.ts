@@ -210,10 +210,11 @@ export class TransactionIntercepts {
 
 /**
  * What a refused statement (the `reject` policy) is replaced with on the server: it fails at
- * Parse, so the server's transaction fails exactly as PostgreSQL's would. The client never sees
- * the server's error: it gets rejectionError() in its place (a ReplaceError reply in the link).
+ * Parse (42703: a column with no FROM), so the server's transaction fails exactly as PostgreSQL's
+ * would, and the client gets rejectionError() in place of the server's error (a ReplaceError
+ * reply in the link). In an aborted transaction the server's 25P02 passes, as PostgreSQL's would.
  */
-const REFUSED_SQL = 'pgmux: refused by a session_state_* = reject setting';
+const REFUSED_SQL = 'SELECT pgmux_refused_by_session_state_reject';
 
 function rejectionError(kind: PinKind): ErrorFields {
   return {

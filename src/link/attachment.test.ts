@@ -1270,7 +1270,7 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     // In its place a Parse made to fail (pgmux's), so the server skips the rest as PostgreSQL would.
     expect(sent).toEqual(['Q(select 0)', 'P()', 'B(,s1)', 'E', 'S']);
     expect(h.server(commandComplete('SELECT 1'), rfq('I'))).toEqual([None, Ready]);
-    expect(h.server(error('42601', 'syntax error at or near "pgmux"'))).toEqual([None]);
+    expect(h.server(error('42703', 'column "pgmux_refused" does not exist'))).toEqual([None]);
     expect(h.link.ledger.length).toBe(1);
     const got = h.receivedBytes();
     expect(frames(got).map(backendToken)).toEqual(['C(SELECT 1)', 'Z(I)', 'E(42P05)']);
@@ -1306,7 +1306,7 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     const h = new Harness({ router: new StatementRouter() });
     h.client(parse('s1', 'select 1'), parse('s1', 'select 1'), sync());
     expect(h.sent()).toEqual(['P(s1)', 'P()', 'S']);
-    expect(h.server(parseComplete(), error('42601', 'syntax error'), rfq('I'))).toEqual([None, None, Ready]);
+    expect(h.server(parseComplete(), error('42703', 'column "pgmux_refused" does not exist'), rfq('I'))).toEqual([None, None, Ready]);
     expect(h.received()).toEqual(['1', 'E(42P05)', 'Z(I)']);
     expect(h.router?.has('s1')).toBe(true);
   });
@@ -1459,7 +1459,7 @@ describe('Attachment: injectFailure (a message made to fail, the client gets pgm
     h.link.injectFailure(Owed.Query, query('pgmux: refused'), refusal());
     expect(h.sent()).toEqual(['Q(pgmux: refused)']);
     expect(h.state).toEqual(BUSY);
-    expect(h.server(error('42601', 'syntax error at or near "pgmux"'))).toEqual([None]);
+    expect(h.server(error('42703', 'column "pgmux_refused" does not exist'))).toEqual([None]);
     const got = h.receivedBytes();
     expect(frames(got).map(backendToken)).toEqual(['E(0A000)']);
     expect(errorFieldsIn(got).get('M')).toBe('refused by pgmux');
@@ -1475,7 +1475,7 @@ describe('Attachment: injectFailure (a message made to fail, the client gets pgm
     h.client(bind(), describePortal(), execute(), sync());
     expect(h.sent()).toEqual(['Q(select 1)', 'P()', 'B(,)', 'D(P:)', 'E', 'S']);
     expect(h.server(rowDescription('a'), dataRow('1'), commandComplete('SELECT 1'), rfq('I'))).toEqual([None, None, None, Ready]);
-    expect(h.server(error('42601', 'syntax error'))).toEqual([None]);
+    expect(h.server(error('42703', 'column "pgmux_refused" does not exist'))).toEqual([None]);
     expect(h.link.ledger.length).toBe(1);
     expect(h.server(rfq('I'))).toEqual([Ready]);
     expect(h.received()).toEqual(['T(a)', 'D(1)', 'C(SELECT 1)', 'Z(I)', 'E(0A000)', 'Z(I)']);
@@ -1486,7 +1486,7 @@ describe('Attachment: injectFailure (a message made to fail, the client gets pgm
     const h = new Harness();
     h.link.injectFailure(Owed.Parse, parse('', 'pgmux: refused'), refusal());
     h.client(describeStatement(''), flush());
-    h.server(error('42601', 'syntax error'));
+    h.server(error('42703', 'column "pgmux_refused" does not exist'));
     expect(h.received()).toEqual(['E(0A000)']);
     expect(h.link.ledger.skippingToSync).toBe(true);
     h.sent();
@@ -1814,7 +1814,7 @@ describe('Attachment: stale-plan retry (0A000 "cached plan must not change resul
     expect(h.sent()).toEqual(['B(,s1)', 'D(P:)', 'E', 'P()', 'B(,)', 'E', 'S']);
     h.server(STALE(), rfq('I'));
     expect(h.sent()).toEqual(['C(S:s1)', 'P(s1)', 'B(,s1)', 'D(P:)', 'E', 'P()', 'B(,)', 'E', 'S']);
-    h.server(closeComplete(), parseComplete(), bindComplete(), rowDescription('a'), dataRow('1'), commandComplete('SELECT 1'), error('42601', 'syntax error at or near "pgmux"'), rfq('I'));
+    h.server(closeComplete(), parseComplete(), bindComplete(), rowDescription('a'), dataRow('1'), commandComplete('SELECT 1'), error('42703', 'column "pgmux_refused" does not exist'), rfq('I'));
     expect(h.received()).toEqual(['2', 'T(a)', 'D(1)', 'C(SELECT 1)', 'E(0A000)', 'Z(I)']);
   });
 
@@ -2403,7 +2403,8 @@ class PgSession {
       case 'P': {
         const [name, text] = strs;
         if (name !== '' && this.statements.has(name)) return this.fail('42P05', `prepared statement "${name}" already exists`);
-        if (text.startsWith('selec ') || text.startsWith('pgmux:')) return this.fail('42601', 'syntax error');
+        if (text.startsWith('selec ')) return this.fail('42601', 'syntax error');
+        if (text.startsWith('SELECT pgmux_refused')) return this.fail('42703', 'column does not exist');
         this.statements.set(name, text);
         this.out.push(parseComplete());
         return;

@@ -44,6 +44,9 @@ function isStalePlan(fields: ReadonlyMap<string, string>): boolean {
   return fields.get('C') === '0A000' && (fields.get('R') === 'RevalidateCachedQuery' || fields.get('M') === 'cached plan must not change result type');
 }
 
+/** How pgmux's stand-ins fail on the server: no such column (refused statements), no such statement (26000). */
+const STAND_IN_FAILURES: ReadonlySet<string> = new Set(['42703', '26000']);
+
 export class Attachment implements StatementTarget {
   readonly ledger = new RequestLedger();
   /** Bytes for the server, flushed by the client side after each chunk. */
@@ -317,7 +320,10 @@ export class Attachment implements StatementTarget {
     const ledger = this.ledger;
     const next = ledger.next;
     this.copyIn = false;
-    const replacement = next !== undefined && ledger.nextReply === Reply.ReplaceError ? ledger.nextPayload : null;
+    let replacement = next !== undefined && ledger.nextReply === Reply.ReplaceError ? ledger.nextPayload : null;
+    // Only the stand-in's own failure is replaced (no such column, or no such statement): one for another
+    // cause (25P02 in an aborted transaction) is what PostgreSQL would have said too.
+    if (replacement !== null && !STAND_IN_FAILURES.has(readErrorFields(buf, start, end).get('C') ?? '')) replacement = null;
     if (next !== undefined && isExtended(next)) {
       // The server skips everything up to the next Sync: nothing before it will be answered.
       ledger.dropToSync(this.notRun);

@@ -67,6 +67,8 @@ export interface ServerOwner {
   readonly transactionMode: boolean;
   /** Statement mode: a transaction left open after a request is refused (and rolled back). */
   readonly statementMode: boolean;
+  /** The reported parameters' defaults (what a client that asked for nothing is told), once known. */
+  readonly defaultParams: ReadonlyMap<string, string> | null;
   /** Login done, or a reset finished: the connection is clean and free. */
   serverFree(server: ServerConnection): void;
   /** Login failed; the connection is closed. */
@@ -588,6 +590,10 @@ export class ServerConnection implements FrameHandler {
     if (role !== roleHere) set(ROLE, role);
     for (const [name, value] of wanted) {
       if (name === SESSION_AUTHORIZATION || name === ROLE || this.params.get(name) === value) continue;
+      // A partial DateStyle ("ymd", "German") merges with the current value: start from the default, as a
+      // fresh backend would.
+      const base = name === 'DateStyle' ? this.owner.defaultParams?.get(name) : undefined;
+      if (base !== undefined && base !== value) set(name, base);
       set(name, value);
     }
     for (const name of this.customParams) {

@@ -217,7 +217,9 @@ export const STMT_RENDER = {
     pick([`PREPARE q${s.b % 2}(int) AS select $1 + ${s.c} as r`, `PREPARE q${s.b % 2}(int) AS select id, v from ${tableOf(i)} where id >= $1 order by id`], s.a),
   execute: (s: Stmt) => () => `EXECUTE q${s.b % 2}(${s.a % 4})`,
   deallocate: (s: Stmt) => () => pick([`DEALLOCATE q${s.b % 2}`, 'DEALLOCATE ALL', `DEALLOCATE PREPARE q${s.b % 2}`, `DEALLOCATE s${(s.b % 2) + 1}`], s.a),
-  discard: (s: Stmt) => () => pick(['DISCARD ALL', 'DISCARD TEMP', 'DISCARD PLANS', 'DISCARD SEQUENCES'], s.a),
+  // DISCARD ALL is left out: on a server opened for other startup settings it reports the server's RESET values
+  // before pgmux puts the client's back (a known difference, docs/architecture.md).
+  discard: (s: Stmt) => () => pick(['DISCARD TEMP', 'DISCARD PLANS', 'DISCARD SEQUENCES'], s.a),
   temp: (s: Stmt) => () =>
     pick(
       [
@@ -349,7 +351,11 @@ export const DEFAULT_OPTIONS: Options = { starNamed: false };
 function renderSeg(seg: Seg, i: number, options: Options): Front[] {
   const q = EXT_QUERIES[seg.q % EXT_QUERIES.length];
   const unnamedOnly = q.unnamedOnly === true && !(options.starNamed && seg.q % EXT_QUERIES.length === STAR_QUERY);
-  const stmt = unnamedOnly ? '' : STATEMENT_NAMES[seg.stmt % 3];
+  // Statement names are the client's own (c0_s1 ...): where two clients use one name for different queries,
+  // pgmux prepares one under a pgmux_<hash> alias, and a server error naming the statement shows the alias
+  // (a known difference, docs/architecture.md).
+  const named = STATEMENT_NAMES[seg.stmt % 3];
+  const stmt = unnamedOnly || named === '' ? '' : `c${i}_${named}`;
   const portal = PORTAL_NAMES[seg.portal % 3];
   const out: Front[] = [];
   if (seg.parse) out.push({ t: 'P', name: stmt, sql: q.sql(i, seg.v) });
@@ -400,8 +406,22 @@ export function renderStep(step: StepSpec, i: number, options: Options = DEFAULT
     }
     case 'ext': {
       const out: Front[] = [];
+      // Known difference (docs/architecture.md): a named statement Closed and used again in one pipeline,
+      // after a message that may fail before the Close. pgmux answers a client's Close itself, so it cannot
+      // know in time whether the server would have skipped it. A named Close comes last in a step here.
+      // Likewise a named Parse of a name already Parsed earlier in the pipeline: pgmux decides "already exists"
+      // when it sends the second, before it knows whether the server ran the first.
+      const parsed = new Set<string>();
       step.segs.forEach((seg, n) => {
-        out.push(...renderSeg(seg, i, options));
+        const last = n === step.segs.length - 1;
+        const rendered = renderSeg(seg, i, options).filter((m) => {
+          if (m.t === 'C' && m.kind === 'S' && m.name !== '') return last;
+          if (m.t !== 'P' || m.name === '') return true;
+          if (parsed.has(m.name)) return false;
+          parsed.add(m.name);
+          return true;
+        });
+        out.push(...rendered);
         if (n < step.segs.length - 1 && seg.sync) out.push({ t: 'S' });
       });
       if (step.tail === 'sync') out.push({ t: 'S' });
@@ -421,7 +441,9 @@ export function renderStep(step: StepSpec, i: number, options: Options = DEFAULT
       else data = Buffer.from(rows.map(([id, text]) => (format === 'csv' ? `${id},"${text}"\n` : `${id}\t${text}\n`)).join(''));
       const copy: Front[] = [{ t: 'd', data }, step.end === 'fail' ? { t: 'f', reason: 'client says no' } : { t: 'c' }];
       if (!step.ext) return [{ t: 'Q', sql }, ...copy];
-      return [{ t: 'P', name: '', sql }, { t: 'B', portal: '', stmt: '', params: [], binary: false }, { t: 'E', portal: '', rows: 0 }, ...copy, { t: 'S' }];
+      // The unnamed statement outlives the Sync: a later Bind of it would start this COPY again with no data
+      // (the connection then loses protocol sync, directly too). A simple query ends it, as drivers' next query would.
+      return [{ t: 'P', name: '', sql }, { t: 'B', portal: '', stmt: '', params: [], binary: false }, { t: 'E', portal: '', rows: 0 }, ...copy, { t: 'S' }, { t: 'Q', sql: 'select 1' }];
     }
     case 'sync':
       return [{ t: 'S' }];
