@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createTestDatabase, dropTestDatabase } from './harness/context.js';
-import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
 import { TRUST_ROLE } from './harness/roles.js';
 import { waitFor, withTimeout } from './harness/wait.js';
 
@@ -28,16 +28,7 @@ let px1: TestPgmux;
 let px3: TestPgmux;
 
 function settings(poolSize: number): Record<string, unknown> {
-  return {
-    pool_mode: 'transaction',
-    default_pool_size: poolSize,
-    auth_type: 'trust',
-    max_client_conn: 100,
-    query_wait_timeout: '5s',
-    admin_users: ADMIN.name,
-    log_connections: false,
-    log_disconnections: false,
-  };
+  return transactionPool(poolSize, { query_wait_timeout: '5s', admin_users: ADMIN.name });
 }
 
 beforeAll(async () => {

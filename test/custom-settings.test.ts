@@ -7,14 +7,15 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
-import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
 import { TRUST_ROLE } from './harness/roles.js';
 
 let db: string;
 let one: TestPgmux;
 let two: TestPgmux;
 
-const settings = (size: number) => ({ pool_mode: 'transaction', default_pool_size: size, auth_type: 'trust', log_connections: false, log_disconnections: false });
+// max_client_conn and query_wait_timeout at their defaults, as the test was written.
+const settings = (size: number) => transactionPool(size, { max_client_conn: 5000, query_wait_timeout: '2min' });
 
 beforeAll(async () => {
   db = await createTestDatabase('custom_settings');

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoad } from './harness/clients.js';
 import { adminClient, createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
-import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
 import { runPsqlScript } from './harness/psql-script.js';
 import { TRUST_ROLE } from './harness/roles.js';
 import { normalise, WireClient } from './harness/wire-client.js';
@@ -35,15 +35,7 @@ beforeAll(async () => {
     await admin.end();
   }
   px = await startPgmux({
-    settings: {
-      pool_mode: 'transaction',
-      default_pool_size: 2,
-      auth_type: 'trust',
-      max_client_conn: 100,
-      query_wait_timeout: '20s',
-      log_connections: false,
-      log_disconnections: false,
-    },
+    settings: transactionPool(2),
     databases: { [db]: { dbname: db } },
   });
 });

@@ -9,10 +9,10 @@
  * - Session mode, pool of 2, clients with different startup values one after another (so each server is reused
  *   by clients that asked for other values): the same comparison.
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCheckedLoad } from './harness/checked-load.js';
 import { createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
+import { connectClient } from './harness/clients.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { TRUST_ROLE } from './harness/roles.js';
 import { normaliseWithFinalParameters, parameterStatuses, rowsOf, WireClient } from './harness/wire-client.js';
@@ -166,12 +166,7 @@ describe('transaction mode, moving between servers with bystanders busy', () => 
   it.each(LOGINS.map((l) => [l.name, l] as const))('%s: RESET returns to the startup value, as directly', async (_name, login) => {
     const want = await direct(login);
     const load = await startCheckedLoad(
-      async () => {
-        const c = new pg.Client({ host: '127.0.0.1', port: tx.port, user: TRUST_ROLE.name, database: db });
-        c.on('error', () => undefined);
-        await c.connect();
-        return c;
-      },
+      () => connectClient(tx, { database: db, role: TRUST_ROLE, ignoreErrors: true }),
       { sql: "select current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('search_path'), current_setting('application_name')" },
     );
     let got: Awaited<ReturnType<typeof converse>>;

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCheckedLoad } from './harness/checked-load.js';
 import { adminClient, createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
-import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
 
 const tag = randomBytes(3).toString('hex');
 const R1 = `f8_user_${tag}`;
@@ -36,26 +36,9 @@ beforeAll(async () => {
   db = await createTestDatabase('session_auth');
   const info = pgInfo();
   superuser = info.superuser;
-  const settings = (poolSize: number) => ({
-    pool_mode: 'transaction',
-    default_pool_size: poolSize,
-    auth_type: 'trust',
-    max_client_conn: 100,
-    query_wait_timeout: '20s',
-    log_connections: false,
-    log_disconnections: false,
-  });
-  px1 = await startPgmux({ settings: settings(1), databases: { [db]: { dbname: db } }, users: { [info.superuser]: { password: info.password } } });
+  px1 = await startPgmux({ settings: transactionPool(1), databases: { [db]: { dbname: db } }, users: { [info.superuser]: { password: info.password } } });
   px = await startPgmux({
-    settings: {
-      pool_mode: 'transaction',
-      default_pool_size: 2,
-      auth_type: 'trust',
-      max_client_conn: 100,
-      query_wait_timeout: '20s',
-      log_connections: false,
-      log_disconnections: false,
-    },
+    settings: transactionPool(2),
     databases: { [db]: { dbname: db } },
     users: { [info.superuser]: { password: info.password } },
   });

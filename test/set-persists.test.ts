@@ -9,11 +9,11 @@
  * with psql directly, byte for byte) and over the raw protocol with startup parameters in each spelling (compared
  * message for message). Bystanders check that none of it reaches them.
  */
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCheckedLoad, type CheckedLoad } from './harness/checked-load.js';
+import { connectClient } from './harness/clients.js';
 import { createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
-import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
 import { runPsqlScript } from './harness/psql-script.js';
 import { TRUST_ROLE } from './harness/roles.js';
 import { normalise, rowsOf, WireClient } from './harness/wire-client.js';
@@ -24,15 +24,7 @@ let db: string;
 beforeAll(async () => {
   db = await createTestDatabase('set_persists');
   px = await startPgmux({
-    settings: {
-      pool_mode: 'transaction',
-      default_pool_size: 2,
-      auth_type: 'trust',
-      max_client_conn: 200,
-      query_wait_timeout: '30s',
-      log_connections: false,
-      log_disconnections: false,
-    },
+    settings: transactionPool(2, { max_client_conn: 200, query_wait_timeout: '30s' }),
     databases: { [db]: { dbname: db } },
   });
 });
@@ -45,12 +37,7 @@ afterAll(async () => {
 /** Six clients of the same pool, each checking in a loop that its own DateStyle/TimeZone/IntervalStyle are untouched. */
 function bystanders(): Promise<CheckedLoad> {
   return startCheckedLoad(
-    async () => {
-      const c = new pg.Client({ host: '127.0.0.1', port: px.port, user: TRUST_ROLE.name, database: db });
-      c.on('error', () => undefined);
-      await c.connect();
-      return c;
-    },
+    () => connectClient(px, { database: db, role: TRUST_ROLE, ignoreErrors: true }),
     { sql: "select current_setting('DateStyle'), current_setting('TimeZone'), current_setting('IntervalStyle'), current_setting('search_path')" },
   );
 }

@@ -18,7 +18,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCheckedLoad } from './harness/checked-load.js';
 import { adminClient, createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
-import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
 
 const tag = randomBytes(3).toString('hex');
 const LOGIN = { name: `f3_login_${tag}`, password: `pw-${tag}` };
@@ -50,15 +50,7 @@ beforeAll(async () => {
   // A SET ROLE the SQL text of the client's statement does not show: run by a function.
   await admin.query("CREATE FUNCTION become(role_name text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN EXECUTE format('SET ROLE %I', role_name); RETURN current_user; END $$");
   await admin.query(`GRANT EXECUTE ON FUNCTION become(text) TO ${LOGIN.name}`);
-  const settings = (poolSize: number) => ({
-    pool_mode: 'transaction',
-    default_pool_size: poolSize,
-    auth_type: 'trust',
-    max_client_conn: 100,
-    query_wait_timeout: '20s',
-    log_connections: false,
-    log_disconnections: false,
-  });
+  const settings = (poolSize: number) => transactionPool(poolSize);
   const users = { [LOGIN.name]: { password: LOGIN.password } };
   px1 = await startPgmux({ settings: settings(1), databases: { [db]: { dbname: db } }, users });
   px2 = await startPgmux({ settings: settings(2), databases: { [db]: { dbname: db } }, users });

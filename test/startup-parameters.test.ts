@@ -17,7 +17,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countBackends, watchBackends } from './harness/backends.js';
 import { adminClient, createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
-import { startPgmux, type TestPgmux } from './harness/pgmux.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
 import { libpqEnv, runProcess } from './harness/process.js';
 import { TRUST_ROLE } from './harness/roles.js';
 import { waitFor } from './harness/wait.js';
@@ -29,15 +29,7 @@ let db: string;
 beforeAll(async () => {
   db = await createTestDatabase('startup_params');
   px = await startPgmux({
-    settings: {
-      pool_mode: 'transaction',
-      default_pool_size: 5,
-      auth_type: 'trust',
-      max_client_conn: 200,
-      query_wait_timeout: '30s',
-      log_connections: false,
-      log_disconnections: false,
-    },
+    settings: transactionPool(5, { max_client_conn: 200, query_wait_timeout: '30s' }),
     // Same name as the real database, so both sides answer current_database() alike.
     databases: { [db]: { dbname: db } },
   });

@@ -1,23 +1,8 @@
 /** Loopback ports: a free one to listen on, and whether something accepts connections on one. */
 import net from 'node:net';
 
-/** A loopback port that was free a moment ago (bind 127.0.0.1:0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const addr = server.address();
-      if (addr === null || typeof addr === 'string') {
-        server.close();
-        reject(new Error('could not read a free port'));
-        return;
-      }
-      server.close(() => resolve(addr.port));
-    });
-  });
-}
+/** A loopback port that was free a moment ago: the test harness's own. */
+export { freePort } from '../../test/harness/postgres.js';
 
 export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -533,7 +533,9 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     if (link === null) return;
     const refusal = start === 0 ? this.intercepts?.takeRefusal(buf) : undefined;
     if (refusal !== undefined) return link.injectFailure(refusal.kind, buf, refusal.error);
-    if (buf[start] === FrontendCode.Query && this.startupParams.size > 0) {
+    // RESET needs the client's startup values put back (reset-to-startup.ts). In transaction mode the classifier
+    // has seen the query already: only one that set something is decoded again (a RESET counts as setting).
+    if (buf[start] === FrontendCode.Query && this.startupParams.size > 0 && (this.checks === null || this.checks.session.settingsChanged)) {
       const query = queryWithStartupValues(readQuery(buf, start, end), this.startupParams, (this.server as ServerConnection).startupSettings);
       if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.ownResults);
     }

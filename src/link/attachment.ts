@@ -191,12 +191,6 @@ export class Attachment implements StatementTarget {
     this.copyEndSent = false;
   }
 
-  /** Send a message of pgmux's own that earns an answer the client must not see. */
-  inject(kind: Owed, message: Buffer): void {
-    this.toServer.addBuffer(message);
-    this.ledger.push(kind, Reply.Swallow);
-  }
-
   /** Send the client's Query extended with statements of pgmux's own, whose results the client does not get. */
   sendExtendedQuery(message: Buffer, ownResults: readonly number[]): void {
     if (!this.admit(FrontendCode.Query, message, 0, message.length)) return;

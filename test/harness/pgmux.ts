@@ -36,6 +36,23 @@ export interface TestPgmux {
   rewriteConfig(options: TestPgmuxOptions): void;
 }
 
+/**
+ * Settings of a transaction-mode pool of `poolSize` server connections that clients log in to with trust and
+ * that logs no connection lines: what the fidelity tests run against. `extra` overrides or adds settings.
+ */
+export function transactionPool(poolSize: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    pool_mode: 'transaction',
+    default_pool_size: poolSize,
+    auth_type: 'trust',
+    max_client_conn: 100,
+    query_wait_timeout: '20s',
+    log_connections: false,
+    log_disconnections: false,
+    ...extra,
+  };
+}
+
 /** The YAML startPgmux writes for these options. */
 export function renderConfig(options: TestPgmuxOptions): string {
   const info = pgInfo();
