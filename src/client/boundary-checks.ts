@@ -146,6 +146,9 @@ export class BoundaryChecks {
     let corrections: WriteBatch | null = null;
     for (const name of [...params.keys()]) {
       if (captured.has(name)) continue;
+      // Not set in this session, and was not before either: the client's value is the server's own (the sync
+      // had nothing to SET), unchanged. Only a setting the session had and lost was RESET.
+      if (!server.hasSessionValue(name) && server.params.get(name) === params.get(name)) continue;
       const expected = this.host.startupParams.get(name) ?? (SYNCED_PARAMETERS.has(name) ? defaults?.get(name) : undefined);
       if (expected === undefined) {
         if (!(SYNCED_PARAMETERS.has(name) && server.reports(name))) params.delete(name);

@@ -456,8 +456,14 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     if (this.state === ClientState.Idle && (code === FrontendCode.CopyData || code === FrontendCode.CopyDone || code === FrontendCode.CopyFail)) {
       return; // COPY messages after a COPY ended (e.g. failed): the server would ignore them too
     }
-    if (this.intercepts !== null && this.intercepts.intercept(code, buf, start, end)) return;
+    // What the server discards (it skips to Sync after an error) has no effect here either.
+    if (this.intercepts !== null && !this.serverSkipping && this.intercepts.intercept(code, buf, start, end)) return;
     this.forward(buf, start, end);
+  }
+
+  /** The attached server is discarding messages up to the next Sync (the link discards them too). */
+  private get serverSkipping(): boolean {
+    return this.state === ClientState.Active && (this.server as ServerConnection).link?.ledger.skippingToSync === true;
   }
 
   /** Transaction mode: the client's named statements, carried from server to server. */
@@ -473,6 +479,10 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
 
   skipToSync(): void {
     this.skipUntilSync = true;
+  }
+
+  get direct(): boolean {
+    return this.state === ClientState.Active && !(this.server as ServerConnection).ownQueryRunning;
   }
 
   canStream(code: number): boolean {

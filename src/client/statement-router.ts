@@ -42,8 +42,10 @@ export interface StatementTarget {
   readonly toServer: WriteBatch;
   /** Prepared-statement cache hits and misses (metrics). */
   readonly counters: { preparedHits: number; preparedMisses: number };
-  /** Answer a message with pgmux's own reply, in its turn (`clientName`: the statement a Parse so answered creates). */
-  synthesize(kind: Owed, reply: Buffer, clientName?: string | null): void;
+  /** Answer a message with pgmux's own reply, in its turn. */
+  synthesize(kind: Owed, reply: Buffer): void;
+  /** Segment of the messages routed now (Syncs sent before them): see PreparedCache.uncertain. */
+  readonly segment: number;
   /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
   injectFailure(kind: Owed, message: Buffer, error: Buffer): void;
 }
@@ -56,8 +58,22 @@ function countLookup(target: StatementTarget, present: boolean): void {
   else target.counters.preparedMisses++;
 }
 
-/** Ledger name of the client's unnamed Parses: a NUL, which no statement name can contain, and its number. */
+/** Ledger name of the client's unnamed Parses (a NUL: no statement name can contain one). */
 export const UNNAMED_MARK = '\u0000';
+/** Ledger name of an unnamed Parse pgmux sends (the client's unnamed statement put back, a check): the server's unnamed statement changes. */
+export const OWN_UNNAMED_MARK = '\u0000pgmux';
+
+/** What the undo journal records: how to put back the client's statements as they were before a message. */
+const enum Undo {
+  /** The statement `name` changed (value: what it was before: a Statement, or undefined for none). */
+  Named,
+  /** Every named statement was removed (value: the map as it was). */
+  Cleared,
+  /** The unnamed statement changed (value: the tail before, token: the token before). */
+  Unnamed,
+  /** Rolled back already. */
+  Undone,
+}
 
 /** PostgreSQL's error for an unnamed statement the session does not have. */
 const NO_UNNAMED_STATEMENT = errorResponse({ severity: 'ERROR', code: '26000', message: 'unnamed prepared statement does not exist' });
@@ -68,10 +84,16 @@ function noSuchStatement(name: string): Buffer {
 }
 
 /**
- * A Parse that fails on the server, so a batch fails there as it would in the client's own session: a column
- * reference with no FROM (42703) fails at analysis, after PostgreSQL's aborted-transaction check (25P02 first).
+ * A Parse that fails on the server in any state, aborted transaction included (42601: a prepared statement
+ * holds one command, checked before the aborted-transaction check). It follows a check that already did
+ * what PostgreSQL does before it would refuse the client's Parse.
  */
-const FAILING_PARSE = buildParse('', Buffer.from('SELECT pgmux_refused_parse\0\0\0', 'latin1'));
+const ALWAYS_FAILING_PARSE = buildParse('', Buffer.from('SELECT 1; SELECT 1\0\0\0', 'latin1'));
+
+/** PostgreSQL's error for a Parse of a name the session has (after the Parse's own checks passed). */
+function alreadyExists(name: string): Buffer {
+  return errorResponse({ severity: 'ERROR', code: '42P05', message: `prepared statement "${name}" already exists` });
+}
 
 export class StatementRouter {
   private readonly statements = new Map<string, Statement>();
@@ -81,10 +103,18 @@ export class StatementRouter {
    */
   private unnamedTail: Buffer | null = null;
   private unnamedToken: object | null = null;
-  /** Unnamed Parses sent so far (see UNNAMED_MARK). */
-  private unnamedParses = 0;
-  /** Statements the client Closed whose CloseComplete pgmux has not given yet: the server may still skip the Close. */
-  private readonly closing = new Map<string, Statement>();
+  /**
+   * The undo journal: what the messages now in flight changed, so that when the server skips them (an
+   * earlier message failed) the client's statements are put back as PostgreSQL leaves them. Parallel arrays,
+   * emptied whenever nothing is owed (settle): no allocation per message.
+   */
+  private readonly undoKinds: Undo[] = [];
+  private readonly undoNames: string[] = [];
+  private readonly undoValues: unknown[] = [];
+  private readonly undoTokens: Array<object | null> = [];
+  /** A DEALLOCATE the intercepts saw in the Query the link routes next (null: none; '' with `deallocateAll`). */
+  private pendingDeallocate: string | null = null;
+  private pendingDeallocateAll = false;
 
   /** `tracking` false (max_prepared_statements 0): named statements are passed through as sent. */
   constructor(private readonly tracking = true) {}
@@ -104,15 +134,14 @@ export class StatementRouter {
     return statement;
   }
 
+  /** Forget a statement the client has not been told about yet (a deferred Parse about to be sent after all). */
   forget(name: string): void {
-    if (!name.startsWith(UNNAMED_MARK)) this.statements.delete(name);
-    else if (name === `${UNNAMED_MARK}${this.unnamedParses}`) this.unnamedDropped();
+    this.statements.delete(name);
   }
 
-  /** The client's unnamed statement is gone (a simple Query, a Close, a failed Parse). */
-  unnamedDropped(): void {
-    this.unnamedTail = null;
-    this.unnamedToken = null;
+  /** Everything prepared is gone and cannot come back (DISCARD ALL or DEALLOCATE ALL answered by pgmux). */
+  clear(): void {
+    this.statements.clear();
   }
 
   /** Make the server's unnamed statement this client's, if the client has one; false if it has none. */
@@ -120,26 +149,144 @@ export class StatementRouter {
     if (this.unnamedToken === null || this.unnamedTail === null) return false;
     if (target.statements.unnamedOwner === this.unnamedToken) return true;
     target.toServer.addBuffer(buildParse('', this.unnamedTail));
-    target.ledger.push(Owed.Parse, Reply.Swallow);
+    target.ledger.push(Owed.Parse, Reply.Swallow, null, null, null, OWN_UNNAMED_MARK);
     target.statements.unnamedOwner = this.unnamedToken;
     return true;
   }
 
-  /** The client's Close of `name` was answered: it is gone for good. */
-  closeDone(name: string): void {
-    this.closing.delete(name);
+  // ---- the undo journal ----
+
+  /** Where the journal stands: what a message routed now changes is recorded from here on. */
+  get journalMark(): number {
+    return this.undoKinds.length;
   }
 
-  /** The client's Close of `name` was skipped by the server (an earlier message failed): the client still has it. */
-  closeUndone(name: string): void {
-    const statement = this.closing.get(name);
-    this.closing.delete(name);
-    if (statement !== undefined && !this.statements.has(name)) this.statements.set(name, statement);
+  private record(kind: Undo, name: string, value: unknown, token: object | null = null): void {
+    this.undoKinds.push(kind);
+    this.undoNames.push(name);
+    this.undoValues.push(value);
+    this.undoTokens.push(token);
   }
 
-  clear(): void {
-    this.statements.clear();
-    this.closing.clear();
+  /** Nothing is owed any more: no message in flight can be skipped, nothing can need undoing. */
+  settle(): void {
+    if (this.undoKinds.length === 0) return;
+    this.undoKinds.length = 0;
+    this.undoNames.length = 0;
+    this.undoValues.length = 0;
+    this.undoTokens.length = 0;
+  }
+
+  /**
+   * The server skipped (or failed) the messages routed from journal mark `from` up to `to` (the Sync it skips
+   * to). Messages after that Sync did run: where one of them changed a statement again, its change stands, and
+   * what it would put back becomes what the skipped ones left.
+   */
+  rollback(from: number, to: number, failedUnnamedParse = false): void {
+    const end = Math.min(to, this.undoKinds.length);
+    // What each name was before the first skipped message (latest first, so the earliest record wins).
+    const named = new Map<string, Statement | undefined>();
+    let unnamed: { tail: Buffer | null; token: object | null } | null = null;
+    for (let i = end - 1; i >= from; i--) {
+      const value = this.undoValues[i];
+      switch (this.undoKinds[i]) {
+        case Undo.Named:
+          named.set(this.undoNames[i], value as Statement | undefined);
+          break;
+        case Undo.Cleared: {
+          const before = value as Map<string, Statement>;
+          for (const name of named.keys()) if (!before.has(name)) named.set(name, undefined);
+          for (const name of this.statements.keys()) if (!before.has(name)) named.set(name, undefined);
+          for (const [name, statement] of before) named.set(name, statement);
+          break;
+        }
+        case Undo.Unnamed:
+          // A failed unnamed Parse drops the unnamed statement before it parses (PostgreSQL's order).
+          unnamed = i === from && failedUnnamedParse ? { tail: null, token: null } : { tail: value as Buffer | null, token: this.undoTokens[i] };
+          break;
+        case Undo.Undone:
+          break;
+      }
+      // Kept in place (later messages' marks count it), but done with.
+      this.undoKinds[i] = Undo.Undone;
+      this.undoValues[i] = undefined;
+    }
+    for (const [name, before] of named) this.restoreNamed(name, before, end);
+    if (failedUnnamedParse && unnamed === null) unnamed = { tail: null, token: null };
+    if (unnamed !== null) this.restoreUnnamed(unnamed.tail, unnamed.token, end);
+  }
+
+  private restoreNamed(name: string, before: Statement | undefined, later: number): void {
+    for (let j = later; j < this.undoKinds.length; j++) {
+      const kind = this.undoKinds[j];
+      if (kind === Undo.Named && this.undoNames[j] === name) {
+        this.undoValues[j] = before;
+        return;
+      }
+      if (kind === Undo.Cleared) {
+        const snapshot = this.undoValues[j] as Map<string, Statement>;
+        if (before === undefined) snapshot.delete(name);
+        else snapshot.set(name, before);
+        return;
+      }
+    }
+    if (before === undefined) this.statements.delete(name);
+    else this.statements.set(name, before);
+  }
+
+  private restoreUnnamed(tail: Buffer | null, token: object | null, later: number): void {
+    for (let j = later; j < this.undoKinds.length; j++) {
+      if (this.undoKinds[j] !== Undo.Unnamed) continue;
+      this.undoValues[j] = tail;
+      this.undoTokens[j] = token;
+      return;
+    }
+    this.unnamedTail = tail;
+    this.unnamedToken = token;
+  }
+
+  private setUnnamed(tail: Buffer | null, token: object | null): void {
+    this.record(Undo.Unnamed, '', this.unnamedTail, this.unnamedToken);
+    this.unnamedTail = tail;
+    this.unnamedToken = token;
+  }
+
+  /**
+   * The intercepts saw a DEALLOCATE (`name`, or every statement) in a Query. `direct`: the Query is routed to a
+   * server at once, so the change is made there (journaled: the server may skip the Query); otherwise now.
+   */
+  deallocate(name: string | null, direct: boolean): void {
+    if (!direct) {
+      if (name === null) this.statements.clear();
+      else this.statements.delete(name);
+      return;
+    }
+    if (name === null) this.pendingDeallocateAll = true;
+    else this.pendingDeallocate = name;
+  }
+
+  /** A simple Query goes to the server: it destroys the unnamed statement, and makes its DEALLOCATE happen. */
+  querySent(): void {
+    if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
+    if (this.pendingDeallocateAll) {
+      this.record(Undo.Cleared, '', new Map(this.statements));
+      this.statements.clear();
+    } else if (this.pendingDeallocate !== null) {
+      const statement = this.statements.get(this.pendingDeallocate);
+      if (statement !== undefined) {
+        this.record(Undo.Named, this.pendingDeallocate, statement);
+        this.statements.delete(this.pendingDeallocate);
+      }
+    }
+    this.pendingDeallocate = null;
+    this.pendingDeallocateAll = false;
+  }
+
+  /** A Query refused by pgmux (a stand-in runs instead): its DEALLOCATE does not happen. */
+  queryRefused(): void {
+    this.pendingDeallocate = null;
+    this.pendingDeallocateAll = false;
+    if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
   }
 
   /**
@@ -154,13 +301,10 @@ export class StatementRouter {
         if (buf[start + 5] === 0) {
           // The unnamed statement: forwarded as is, and now this client's on this server.
           const token = {};
-          this.unnamedTail = readParse(buf, start, end).tail;
-          this.unnamedToken = token;
-          this.unnamedParses++;
+          this.setUnnamed(readParse(buf, start, end).tail, token);
           target.statements.unnamedOwner = token;
           batch.add(buf, start, end);
-          // Named for the ledger by its number: if it fails, only this one is undone (a later one may be in flight).
-          ledger.push(Owed.Parse, Reply.Forward, null, null, null, `${UNNAMED_MARK}${this.unnamedParses}`);
+          ledger.push(Owed.Parse, Reply.Forward, null, null, null, UNNAMED_MARK);
           return;
         }
         if (!this.tracking) break;
@@ -168,21 +312,29 @@ export class StatementRouter {
         const info = readParse(buf, start, end);
         const name = info.name;
         if (this.statements.has(name)) {
-          // The client's session has it already: PostgreSQL refuses the Parse (and skips to Sync).
-          target.injectFailure(Owed.Parse, FAILING_PARSE, errorResponse({ severity: 'ERROR', code: '42P05', message: `prepared statement "${name}" already exists` }));
+          // The client's session has it already: PostgreSQL refuses the Parse (and skips to Sync), but only after
+          // the Parse's own checks (syntax, aborted transaction, analysis). Those are made by the same Parse,
+          // unnamed (its error is the client's); if it passes, a Parse that always fails stands for the refusal.
+          batch.addBuffer(buildParse('', info.tail));
+          ledger.push(Owed.Parse, Reply.Swallow, null, null, null, OWN_UNNAMED_MARK);
+          target.statements.unnamedOwner = null;
+          target.injectFailure(Owed.Parse, ALWAYS_FAILING_PARSE, alreadyExists(name));
           return;
         }
+        this.record(Undo.Named, name, undefined);
         const statement = this.register(info);
         const placed = this.place(name, statement, target.statements);
         countLookup(target, placed.present);
-        if (placed.present) {
-          target.synthesize(Owed.Parse, PARSE_COMPLETE, name);
+        if (placed.present && !target.statements.uncertain(placed.name, target.segment)) {
+          target.synthesize(Owed.Parse, PARSE_COMPLETE);
           return;
         }
-        this.evictFor(placed.name, statement.key, target);
+        if (placed.present) this.closeFirst(placed.name, target);
+        else this.evictFor(placed.name, statement.key, target);
         if (placed.name === name) batch.add(buf, start, end);
         else batch.addBuffer(buildParse(placed.name, statement.tail));
         ledger.push(Owed.Parse, Reply.Forward, null, placed.name, null, name);
+        target.statements.sent(placed.name, target.segment, false);
         return;
       }
       case FrontendCode.Bind: {
@@ -243,15 +395,17 @@ export class StatementRouter {
         if (closed.kind === STATEMENT && closed.name !== '') {
           // The server keeps it for other clients (the LRU ages it out); this client forgets it.
           const statement = this.statements.get(closed.name);
-          if (statement !== undefined) this.closing.set(closed.name, statement);
-          this.statements.delete(closed.name);
-          target.synthesize(Owed.Close, CLOSE_COMPLETE, closed.name);
+          if (statement !== undefined) {
+            this.record(Undo.Named, closed.name, statement);
+            this.statements.delete(closed.name);
+          }
+          target.synthesize(Owed.Close, CLOSE_COMPLETE);
           return;
         }
         if (closed.kind === STATEMENT) {
           // The unnamed statement: closed on the server only if it is this client's there.
           const here = this.unnamedToken !== null && target.statements.unnamedOwner === this.unnamedToken;
-          this.unnamedDropped();
+          if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
           if (!here) {
             target.synthesize(Owed.Close, CLOSE_COMPLETE);
             return;
@@ -293,12 +447,24 @@ export class StatementRouter {
     if (statement === undefined) return target.statements.has(name) ? null : name;
     const placed = this.place(name, statement, target.statements);
     countLookup(target, placed.present);
-    if (!placed.present) {
-      this.evictFor(placed.name, statement.key, target);
+    const uncertain = placed.present && target.statements.uncertain(placed.name, target.segment);
+    if (!placed.present || uncertain) {
+      if (uncertain) this.closeFirst(placed.name, target);
+      else this.evictFor(placed.name, statement.key, target);
       target.toServer.addBuffer(buildParse(placed.name, statement.tail));
       target.ledger.push(Owed.Parse, Reply.Swallow, null, placed.name);
+      target.statements.sent(placed.name, target.segment, true);
     }
     return placed.name;
+  }
+
+  /**
+   * The statement rests on pgmux's Parse in an earlier segment still in flight, which the server skips if a
+   * message before it fails: prepare it again, closing it first (a Close of a name the server lacks is no error).
+   */
+  private closeFirst(name: string, target: StatementTarget): void {
+    target.toServer.addBuffer(buildTarget(FrontendCode.Close, STATEMENT, name));
+    target.ledger.push(Owed.Close, Reply.Swallow);
   }
 
   /** Where the statement lives (or will) on this server, and whether it is there already. */

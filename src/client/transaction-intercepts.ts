@@ -27,6 +27,8 @@ export interface InterceptHost {
   readonly socket: Socket;
   /** No server held and nothing held for one: pgmux may answer by itself, as PostgreSQL would. */
   readonly idle: boolean;
+  /** A message forwarded now goes to the attached server at once (none is held, no own query runs). */
+  readonly direct: boolean;
   /** Send on towards a server (held until one is attached). */
   forward(buf: Buffer, start: number, end: number): void;
   /** What PostgreSQL skips after an error: messages up to the next Sync. */
@@ -96,11 +98,6 @@ export class TransactionIntercepts {
           this.failBatchLocally(rejectionError(rejected));
           return true;
         }
-        if (info.name !== '' && router.has(info.name) && idle && this.deferredParses.length === 0) {
-          // (A Parse of a name used by a deferred one is refused where it is sent, by the router.)
-          this.failBatchLocally({ severity: 'ERROR', code: '42P05', message: `prepared statement "${info.name}" already exists` });
-          return true;
-        }
         if (rejected !== null) {
           // Fails at Parse on the server (so the batch fails there as it would in PostgreSQL); the
           // client gets pgmux's explanation in place of the server's error.
@@ -108,6 +105,8 @@ export class TransactionIntercepts {
           return true;
         }
         if (info.name === '' || this.maxPreparedStatements === 0) break;
+        // A name the client has: the router has a server check the Parse, then refuse it, as PostgreSQL does.
+        if (router.has(info.name)) break;
         if (idle || this.deferredParses.length > 0) {
           // No server needed to prepare: answered here, prepared where it is first used. This is
           // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
@@ -142,20 +141,27 @@ export class TransactionIntercepts {
           this.answerLocally(lone);
           return true;
         }
-        if ((effects & SqlEffect.DeallocateAll) !== 0) router.clear();
-        if (lone?.kind === 'deallocate' && lone.name !== null) router.forget(lone.name);
         const rejected = session.note(effects, customSettings);
         if (rejected !== null) {
           this.refuse(rejected, buildQuery(REFUSED_SQL), Owed.Query);
           return true;
         }
-        break;
+        // Made when the Query reaches the server (the server may skip it: an earlier message failed).
+        this.releaseDeferred();
+        if ((effects & SqlEffect.DeallocateAll) !== 0) router.deallocate(null, this.host.direct);
+        else if (lone?.kind === 'deallocate' && lone.name !== null) router.deallocate(lone.name, this.host.direct);
+        return this.forwardAsIs(buf, start, end);
       }
       default:
         break;
     }
     this.releaseDeferred();
     return false;
+  }
+
+  private forwardAsIs(buf: Buffer, start: number, end: number): boolean {
+    this.host.forward(buf, start, end);
+    return true;
   }
 
   /** An error for the batch this message starts; the rest of it up to Sync is skipped, as PostgreSQL does. */

@@ -1258,6 +1258,19 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     expect(h.sent()).toEqual(['B(,s2)', 'E', 'S']);
   });
 
+  it('a duplicate Parse in an aborted transaction gets what PostgreSQL checks first (25P02), not 42P05', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.sent();
+    h.received();
+    h.client(parse('s1', 'select 1'), sync());
+    expect(h.sent()).toEqual(['P()', 'P()', 'S']);
+    h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
+    expect(h.received()).toEqual(['E(25P02)', 'Z(E)']);
+    expect(h.router?.has('s1')).toBe(true);
+  });
+
   it('a Parse of a name the client’s session has already fails in the server’s stream, with 42P05 (the batch skipped to Sync)', () => {
     const h = new Harness({ router: new StatementRouter() });
     h.client(parse('s1', 'select 1'), sync());
@@ -1267,10 +1280,11 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
 
     h.client(query('select 0'), parse('s1', 'select 2'), bind('s1'), execute(), sync());
     const sent = h.sent();
-    // In its place a Parse made to fail (pgmux's), so the server skips the rest as PostgreSQL would.
-    expect(sent).toEqual(['Q(select 0)', 'P()', 'B(,s1)', 'E', 'S']);
+    // In its place the same SQL Parsed unnamed (PostgreSQL's checks before the name is refused), then a Parse
+    // made to fail (pgmux's), so the server skips the rest as PostgreSQL would.
+    expect(sent).toEqual(['Q(select 0)', 'P()', 'P()', 'B(,s1)', 'E', 'S']);
     expect(h.server(commandComplete('SELECT 1'), rfq('I'))).toEqual([None, Ready]);
-    expect(h.server(error('42703', 'column "pgmux_refused" does not exist'))).toEqual([None]);
+    expect(h.server(parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'))).toEqual([None, None]);
     expect(h.link.ledger.length).toBe(1);
     const got = h.receivedBytes();
     expect(frames(got).map(backendToken)).toEqual(['C(SELECT 1)', 'Z(I)', 'E(42P05)']);
@@ -1305,8 +1319,8 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
   it('a Parse of a name prepared earlier in the same batch is refused too', () => {
     const h = new Harness({ router: new StatementRouter() });
     h.client(parse('s1', 'select 1'), parse('s1', 'select 1'), sync());
-    expect(h.sent()).toEqual(['P(s1)', 'P()', 'S']);
-    expect(h.server(parseComplete(), error('42703', 'column "pgmux_refused" does not exist'), rfq('I'))).toEqual([None, None, Ready]);
+    expect(h.sent()).toEqual(['P(s1)', 'P()', 'P()', 'S']);
+    expect(h.server(parseComplete(), parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('I'))).toEqual([None, None, None, Ready]);
     expect(h.received()).toEqual(['1', 'E(42P05)', 'Z(I)']);
     expect(h.router?.has('s1')).toBe(true);
   });

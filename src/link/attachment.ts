@@ -18,7 +18,7 @@ import { readErrorFields } from '../protocol/fields.js';
 import { readParse } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
-import { UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
+import { OWN_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
 import { endsWithReady, isExtended, Owed, Reply, RequestLedger } from './request-ledger.js';
 
@@ -44,8 +44,8 @@ function isStalePlan(fields: ReadonlyMap<string, string>): boolean {
   return fields.get('C') === '0A000' && (fields.get('R') === 'RevalidateCachedQuery' || fields.get('M') === 'cached plan must not change result type');
 }
 
-/** How pgmux's stand-ins fail on the server: no such column (refused statements), no such statement (26000). */
-const STAND_IN_FAILURES: ReadonlySet<string> = new Set(['42703', '26000']);
+/** How pgmux's stand-ins fail on the server: no such column (refused statements), no such statement (26000), one command only (42601). */
+const STAND_IN_FAILURES: ReadonlySet<string> = new Set(['42703', '26000', '42601']);
 
 export class Attachment implements StatementTarget {
   readonly ledger = new RequestLedger();
@@ -79,6 +79,9 @@ export class Attachment implements StatementTarget {
   private partlyOwnOwed = 0;
   /** Results of the current simple Query so far (each ends with CommandComplete or EmptyQueryResponse). */
   private results = 0;
+  /** Syncs sent, and Syncs answered (or ignored by the server during COPY IN): entries between belong to segment `syncsDone`. */
+  private syncsSent = 0;
+  private syncsDone = 0;
 
   constructor(
     readonly statements: PreparedCache,
@@ -113,7 +116,12 @@ export class Attachment implements StatementTarget {
     if (this.ledger.empty && !this.copyIn) {
       this.requestSince = performance.now();
       this.cancelSent = false;
+      // Nothing in flight can be skipped any more: what was recorded to undo it is done with.
+      this.router?.settle();
+      this.statements.settle();
+      this.syncsSent = this.syncsDone = 0;
     }
+    if (this.router !== null) this.ledger.mark = this.router.journalMark;
     if (this.ledger.skippingToSync) {
       // The server discards everything up to Sync after an error: so does pgmux.
       if (code !== FrontendCode.Sync) return false;
@@ -157,6 +165,7 @@ export class Attachment implements StatementTarget {
         this.unsynced = false;
         if (!this.copyEndSent) this.syncsBeforeCopyEnd++;
         ledger.push(Owed.Sync);
+        this.syncsSent++;
         break;
       case FrontendCode.Query:
         // A simple Query ends the implicit transaction of an unsynced batch too.
@@ -179,10 +188,15 @@ export class Attachment implements StatementTarget {
     this.toServer.add(buf, start, end);
   }
 
-  /** A simple Query destroys the unnamed statement, the client's and the server's. */
+  /** Segment of the messages routed now (Syncs sent before them on this link): see PreparedCache.uncertain. */
+  get segment(): number {
+    return this.syncsSent;
+  }
+
+  /** A simple Query destroys the unnamed statement, the client's and the server's (and may DEALLOCATE). */
   private queryDropsUnnamed(): void {
     this.statements.unnamedOwner = null;
-    this.router?.unnamedDropped();
+    this.router?.querySent();
   }
 
   /** An Execute or Query, which may start COPY: count the Syncs the server would ignore during it. */
@@ -211,7 +225,8 @@ export class Attachment implements StatementTarget {
     if (!this.admit(message[0], message, 0, message.length)) return;
     if (kind === Owed.Query) {
       this.unsynced = false;
-      this.queryDropsUnnamed();
+      this.statements.unnamedOwner = null;
+      this.router?.queryRefused();
     } else {
       this.unsynced = true;
       // pgmux's failing stand-ins are unnamed Parses: the server's unnamed statement is gone (the client's is not).
@@ -221,8 +236,8 @@ export class Attachment implements StatementTarget {
     this.ledger.push(kind, Reply.ReplaceError, error);
   }
 
-  synthesize(kind: Owed, reply: Buffer, clientName: string | null = null): void {
-    this.ledger.push(kind, Reply.Synthesize, reply, null, null, clientName);
+  synthesize(kind: Owed, reply: Buffer): void {
+    this.ledger.push(kind, Reply.Synthesize, reply);
     this.emitSynthesized();
   }
 
@@ -234,8 +249,6 @@ export class Attachment implements StatementTarget {
       // answer a stale-plan retry would repeat (the retry skips named Parses).
       if (ledger.next !== Owed.Parse) this.answered = true;
       this.toClient.addBuffer(ledger.nextPayload as Buffer);
-      const closed = ledger.next === Owed.Close ? ledger.nextClientName : null;
-      if (closed !== null) this.router?.closeDone(closed);
       ledger.shift();
     }
   }
@@ -275,7 +288,7 @@ export class Attachment implements StatementTarget {
       case BackendCode.CopyInResponse:
         if (ledger.next !== Owed.Query && ledger.next !== Owed.Execute) return this.desync(code);
         this.copyIn = true;
-        ledger.dropSyncsAfterNext(this.syncsBeforeCopyEnd);
+        this.syncsDone += ledger.dropSyncsAfterNext(this.syncsBeforeCopyEnd);
         this.forward(buf, start, end);
         return LinkEvent.None;
       case BackendCode.ErrorResponse:
@@ -304,6 +317,10 @@ export class Attachment implements StatementTarget {
     const ledger = this.ledger;
     if (ledger.next !== kind) return this.desync(buf[start]);
     const reply = ledger.nextReply;
+    if (kind === Owed.Parse) {
+      const name = ledger.nextName;
+      if (name !== null) this.statements.confirm(name, this.syncsDone);
+    }
     ledger.shift();
     if (reply === Reply.Forward) this.forward(buf, start, end);
     this.emitSynthesized();
@@ -319,8 +336,15 @@ export class Attachment implements StatementTarget {
     // cause (25P02 in an aborted transaction) is what PostgreSQL would have said too.
     if (replacement !== null && !STAND_IN_FAILURES.has(readErrorFields(buf, start, end).get('C') ?? '')) replacement = null;
     if (next !== undefined && isExtended(next)) {
-      // The server skips everything up to the next Sync: nothing before it will be answered.
-      ledger.dropToSync(this.notRun);
+      // The server skips everything up to the next Sync: nothing before it will be answered, and what the
+      // client's messages from the failing one on changed is undone (a failed unnamed Parse drops the client's
+      // unnamed statement first, as PostgreSQL's does).
+      const from = ledger.nextMark;
+      const failedUnnamedParse = next === Owed.Parse && ledger.nextClientName === UNNAMED_MARK;
+      const synced = ledger.dropToSync(this.notRun);
+      if (this.router !== null) {
+        this.router.rollback(from, synced ? ledger.nextMark : Number.POSITIVE_INFINITY, failedUnnamedParse);
+      }
       if (this.replay !== null && !this.answered && ledger.length === 1 && this.replay.replayable && isStalePlan(readErrorFields(buf, start, end))) {
         this.heldError = buf.subarray(start, end);
         return LinkEvent.None;
@@ -337,19 +361,15 @@ export class Attachment implements StatementTarget {
     return LinkEvent.None;
   }
 
-  /** A message naming a statement that the server skipped (or that failed): undo what pgmux recorded for it. */
+  /** A message naming a statement that the server skipped (or that failed): undo what pgmux recorded for the server. */
   private readonly notRun = (kind: Owed, reply: Reply, serverName: string | null, clientName: string | null, payload: Buffer | null): void => {
     if (kind === Owed.Parse) {
-      // The server does not have the statement, nor (if it was the client's Parse) the client.
-      if (serverName !== null) this.statements.delete(serverName);
-      if (clientName?.startsWith(UNNAMED_MARK) === true) this.statements.unnamedOwner = null; // whose it is now is not known
-      if (clientName !== null) this.router?.forget(clientName);
+      // The server does not have the statement (unless a later segment prepares it again).
+      if (serverName !== null) this.statements.notPrepared(serverName, this.syncsDone);
+      if (clientName === UNNAMED_MARK || clientName === OWN_UNNAMED_MARK) this.statements.unnamedOwner = null; // whose it is now is not known
     } else if (kind === Owed.Close && reply === Reply.Swallow && serverName !== null && payload !== null) {
       // An eviction Close that did not run: the statement is still there.
       this.statements.restore(serverName, payload.toString('latin1'));
-    } else if (kind === Owed.Close && clientName !== null) {
-      // The client's Close did not happen: it still has the statement.
-      this.router?.closeUndone(clientName);
     }
   };
 
@@ -358,6 +378,7 @@ export class Attachment implements StatementTarget {
     const next = ledger.next;
     if (next === undefined || !endsWithReady(next)) return this.desync(BackendCode.ReadyForQuery);
     if (ledger.nextReply === Reply.PartlyOwn) this.partlyOwnOwed--;
+    if (next === Owed.Sync) this.syncsDone++;
     ledger.shift();
     this.txStatus = buf[start + 5];
     this.copyIn = false;

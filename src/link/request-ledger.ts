@@ -67,6 +67,10 @@ export class RequestLedger {
   private readonly clientNames: Array<string | null> = [];
   /** For PartlyOwn queries: which results are pgmux's. */
   private readonly owned: Array<readonly number[] | null> = [];
+  /** The statement router's journal mark when the message was routed (StatementRouter.rollback). */
+  private readonly marks: number[] = [];
+  /** The mark entries pushed from now on get (set as each client message is admitted). */
+  mark = 0;
   private head = 0;
   /**
    * The server is discarding messages up to the next Sync (an extended-protocol message failed
@@ -89,6 +93,7 @@ export class RequestLedger {
     this.names.push(name);
     this.owned.push(owned);
     this.clientNames.push(clientName);
+    this.marks.push(this.mark);
   }
 
   /** The next answer owed, or undefined when nothing is owed. */
@@ -102,6 +107,16 @@ export class RequestLedger {
 
   get nextPayload(): Buffer | null {
     return this.payloads[this.head];
+  }
+
+  /** The server-side statement name of the next entry (a Parse that creates one), if any. */
+  get nextName(): string | null {
+    return this.names[this.head] ?? null;
+  }
+
+  /** The journal mark of the next entry. */
+  get nextMark(): number {
+    return this.marks[this.head] ?? this.mark;
   }
 
   /** The client's statement name of the next entry (a Parse or Close of the client's), if any. */
@@ -155,17 +170,19 @@ export class RequestLedger {
    * COPY IN began for the next entry: the server ignores Syncs until the copy ends, so the Syncs
    * sent right after the message that started it (at most `max`: those sent before CopyDone) earn nothing.
    */
-  dropSyncsAfterNext(max = Number.POSITIVE_INFINITY): void {
+  dropSyncsAfterNext(max = Number.POSITIVE_INFINITY): number {
     let i = this.head + 1;
     while (i < this.kinds.length && this.kinds[i] === Owed.Sync && i - (this.head + 1) < max) i++;
     const dropped = i - (this.head + 1);
-    if (dropped === 0) return;
+    if (dropped === 0) return 0;
     this.kinds.splice(this.head + 1, dropped);
     this.replies.splice(this.head + 1, dropped);
     this.payloads.splice(this.head + 1, dropped);
     this.names.splice(this.head + 1, dropped);
     this.owned.splice(this.head + 1, dropped);
     this.clientNames.splice(this.head + 1, dropped);
+    this.marks.splice(this.head + 1, dropped);
+    return dropped;
   }
 
   clear(): void {
@@ -181,6 +198,7 @@ export class RequestLedger {
     this.names.length = 0;
     this.owned.length = 0;
     this.clientNames.length = 0;
+    this.marks.length = 0;
     this.head = 0;
   }
 }

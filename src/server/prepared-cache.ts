@@ -15,7 +15,46 @@ export class PreparedCache {
    */
   unnamedOwner: object | null = null;
 
+  /**
+   * Statements whose Parse is in flight: the segment it was sent in (Syncs sent before it on this link) and
+   * whether pgmux sent it. Until its ParseComplete the server may skip it (an earlier message failed).
+   */
+  private readonly pending = new Map<string, { segment: number; injected: boolean }>();
+
   constructor(private readonly capacity: number) {}
+
+  /** A Parse creating `name` was sent in `segment`. */
+  sent(name: string, segment: number, injected: boolean): void {
+    this.pending.set(name, { segment, injected });
+  }
+
+  /** The Parse of `name` sent in `segment` was answered: the server has it. */
+  confirm(name: string, segment: number): void {
+    if (this.pending.get(name)?.segment === segment) this.pending.delete(name);
+  }
+
+  /** The Parse of `name` sent in `segment` never ran: the server does not have it (unless a later one was sent). */
+  notPrepared(name: string, segment: number): void {
+    const p = this.pending.get(name);
+    if (p !== undefined && p.segment !== segment) return;
+    this.pending.delete(name);
+    this.entries.delete(name);
+  }
+
+  /**
+   * Whether `name` rests on a Parse pgmux sent in an earlier segment that is not answered yet: the server
+   * may skip it, so a later segment must not count on it.
+   */
+  uncertain(name: string, segment: number): boolean {
+    if (this.pending.size === 0) return false;
+    const p = this.pending.get(name);
+    return p !== undefined && p.injected && p.segment < segment;
+  }
+
+  /** Nothing is in flight. */
+  settle(): void {
+    if (this.pending.size > 0) this.pending.clear();
+  }
 
   get size(): number {
     return this.entries.size;
@@ -65,6 +104,7 @@ export class PreparedCache {
 
   clear(): void {
     this.entries.clear();
+    this.pending.clear();
     this.unknown = false;
     this.unnamedOwner = null;
   }

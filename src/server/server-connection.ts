@@ -130,6 +130,8 @@ export class ServerConnection implements FrameHandler {
   }
   /** Parameters this server reports by itself (their values are always current in `params`). */
   private readonly reportedAtLogin = new Set<string>();
+  /** Reported parameters changed in this session since login (a SET, pgmux's sync): not at the server's own value. */
+  private readonly reportedChanged = new Set<string>();
   txStatus: number = TxStatus.Idle;
   processId = 0;
   secretKey = 0;
@@ -256,6 +258,7 @@ export class ServerConnection implements FrameHandler {
       case BackendCode.ParameterStatus: {
         const [name, value] = readParameterStatus(buf, start, end);
         this.params.set(name, value);
+        this.reportedChanged.add(name);
         if (tracks(client.params, name)) client.params.set(name, value);
         // The session's privileges changed, maybe inside a function: take them as the client's.
         if (name === IS_SUPERUSER || name === SESSION_AUTHORIZATION) client.privilegesChanged();
@@ -460,6 +463,12 @@ export class ServerConnection implements FrameHandler {
         this.params.delete(name);
       }
     }
+    for (const name of [...this.reportedChanged]) if (!captured.has(name)) this.reportedChanged.delete(name);
+  }
+
+  /** Whether `name` is set in this server's session (pgmux's sync, or a client's SET captured), not at its default. */
+  hasSessionValue(name: string): boolean {
+    return this.customParams.has(name) || this.reportedChanged.has(name);
   }
 
   /** The attached client's role, found by asking (see roleMayChangeUnseen). */
@@ -546,6 +555,7 @@ export class ServerConnection implements FrameHandler {
           // Back to the server's defaults: forget the values pgmux or a client had set.
           for (const name of this.customParams) this.params.delete(name);
           this.customParams.clear();
+          this.reportedChanged.clear();
           // RESET ALL leaves the role alone; DISCARD ALL does not (session_authorization is reported).
           this.params.set(ROLE, /discard\s+all/i.test(joined) ? NO_ROLE : (this.params.get(ROLE) ?? NO_ROLE));
         }
@@ -615,6 +625,7 @@ export class ServerConnection implements FrameHandler {
       case BackendCode.ParameterStatus: {
         const [name, value] = readParameterStatus(buf, start, end);
         this.params.set(name, value);
+        if (this.loggedIn) this.reportedChanged.add(name);
         const client = this.client;
         if (client !== null && tracks(client.params, name)) client.params.set(name, value);
         return;
