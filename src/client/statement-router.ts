@@ -26,13 +26,20 @@ import {
 } from '../protocol/frontend-messages.js';
 import type { WriteBatch } from '../protocol/write-batch.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
+import { classifySql } from './sql-classifier.js';
 import { Owed, Reply, type RequestLedger } from '../link/request-ledger.js';
 
 interface Statement {
   /** Hash of query text and parameter types: equal keys are interchangeable statements. */
   key: string;
   tail: Buffer;
+  /** What running it may do to the session (SqlEffect bits), noted again at each Bind; 0 for most. */
+  effects: number;
+  customSettings: readonly string[];
 }
+
+/** Told when a Bind runs a statement whose SQL may change session state (a SET, an advisory lock ...). */
+export type StatementUse = (effects: number, customSettings: readonly string[]) => void;
 
 /** What the router writes to and records in: the link to the server now serving the client. */
 export interface StatementTarget {
@@ -112,12 +119,17 @@ export class StatementRouter {
   private readonly undoNames: string[] = [];
   private readonly undoValues: unknown[] = [];
   private readonly undoTokens: Array<object | null> = [];
+  /** The token of the unnamed statement the client last Closed: the server still has it if that Close was skipped. */
+  private closedUnnamed: object | null = null;
   /** A DEALLOCATE the intercepts saw in the Query the link routes next (null: none; '' with `deallocateAll`). */
   private pendingDeallocate: string | null = null;
   private pendingDeallocateAll = false;
 
   /** `tracking` false (max_prepared_statements 0): named statements are passed through as sent. */
-  constructor(private readonly tracking = true) {}
+  constructor(
+    private readonly tracking = true,
+    private readonly onUse: StatementUse | null = null,
+  ) {}
 
   get size(): number {
     return this.statements.size;
@@ -129,7 +141,8 @@ export class StatementRouter {
 
   /** Record a statement the client prepared (a Parse answered by pgmux and prepared on a server at first use). */
   register(info: ParseInfo): Statement {
-    const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail };
+    const { effects, customSettings } = this.onUse === null ? { effects: 0, customSettings: [] } : classifySql(info.query);
+    const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail, effects, customSettings };
     this.statements.set(info.name, statement);
     return statement;
   }
@@ -146,7 +159,10 @@ export class StatementRouter {
 
   /** Make the server's unnamed statement this client's, if the client has one; false if it has none. */
   private ensureUnnamed(target: StatementTarget): boolean {
-    if (this.unnamedToken === null || this.unnamedTail === null) return false;
+    if (this.unnamedToken === null || this.unnamedTail === null) {
+      // Closed in a message the server may yet skip: the server's unnamed statement is what it is.
+      return this.closedUnnamed !== null && target.statements.unnamedOwner === this.closedUnnamed;
+    }
     if (target.statements.unnamedOwner === this.unnamedToken) return true;
     target.toServer.addBuffer(buildParse('', this.unnamedTail));
     target.ledger.push(Owed.Parse, Reply.Swallow, null, null, null, OWN_UNNAMED_MARK);
@@ -349,6 +365,8 @@ export class StatementRouter {
           }
           return;
         }
+        const used = this.statements.get(name);
+        if (used !== undefined && used.effects !== 0) this.onUse?.(used.effects, used.customSettings);
         const serverName = this.ensurePrepared(name, target);
         if (serverName === null) {
           // Never prepared by this client, but another client left one of that name here: make
@@ -404,13 +422,16 @@ export class StatementRouter {
         }
         if (closed.kind === STATEMENT) {
           // The unnamed statement: closed on the server only if it is this client's there.
-          const here = this.unnamedToken !== null && target.statements.unnamedOwner === this.unnamedToken;
-          if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
-          if (!here) {
+          if (this.unnamedTail === null) {
             target.synthesize(Owed.Close, CLOSE_COMPLETE);
             return;
           }
-          target.statements.unnamedOwner = null;
+          // Closed on the server, which has to be the client's there first: if an earlier message fails, the
+          // server skips the Close and the client keeps its statement, and a pipelined Bind after the Sync is
+          // forwarded for the server to decide (see closedUnnamed).
+          this.ensureUnnamed(target);
+          this.closedUnnamed = this.unnamedToken;
+          this.setUnnamed(null, null);
         }
         batch.add(buf, start, end);
         ledger.push(Owed.Close);

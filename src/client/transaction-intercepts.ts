@@ -56,7 +56,7 @@ export class TransactionIntercepts {
     private readonly session: SessionState,
     private readonly maxPreparedStatements: number,
   ) {
-    this.router = new StatementRouter(maxPreparedStatements > 0);
+    this.router = new StatementRouter(maxPreparedStatements > 0, (effects, customSettings) => void session.note(effects, customSettings));
   }
 
   /** The refusal a replacement message stands for, if it is one (taken: each is sent once). */
