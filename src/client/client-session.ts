@@ -456,8 +456,9 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     if (this.state === ClientState.Idle && (code === FrontendCode.CopyData || code === FrontendCode.CopyDone || code === FrontendCode.CopyFail)) {
       return; // COPY messages after a COPY ended (e.g. failed): the server would ignore them too
     }
-    // What the server discards (it skips to Sync after an error) has no effect here either.
-    if (this.intercepts !== null && !this.serverSkipping && this.intercepts.intercept(code, buf, start, end)) return;
+    // What the server discards (it skips to Sync after an error) is discarded here too, before it has any effect.
+    if (code !== FrontendCode.Sync && this.serverSkipping) return;
+    if (this.intercepts !== null && this.intercepts.intercept(code, buf, start, end)) return;
     this.forward(buf, start, end);
   }
 
@@ -479,10 +480,6 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
 
   skipToSync(): void {
     this.skipUntilSync = true;
-  }
-
-  get direct(): boolean {
-    return this.state === ClientState.Active && !(this.server as ServerConnection).ownQueryRunning;
   }
 
   canStream(code: number): boolean {

@@ -65,6 +65,10 @@ function countLookup(target: StatementTarget, present: boolean): void {
   else target.counters.preparedMisses++;
 }
 
+/** What a Query DEALLOCATEs (StatementRouter.queryIntercepted), beside a statement name. */
+export const DEALLOCATE_ALL = Symbol('DEALLOCATE ALL');
+export const DEALLOCATE_NONE = Symbol('no DEALLOCATE');
+
 /** Ledger name of the client's unnamed Parses (a NUL: no statement name can contain one). */
 export const UNNAMED_MARK = '\u0000';
 /** Ledger name of an unnamed Parse pgmux sends (the client's unnamed statement put back, a check): the server's unnamed statement changes. */
@@ -121,9 +125,8 @@ export class StatementRouter {
   private readonly undoTokens: Array<object | null> = [];
   /** The token of the unnamed statement the client last Closed: the server still has it if that Close was skipped. */
   private closedUnnamed: object | null = null;
-  /** A DEALLOCATE the intercepts saw in the Query the link routes next (null: none; '' with `deallocateAll`). */
-  private pendingDeallocate: string | null = null;
-  private pendingDeallocateAll = false;
+  /** What each Query let through by the intercepts and not yet routed DEALLOCATEs, in order. */
+  private readonly queryDeallocations: Array<string | typeof DEALLOCATE_ALL | typeof DEALLOCATE_NONE> = [];
 
   /** `tracking` false (max_prepared_statements 0): named statements are passed through as sent. */
   constructor(
@@ -268,40 +271,43 @@ export class StatementRouter {
   }
 
   /**
-   * The intercepts saw a DEALLOCATE (`name`, or every statement) in a Query. `direct`: the Query is routed to a
-   * server at once, so the change is made there (journaled: the server may skip the Query); otherwise now.
+   * The intercepts let a Query through: `deallocate` is what it DEALLOCATEs (a name, ALL, or NONE). The change is
+   * made when the Query is routed to a server (journaled: the server may skip it), in the order Queries are
+   * routed, so messages held before it (a Parse) are registered first.
    */
-  deallocate(name: string | null, direct: boolean): void {
-    if (!direct) {
-      if (name === null) this.statements.clear();
-      else this.statements.delete(name);
-      return;
-    }
-    if (name === null) this.pendingDeallocateAll = true;
-    else this.pendingDeallocate = name;
+  queryIntercepted(deallocate: string | typeof DEALLOCATE_ALL | typeof DEALLOCATE_NONE): void {
+    this.queryDeallocations.push(deallocate);
   }
 
   /** A simple Query goes to the server: it destroys the unnamed statement, and makes its DEALLOCATE happen. */
   querySent(): void {
     if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
-    if (this.pendingDeallocateAll) {
+    const deallocate = this.queryDeallocations.length === 0 ? DEALLOCATE_NONE : this.queryDeallocations.shift();
+    if (deallocate === DEALLOCATE_ALL) {
       this.record(Undo.Cleared, '', new Map(this.statements));
       this.statements.clear();
-    } else if (this.pendingDeallocate !== null) {
-      const statement = this.statements.get(this.pendingDeallocate);
+    } else if (typeof deallocate === 'string') {
+      const statement = this.statements.get(deallocate);
       if (statement !== undefined) {
-        this.record(Undo.Named, this.pendingDeallocate, statement);
-        this.statements.delete(this.pendingDeallocate);
+        this.record(Undo.Named, deallocate, statement);
+        this.statements.delete(deallocate);
       }
     }
-    this.pendingDeallocate = null;
-    this.pendingDeallocateAll = false;
+  }
+
+  /** A Query the server would discard (it skips to Sync), so the link does: it changes nothing. */
+  queryDiscarded(): void {
+    this.queryDeallocations.shift();
+  }
+
+  /** Held messages were dropped: the Queries among them will not be routed. */
+  dropIntercepted(): void {
+    this.queryDeallocations.length = 0;
   }
 
   /** A Query refused by pgmux (a stand-in runs instead): its DEALLOCATE does not happen. */
   queryRefused(): void {
-    this.pendingDeallocate = null;
-    this.pendingDeallocateAll = false;
+    this.queryDeallocations.shift();
     if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
   }
 

@@ -20,15 +20,13 @@ import { WriteBatch } from '../protocol/write-batch.js';
 import { Owed } from '../link/request-ledger.js';
 import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
 import type { SessionState } from './session-state.js';
-import { StatementRouter } from './statement-router.js';
+import { DEALLOCATE_ALL, DEALLOCATE_NONE, StatementRouter } from './statement-router.js';
 
 /** What the intercepts need of the client session. */
 export interface InterceptHost {
   readonly socket: Socket;
   /** No server held and nothing held for one: pgmux may answer by itself, as PostgreSQL would. */
   readonly idle: boolean;
-  /** A message forwarded now goes to the attached server at once (none is held, no own query runs). */
-  readonly direct: boolean;
   /** Send on towards a server (held until one is attached). */
   forward(buf: Buffer, start: number, end: number): void;
   /** What PostgreSQL skips after an error: messages up to the next Sync. */
@@ -70,6 +68,7 @@ export class TransactionIntercepts {
   /** Held messages were dropped (failed before reaching a server). */
   dropRefusals(): void {
     this.refusals.clear();
+    this.router.dropIntercepted();
   }
 
   /** Replace a refused statement with one that fails on the server, in its place in the stream. */
@@ -143,13 +142,15 @@ export class TransactionIntercepts {
         }
         const rejected = session.note(effects, customSettings);
         if (rejected !== null) {
+          router.queryIntercepted(DEALLOCATE_NONE);
           this.refuse(rejected, buildQuery(REFUSED_SQL), Owed.Query);
           return true;
         }
         // Made when the Query reaches the server (the server may skip it: an earlier message failed).
         this.releaseDeferred();
-        if ((effects & SqlEffect.DeallocateAll) !== 0) router.deallocate(null, this.host.direct);
-        else if (lone?.kind === 'deallocate' && lone.name !== null) router.deallocate(lone.name, this.host.direct);
+        router.queryIntercepted(
+          (effects & SqlEffect.DeallocateAll) !== 0 ? DEALLOCATE_ALL : lone?.kind === 'deallocate' && lone.name !== null ? lone.name : DEALLOCATE_NONE,
+        );
         return this.forwardAsIs(buf, start, end);
       }
       default:

@@ -15,7 +15,7 @@ import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 
 import { SegmentReplay } from '../client/segment-replay.js';
-import { StatementRouter } from '../client/statement-router.js';
+import { DEALLOCATE_ALL, StatementRouter } from '../client/statement-router.js';
 import { errorResponse as pgmuxError } from '../protocol/backend-messages.js';
 import { TxStatus } from '../protocol/codes.js';
 import { readErrorFields } from '../protocol/fields.js';
@@ -2655,5 +2655,86 @@ describe('Attachment with a StatementRouter: the client gets what its own sessio
       fc.property(scenario(fc.constantFrom(1, 2, 100)), fc.array(fc.nat(1000), { maxLength: 50 }), (s, choices) => runDifferential(s, choices, false)),
       { numRuns: 1000, seed: 42 },
     );
+  });
+});
+
+describe('Attachment with a StatementRouter: what the server skips is undone (the undo journal; differential-fuzzer findings)', () => {
+  it('a Parse and a Close of the statement, both skipped after an error: the client has no statement (seed 424243)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s2', 'select $1::int + 1'), bind('s2'), describePortal(''), closeStatement('s2'), sync());
+    h.sent();
+    h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
+    expect(h.received()).toEqual(['E(25P02)', 'Z(E)']);
+    expect(h.router?.has('s2')).toBe(false);
+  });
+
+  it('a Close skipped after an error: the client still has the statement', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.client(bind('s1'), execute(), closeStatement('s1'), sync());
+    h.server(error('22012', 'division by zero'), rfq('I'));
+    expect(h.router?.has('s1')).toBe(true);
+  });
+
+  it('an unnamed Parse skipped after an error leaves the earlier unnamed statement (seed 424246)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('', 'fetch 1 from hc'), bind('', 'hc'), execute(0, 'hc'), parse('', 'select 2'), bind(), execute(), sync());
+    h.sent();
+    h.server(parseComplete(), bindComplete(), error('34000', 'cursor "hc" does not exist'), rfq('I'));
+    h.received();
+    // The client's unnamed statement is still `fetch 1 from hc`: prepared again (whose the server's is, is not
+    // known after a skip) and bound, where a client with none would get the 26000 stand-in.
+    h.client(bind(), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'S']);
+  });
+
+  it('a failed unnamed Parse drops the unnamed statement (PostgreSQL drops it before parsing)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.client(parse('', 'selec 1'), sync());
+    h.server(error('42601', 'syntax error at or near "selec"'), rfq('I'));
+    h.sent();
+    h.received();
+    h.client(bind(), execute(), sync());
+    h.sent();
+    h.server(error('26000', 'unnamed prepared statement does not exist'), rfq('I'));
+    expect(h.received()).toEqual(['E(26000)', 'Z(I)']);
+  });
+
+  it('a simple Query the server skips does not drop the unnamed statement (seed 424244)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('', 'set timezone to utc'), bind(), execute(), execute(), flush(), query('select 1'));
+    h.sent();
+    h.server(parseComplete(), bindComplete(), commandComplete('SET'), error('55000', 'portal cannot be run'));
+    h.client(sync());
+    h.server(rfq('I'));
+    h.sent();
+    h.received();
+    h.client(bind(), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'S']);
+  });
+
+  it('a DEALLOCATE ALL the server skips leaves the statements (seed 424242)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.router?.queryIntercepted(DEALLOCATE_ALL);
+    h.client(bind('s1'), execute(), flush(), query('DEALLOCATE ALL'));
+    h.server(error('22012', 'division by zero'));
+    h.client(sync());
+    h.server(rfq('I'));
+    expect(h.router?.has('s1')).toBe(true);
+  });
+
+  it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
+    const cache = new PreparedCache(100);
+    const router = new StatementRouter();
+    new Harness({ router }).client(parse('s1', 'select $1::int'));
+    const h = new Harness({ cache, router });
+    h.client(bind('x'), describeStatement('s1'), sync(), bind('s1'), execute(), sync());
+    // The first segment's Bind may fail, and the server then skips the Parse injected for the Describe.
+    expect(h.sent()).toEqual(['B(,x)', 'P(s1)', 'D(S:s1)', 'S', 'C(S:s1)', 'P(s1)', 'B(,s1)', 'E', 'S']);
   });
 });

@@ -124,6 +124,7 @@ export class Attachment implements StatementTarget {
     if (this.router !== null) this.ledger.mark = this.router.journalMark;
     if (this.ledger.skippingToSync) {
       // The server discards everything up to Sync after an error: so does pgmux.
+      if (code === FrontendCode.Query) this.router?.queryDiscarded();
       if (code !== FrontendCode.Sync) return false;
       this.ledger.skippingToSync = false;
     }
