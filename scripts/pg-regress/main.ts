@@ -9,6 +9,7 @@
  * no run had an incident), 1 otherwise, 2 when the runner itself could not start.
  */
 import path from 'node:path';
+import { installMatchingSources } from './binaries.js';
 import { ensureRegressLibs } from './build.js';
 import { compareWithExpected, loadExpectedFailures, type ExpectedFailures } from './expected-failures.js';
 import { HELP, parseOptions, UsageError, type Options } from './options.js';
@@ -63,12 +64,14 @@ function ciVerdict(reports: readonly RunReport[], expected: ExpectedFailures, fi
 async function main(options: Options): Promise<number> {
   const major = options.pgMajor ?? defaultMajor();
   const expected = options.ci ? loadExpectedFailures(options.expectedFailures) : undefined;
-  const install = await ensurePrerequisites(major, log);
+  const system = await ensurePrerequisites(major, log);
   const user = await ensureOsUser();
   await sweepStaleRunDirs();
   const sources = await ensureRegressSources(options.cacheDir, major, log);
+  const install = await installMatchingSources(system, sources, log);
+  if (install.libraryPath !== undefined) process.env.LD_LIBRARY_PATH = install.libraryPath;
   const libDir = await ensureRegressLibs(sources, install, log);
-  log(`PostgreSQL ${sources.installedVersion} (regression sources ${sources.sourceVersion}), OS user ${user.name}`);
+  log(`PostgreSQL ${sources.installedVersion} installed, regression sources ${sources.sourceVersion}, binaries in ${install.binDir}, OS user ${user.name}`);
   if (options.runs.some((r) => r.mode !== 'direct')) {
     if (options.build) await buildPgmux(options.pgmuxDir, log);
     log(`pgmux: node ${pgmuxEntry(options.pgmuxDir)}`);

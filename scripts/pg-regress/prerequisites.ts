@@ -13,6 +13,8 @@ export interface PgInstall {
   readonly pgConfig: string;
   /** Debian's pg_regress from the client package. */
   readonly pgRegress: string;
+  /** Where this install's libpq is, when it is not the system's (see binaries.ts). */
+  readonly libraryPath?: string;
 }
 
 const PG_ROOT = '/usr/lib/postgresql';

@@ -234,5 +234,7 @@ export async function stopAllChildren(graceMs: number): Promise<void> {
 
 /** An environment with nothing of this process's but PATH, plus `extra`. */
 export function cleanEnv(home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C', ...extra };
+  // LD_LIBRARY_PATH is kept: main sets it when the binaries run are unpacked ones with their own libpq.
+  const libraryPath = process.env.LD_LIBRARY_PATH === undefined ? {} : { LD_LIBRARY_PATH: process.env.LD_LIBRARY_PATH };
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C', ...libraryPath, ...extra };
 }
