@@ -90,6 +90,8 @@ async function main(): Promise<number> {
   const phases: Record<string, number> = {};
   let last = Date.now();
   const failures: Array<{ signature: string; report: string; seed: number; path: string }> = [];
+  /** Conversations (shrinking runs included) in which each signature was seen. */
+  const seen = new Map<string, number>();
   try {
     const setup = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.superuser, password: cluster.password, database: 'postgres' });
     await setup.connect();
@@ -112,7 +114,10 @@ async function main(): Promise<number> {
       stats.clients += o.direct.length;
       stats.steps += o.direct.reduce((n, t) => n + t.steps.length, 0);
       for (const [k, ms] of Object.entries(o.timings)) phases[k] = (phases[k] ?? 0) + ms;
-      if (!o.ok) stats.mismatched++;
+      if (!o.ok) {
+        stats.mismatched++;
+        for (const x of new Set(o.signatures)) seen.set(x, (seen.get(x) ?? 0) + 1);
+      }
       else stats.passMs += Date.now() - last;
       last = Date.now();
       if (stats.conversations % 100 === 0) {
@@ -159,6 +164,10 @@ async function main(): Promise<number> {
     console.log(`  per conversation: ${Object.entries(phases).map(([k, ms]) => `${k} ${(ms / stats.conversations).toFixed(0)} ms`).join(', ')}`);
   }
   for (const f of failures) console.log(`  - ${f.signature}   (replay: --seed ${f.seed} --path ${f.path})`);
+  if (seen.size > 0) {
+    console.log('  conversations with each signature (shrinking runs included):');
+    for (const [x, n] of [...seen].sort((a, b) => b[1] - a[1])) console.log(`    ${String(n).padStart(6)}  ${x}`);
+  }
   return failures.length === 0 ? 0 : 1;
 }
 

@@ -65,7 +65,7 @@ const LOGINS: Login[] = [
   },
   {
     name: 'options -c TimeZone / -c datestyle',
-    params: { options: '-c TimeZone=Europe/Helsinki -c datestyle=German -c intervalstyle=iso_8601 -c search_path=public', application_name: 'reset-options' },
+    params: { options: '-c TimeZone=Europe/Helsinki -c datestyle=German -c intervalstyle=iso_8601 -c search_path=public', application_name: "reset-options it's a \\ b" },
     timeZone: 'Europe/Helsinki',
   },
 ];
@@ -121,6 +121,18 @@ const STATEMENTS = [
   "SET TimeZone = 'Asia/Tokyo'; RESET TimeZone; show TimeZone",
   "SET datestyle = 'ISO, DMY'",
   "RESET datestyle; select '04/05/06'::date",
+  // An error after the RESET: its position is counted in the client's text (fuzzer seed 818181).
+  'RESET ALL; select * from no_such_table',
+  "RESET datestyle; select '03/04/2005'::date + nope",
+  // The startup values are put back without a snapshot: the transaction's characteristics can still be set
+  // (fuzzer seed 919193).
+  'RESET ALL; BEGIN ISOLATION LEVEL REPEATABLE READ; show transaction_isolation',
+  'COMMIT',
+  'BEGIN; RESET TimeZone; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; show transaction_isolation; COMMIT',
+  // Values with quotes and backslashes, whatever standard_conforming_strings says.
+  'SET standard_conforming_strings = off',
+  'RESET application_name; show application_name',
+  'RESET ALL; show application_name',
 ];
 
 const PROBE = 'select pg_backend_pid()';

@@ -544,7 +544,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     // has seen the query already: only one that set something is decoded again (a RESET counts as setting).
     if (buf[start] === FrontendCode.Query && this.startupParams.size > 0 && (this.checks === null || this.checks.session.settingsChanged)) {
       const query = queryWithStartupValues(readQuery(buf, start, end), this.startupParams, (this.server as ServerConnection).startupSettings);
-      if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.ownResults);
+      if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.own);
     }
     link.fromClient(buf[start], buf, start, end);
   }

@@ -7,16 +7,22 @@
  * passes the first result, see Reply.FirstResultOnly), and since PostgreSQL reports a parameter
  * once, with its value at the end of the query, the ParameterStatus it sees is PostgreSQL's too.
  */
+import type { OwnStatements } from '../link/request-ledger.js';
+import { characters, type Insertion } from '../protocol/error-rewrite.js';
 import { canonicalGucName } from '../server/session-params.js';
+import { QUOTED_KEYWORDS } from './sql-keywords.js';
 import { statementsOf } from './sql-classifier.js';
 
 /** Cheap test before any splitting: most queries contain neither word. */
 const CANDIDATE = /reset|default|zone/i;
 
-/** A query rewritten by pgmux: the text to send, and which of its results (0-based, one per statement) are pgmux's. */
+/**
+ * A query rewritten by pgmux: the text to send, which of its results (0-based, one per statement) are pgmux's,
+ * and where pgmux's text went (to count error positions in the client's text).
+ */
 export interface RewrittenQuery {
   sql: string;
-  ownResults: number[];
+  own: OwnStatements;
 }
 
 /**
@@ -28,6 +34,7 @@ export function queryWithStartupValues(sql: string, startup: ReadonlyMap<string,
   if (startup.size === 0 || !CANDIDATE.test(sql)) return null;
   const statements = statementsOf(sql);
   const ownResults: number[] = [];
+  const insertions: Insertion[] = [];
   let out = '';
   let from = 0;
   let results = 0;
@@ -39,16 +46,94 @@ export function queryWithStartupValues(sql: string, startup: ReadonlyMap<string,
     for (const name of names === 'all' ? startup.keys() : names) {
       const value = startup.get(name);
       if (value === undefined || serverResetValues?.get(name) === value) continue;
-      follow += `;SELECT pg_catalog.set_config('${name.replace(/'/g, "''")}', '${value.replace(/'/g, "''")}', false)`;
+      follow += `;${restoreStatement(name, value)}`;
       ownResults.push(results++);
     }
     if (follow === '') continue;
     // After the statement, before its `;`; the line break ends a trailing `--` comment.
-    out += `${sql.slice(from, statement.end)}\n${follow}`;
+    out += sql.slice(from, statement.end);
+    const inserted = `\n${follow}`;
+    insertions.push({ at: characters(out) + 1, length: characters(inserted) });
+    out += inserted;
     from = statement.end;
   }
   if (ownResults.length === 0) return null;
-  return { sql: out + sql.slice(from), ownResults };
+  return { sql: out + sql.slice(from), own: { results: ownResults, insertions } };
+}
+
+/**
+ * Settings whose value is a list of identifiers (GUC_LIST_QUOTE). `SET name TO 'a', 'b'` stores each element
+ * through quote_identifier(), so it stores the client's value exactly only when the client wrote each element
+ * as quote_identifier() would (`public, "$user"`, not `Public` or `"public"`); otherwise set_config, which
+ * stores the value as written.
+ */
+const IDENTIFIER_LISTS = new Set(['search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries']);
+
+/** Lists of plain words (GUC_LIST_INPUT): always set_config. DateStyle's value is canonical, so SET is exact. */
+const WORD_LISTS = new Set(['plpgsql.extra_warnings', 'plpgsql.extra_errors']);
+
+/** A string literal whatever standard_conforming_strings says. */
+function literal(value: string): string {
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** PostgreSQL's quote_identifier(). */
+export function quoteIdentifier(name: string): string {
+  if (/^[a-z_][a-z0-9_]*$/.test(name) && !QUOTED_KEYWORDS.has(name)) return name;
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The elements of an identifier list as PostgreSQL splits it (SplitIdentifierString), or null if it is not one. */
+export function splitIdentifierList(value: string): string[] | null {
+  const names: string[] = [];
+  let i = 0;
+  const space = (): void => {
+    while (i < value.length && /\s/.test(value[i])) i++;
+  };
+  space();
+  if (i === value.length) return names;
+  for (;;) {
+    let name = '';
+    if (value[i] === '"') {
+      for (i++; ; i++) {
+        if (i >= value.length) return null;
+        if (value[i] === '"') {
+          if (value[i + 1] !== '"') break;
+          i++;
+        }
+        name += value[i];
+      }
+      i++;
+    } else {
+      const from = i;
+      while (i < value.length && value[i] !== ',' && !/\s/.test(value[i])) i++;
+      if (i === from) return null;
+      name = value.slice(from, i).replace(/[A-Z]+/g, (m) => m.toLowerCase());
+    }
+    names.push(name);
+    space();
+    if (i === value.length) return names;
+    if (value[i] !== ',') return null;
+    i++;
+    space();
+  }
+}
+
+/**
+ * A statement that gives `name` the session value `value`. SET where it stores exactly that value: a SELECT
+ * (set_config) takes a snapshot, after which a later `BEGIN ISOLATION LEVEL ...` or `SET TRANSACTION ...` of
+ * the same query fails (25001), where after the client's RESET alone it would not.
+ */
+export function restoreStatement(name: string, value: string): string {
+  const key = name.toLowerCase();
+  const id = `"${name.replace(/"/g, '""')}"`;
+  if (key === 'datestyle') return `SET ${id} TO ${value.split(',').map((v) => literal(v.trim())).join(', ')}`;
+  if (IDENTIFIER_LISTS.has(key)) {
+    const names = splitIdentifierList(value);
+    if (names !== null && names.length > 0 && names.map(quoteIdentifier).join(', ') === value) return `SET ${id} TO ${names.map(literal).join(', ')}`;
+  }
+  if (IDENTIFIER_LISTS.has(key) || WORD_LISTS.has(key)) return `SELECT pg_catalog.set_config(${literal(name)}, ${literal(value)}, false)`;
+  return `SET ${id} TO ${literal(value)}`;
 }
 
 /** The settings a lone statement resets, 'all', or null when it is not a reset. */

@@ -381,9 +381,14 @@ export class StatementRouter {
           ledger.push(Owed.Bind, Reply.ReplaceError, noSuchStatement(name));
           return;
         }
-        if (serverName === name) batch.add(buf, start, end);
-        else batch.addBuffer(renameBind(buf, start, end, serverName));
-        ledger.push(Owed.Bind);
+        if (serverName === name) {
+          batch.add(buf, start, end);
+          ledger.push(Owed.Bind);
+        } else {
+          // Under an alias: an error naming it is put back in the client's name (Attachment.onError).
+          batch.addBuffer(renameBind(buf, start, end, serverName));
+          ledger.push(Owed.Bind, Reply.Forward, null, serverName, null, name);
+        }
         return;
       }
       case FrontendCode.Describe: {
@@ -409,9 +414,13 @@ export class StatementRouter {
           ledger.push(Owed.DescribeStatement, Reply.ReplaceError, noSuchStatement(described.name));
           return;
         }
-        if (serverName === described.name) batch.add(buf, start, end);
-        else batch.addBuffer(buildTarget(FrontendCode.Describe, STATEMENT, serverName));
-        ledger.push(Owed.DescribeStatement);
+        if (serverName === described.name) {
+          batch.add(buf, start, end);
+          ledger.push(Owed.DescribeStatement);
+        } else {
+          batch.addBuffer(buildTarget(FrontendCode.Describe, STATEMENT, serverName));
+          ledger.push(Owed.DescribeStatement, Reply.Forward, null, serverName, null, described.name);
+        }
         return;
       }
       case FrontendCode.Close: {

@@ -22,7 +22,8 @@ import { readErrorFields } from '../protocol/fields.js';
 import type { WriteBatch } from '../protocol/write-batch.js';
 import { PreparedCache } from '../server/prepared-cache.js';
 import { Attachment, LinkEvent } from './attachment.js';
-import { Owed } from './request-ledger.js';
+import { Owed, type OwnStatements } from './request-ledger.js';
+import type { Insertion } from '../protocol/error-rewrite.js';
 
 // ---------------------------------------------------------------------------------------------
 // Backend messages, built by hand
@@ -82,6 +83,9 @@ function error(sqlstate: string, message: string, routine?: string, severity = '
   if (routine !== undefined) f.R = routine;
   return fields('E', f);
 }
+
+/** Statements pgmux added to a Query: their results, no text positions to map. */
+const own = (results: number[], insertions: Insertion[] = []): OwnStatements => ({ results, insertions });
 
 const notice = (message: string): Buffer => fields('N', { S: 'NOTICE', V: 'NOTICE', C: '00000', M: message });
 const rfq = (status: 'I' | 'T' | 'E'): Buffer => msg('Z', Buffer.from(status));
@@ -1066,6 +1070,18 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     expect(h.state).toEqual(IDLE);
   });
 
+  it('an error naming a statement pgmux prepared under an alias names it as the client did (seed 919197)', () => {
+    const cache = new PreparedCache(100);
+    preparedByAnotherClient(cache, parse('s1', 'select 1'));
+    const h = new Harness({ cache, router: new StatementRouter() });
+    h.client(parse('s1', 'select $1::int'), bind('s1'), sync());
+    const sent = h.sent();
+    const alias = /^B\(,(pgmux_[0-9a-f]+)\)$/.exec(sent[1])?.[1];
+    expect(alias, sent.join(' ')).toBeDefined();
+    h.server(parseComplete(), error('08P01', `bind message supplies 0 parameters, but prepared statement "${alias}" requires 1`), rfq('I'));
+    expect(errorFieldsIn(h.receivedBytes()).get('M')).toBe('bind message supplies 0 parameters, but prepared statement "s1" requires 1');
+  });
+
   it('a synthesized ParseComplete right behind an owed BindComplete goes out with it', () => {
     const cache = new PreparedCache(100);
     preparedByAnotherClient(cache, parse('s1', 'select 1'));
@@ -1526,7 +1542,7 @@ describe('Attachment: sendExtendedQuery (a Query with statements of pgmux’s ow
 
   it('swallows the listed results; the client’s result and ParameterStatus pass', () => {
     const h = new Harness();
-    h.link.sendExtendedQuery(query(SQL), [1]);
+    h.link.sendExtendedQuery(query(SQL), own([1]));
     expect(h.sent()).toEqual([`Q(${SQL})`]);
     expect(h.state).toEqual(BUSY);
     expect(
@@ -1538,7 +1554,7 @@ describe('Attachment: sendExtendedQuery (a Query with statements of pgmux’s ow
 
   it('own results first and in the middle; notices pass', () => {
     const h = new Harness();
-    h.link.sendExtendedQuery(query('own0; client1; own2; client3'), [0, 2]);
+    h.link.sendExtendedQuery(query('own0; client1; own2; client3'), own([0, 2]));
     expect(
       h.server(
         rowDescription('o0'),
@@ -1561,7 +1577,7 @@ describe('Attachment: sendExtendedQuery (a Query with statements of pgmux’s ow
 
   it('an error stops it; a Query pipelined after it is counted from its own first result', () => {
     const h = new Harness();
-    h.link.sendExtendedQuery(query(SQL), [1]);
+    h.link.sendExtendedQuery(query(SQL), own([1]));
     h.client(query('select 1 as a; select 2 as b'));
     expect(h.link.ledger.length).toBe(2);
     expect(h.server(error('42704', 'unrecognized configuration parameter'), rfq('I'))).toEqual([None, Ready]);
@@ -1577,7 +1593,7 @@ describe('Attachment: sendExtendedQuery (a Query with statements of pgmux’s ow
   it('a plain Query before it is not affected, and it counts its results from 0', () => {
     const h = new Harness();
     h.client(query('select 1 as a; select 2 as b'));
-    h.link.sendExtendedQuery(query(SQL), [1]);
+    h.link.sendExtendedQuery(query(SQL), own([1]));
     h.server(rowDescription('a'), dataRow('1'), commandComplete('SELECT 1'), rowDescription('b'), dataRow('2'), commandComplete('SELECT 1'), rfq('I'));
     h.server(commandComplete('RESET'), rowDescription('set_config'), dataRow('Europe/Paris'), commandComplete('SELECT 1'), rfq('I'));
     expect(h.received()).toEqual(['T(a)', 'D(1)', 'C(SELECT 1)', 'T(b)', 'D(2)', 'C(SELECT 1)', 'Z(I)', 'C(RESET)', 'Z(I)']);
@@ -1586,7 +1602,7 @@ describe('Attachment: sendExtendedQuery (a Query with statements of pgmux’s ow
 
   it('streamed pieces of its own rows are swallowed too', () => {
     const h = new Harness();
-    h.link.sendExtendedQuery(query(SQL), [1]);
+    h.link.sendExtendedQuery(query(SQL), own([1]));
     h.server(commandComplete('RESET'), rowDescription('set_config'));
     const row = dataRow('Europe/Paris');
     h.link.streamPiece(row, 0, 7);
@@ -1600,9 +1616,23 @@ describe('Attachment: sendExtendedQuery (a Query with statements of pgmux’s ow
     h.client(parse('', 'selec'), flush());
     h.server(error('42601', 'syntax error'));
     h.sent();
-    h.link.sendExtendedQuery(query(SQL), [1]);
+    h.link.sendExtendedQuery(query(SQL), own([1]));
     expect(h.sent()).toEqual([]);
     expect(h.link.ledger.empty).toBe(true);
+  });
+
+  it('counts an error position after pgmux’s text in the client’s text (seed 818181)', () => {
+    // The client sent "RESET ALL; select * from c0.nope": its error is at 26; the server counts pgmux's text too.
+    const follow = "\n;SELECT pg_catalog.set_config('TimeZone', 'America/Los_Angeles', false)";
+    const sent = `RESET ALL${follow}; select * from c0.nope`;
+    const h = new Harness();
+    h.link.sendExtendedQuery(query(sent), own([1], [{ at: 10, length: follow.length }]));
+    h.sent();
+    const failure = fields('E', { S: 'ERROR', V: 'ERROR', C: '42P01', M: 'relation "c0.nope" does not exist', P: String(26 + follow.length), F: 'parse_relation.c' });
+    h.server(commandComplete('RESET'), rowDescription('set_config'), dataRow('America/Los_Angeles'), commandComplete('SELECT 1'), failure, rfq('I'));
+    const got = errorFieldsIn(h.receivedBytes());
+    expect(got.get('P')).toBe('26');
+    expect([...got.keys()]).toEqual(['S', 'V', 'C', 'M', 'P', 'F']);
   });
 });
 

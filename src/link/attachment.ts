@@ -14,13 +14,14 @@
  * drive it with hand-built messages.
  */
 import { BackendCode, FrontendCode, TxStatus } from '../protocol/codes.js';
+import { errorInClientText, errorNamingClientStatement } from '../protocol/error-rewrite.js';
 import { readErrorFields } from '../protocol/fields.js';
 import { readParse } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
 import { OWN_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
-import { endsWithReady, isExtended, Owed, Reply, RequestLedger } from './request-ledger.js';
+import { endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
 
 /** What one server message meant for the link's owners. */
 export const enum LinkEvent {
@@ -207,12 +208,12 @@ export class Attachment implements StatementTarget {
   }
 
   /** Send the client's Query extended with statements of pgmux's own, whose results the client does not get. */
-  sendExtendedQuery(message: Buffer, ownResults: readonly number[]): void {
+  sendExtendedQuery(message: Buffer, own: OwnStatements): void {
     if (!this.admit(FrontendCode.Query, message, 0, message.length)) return;
     this.unsynced = false;
     this.queryDropsUnnamed();
     this.toServer.addBuffer(message);
-    this.ledger.push(Owed.Query, Reply.PartlyOwn, null, null, ownResults);
+    this.ledger.push(Owed.Query, Reply.PartlyOwn, null, null, own);
     this.partlyOwnOwed++;
   }
 
@@ -336,6 +337,9 @@ export class Attachment implements StatementTarget {
     // Only the stand-in's own failure is replaced (no such column, or no such statement): one for another
     // cause (25P02 in an aborted transaction) is what PostgreSQL would have said too.
     if (replacement !== null && !STAND_IN_FAILURES.has(readErrorFields(buf, start, end).get('C') ?? '')) replacement = null;
+    // In a query pgmux lengthened, the error position is counted in the client's text; a statement pgmux
+    // prepared under an alias is named as the client named it.
+    if (replacement === null) replacement = this.inClientTerms(next, buf, start, end);
     if (next !== undefined && isExtended(next)) {
       // The server skips everything up to the next Sync: nothing before it will be answered, and what the
       // client's messages from the failing one on changed is undone (a failed unnamed Parse drops the client's
@@ -360,6 +364,17 @@ export class Attachment implements StatementTarget {
       this.forward(buf, start, end);
     }
     return LinkEvent.None;
+  }
+
+  private inClientTerms(next: Owed | undefined, buf: Buffer, start: number, end: number): Buffer | null {
+    const ledger = this.ledger;
+    if (next === Owed.Query && ledger.nextReply === Reply.PartlyOwn) return errorInClientText(buf, start, end, ledger.nextInsertions);
+    if (next === Owed.Bind || next === Owed.DescribeStatement) {
+      const serverName = ledger.nextName;
+      const clientName = ledger.nextClientName;
+      if (serverName !== null && clientName !== null && serverName !== clientName) return errorNamingClientStatement(buf, start, end, serverName, clientName);
+    }
+    return null;
   }
 
   /** A message naming a statement that the server skipped (or that failed): undo what pgmux recorded for the server. */

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { endsWithReady, isExtended, Owed, Reply, RequestLedger } from './request-ledger.js';
+import { endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
 
 const ALL_KINDS = [Owed.Parse, Owed.Bind, Owed.DescribeStatement, Owed.DescribePortal, Owed.Execute, Owed.Close, Owed.Sync, Owed.Query, Owed.FunctionCall];
 
@@ -13,7 +13,7 @@ interface Storage {
   payloads: Array<Buffer | null>;
   names: Array<string | null>;
   clientNames: Array<string | null>;
-  owned: Array<readonly number[] | null>;
+  owned: Array<OwnStatements | null>;
   head: number;
 }
 
@@ -58,7 +58,7 @@ describe('RequestLedger', () => {
     ledger.push(Owed.Bind, Reply.ReplaceError, error);
     ledger.push(Owed.Parse, Reply.Synthesize, synth);
     ledger.push(Owed.Close, Reply.Swallow);
-    ledger.push(Owed.Query, Reply.PartlyOwn, null, null, [0, 2]);
+    ledger.push(Owed.Query, Reply.PartlyOwn, null, null, { results: [0, 2], insertions: [] });
     ledger.push(Owed.Sync);
     expect(ledger.length).toBe(6);
     expect(ledger.empty).toBe(false);
@@ -103,7 +103,7 @@ describe('RequestLedger', () => {
   it('drops a payload as soon as its entry is answered (no buffer kept alive by the queue)', () => {
     const ledger = new RequestLedger();
     ledger.push(Owed.Bind, Reply.ReplaceError, Buffer.from('error'));
-    ledger.push(Owed.Query, Reply.PartlyOwn, null, null, [1]);
+    ledger.push(Owed.Query, Reply.PartlyOwn, null, null, { results: [1], insertions: [] });
     ledger.push(Owed.Sync);
     ledger.shift();
     ledger.shift();
@@ -293,7 +293,7 @@ describe('RequestLedger', () => {
       reply: Reply;
       payload: Buffer | null;
       name: string | null;
-      owned: readonly number[] | null;
+      owned: OwnStatements | null;
       clientName: string | null;
     }
     const entry = fc.record({
@@ -301,7 +301,7 @@ describe('RequestLedger', () => {
       reply: fc.constantFrom(Reply.Forward, Reply.Swallow, Reply.Synthesize, Reply.ReplaceError, Reply.PartlyOwn),
       payload: fc.option(fc.constantFrom(Buffer.from('a'), Buffer.from('b')), { nil: null }),
       name: fc.option(fc.constantFrom('s1', 's2', 's3'), { nil: null }),
-      owned: fc.option(fc.uniqueArray(fc.nat(4), { maxLength: 3 }), { nil: null }),
+      owned: fc.option(fc.uniqueArray(fc.nat(4), { maxLength: 3 }).map((results) => ({ results, insertions: [] })), { nil: null }),
       clientName: fc.option(fc.constantFrom('c1', 'c2'), { nil: null }),
     });
     const op = fc.oneof(
@@ -359,7 +359,7 @@ describe('RequestLedger', () => {
           if (model.length > 0) {
             expect(ledger.nextReply).toBe(model[0].reply);
             expect(ledger.nextPayload).toBe(model[0].payload);
-            for (let r = 0; r < 5; r++) expect(ledger.nextOwnsResult(r)).toBe(model[0].owned?.includes(r) ?? false);
+            for (let r = 0; r < 5; r++) expect(ledger.nextOwnsResult(r)).toBe(model[0].owned?.results.includes(r) ?? false);
           }
         }
         // Whatever happened, the queue's storage is compact once it is empty.

@@ -7,6 +7,7 @@
  * Parallel arrays used as a queue (a head index, storage kept between batches): no allocation
  * per message.
  */
+import type { Insertion } from '../protocol/error-rewrite.js';
 
 /** What a client message earns from the server. */
 export const enum Owed {
@@ -57,6 +58,14 @@ export function endsWithReady(kind: Owed): boolean {
   return kind >= Owed.Sync;
 }
 
+/** The statements pgmux added to a client's Query: their results (one per statement, from 0) and their text. */
+export interface OwnStatements {
+  readonly results: readonly number[];
+  readonly insertions: readonly Insertion[];
+}
+
+const NO_INSERTIONS: readonly Insertion[] = [];
+
 export class RequestLedger {
   private readonly kinds: Owed[] = [];
   private readonly replies: Reply[] = [];
@@ -65,8 +74,8 @@ export class RequestLedger {
   private readonly names: Array<string | null> = [];
   /** The client's name for the statement of a Parse the client sent (it has no such statement if the Parse never runs). */
   private readonly clientNames: Array<string | null> = [];
-  /** For PartlyOwn queries: which results are pgmux's. */
-  private readonly owned: Array<readonly number[] | null> = [];
+  /** For PartlyOwn queries: which results are pgmux's, and where its text went. */
+  private readonly owned: Array<OwnStatements | null> = [];
   /** The statement router's journal mark when the message was routed (StatementRouter.rollback). */
   private readonly marks: number[] = [];
   /** The mark entries pushed from now on get (set as each client message is admitted). */
@@ -86,7 +95,7 @@ export class RequestLedger {
     return this.head === this.kinds.length;
   }
 
-  push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null, owned: readonly number[] | null = null, clientName: string | null = null): void {
+  push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null, owned: OwnStatements | null = null, clientName: string | null = null): void {
     this.kinds.push(kind);
     this.replies.push(reply);
     this.payloads.push(payload);
@@ -126,7 +135,12 @@ export class RequestLedger {
 
   /** Whether result `index` of the next entry (a PartlyOwn query) is pgmux's. */
   nextOwnsResult(index: number): boolean {
-    return this.owned[this.head]?.includes(index) ?? false;
+    return this.owned[this.head]?.results.includes(index) ?? false;
+  }
+
+  /** Where pgmux's statements were inserted into the next entry's text (a PartlyOwn query). */
+  get nextInsertions(): readonly Insertion[] {
+    return this.owned[this.head]?.insertions ?? NO_INSERTIONS;
   }
 
   /** Whether an entry of this kind is owed. */
