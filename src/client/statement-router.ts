@@ -73,6 +73,12 @@ export const DEALLOCATE_NONE = Symbol('no DEALLOCATE');
 export const UNNAMED_MARK = '\u0000';
 /** Ledger name of an unnamed Parse pgmux sends (the client's unnamed statement put back, a check): the server's unnamed statement changes. */
 export const OWN_UNNAMED_MARK = '\u0000pgmux';
+/**
+ * Ledger name of pgmux's Parse that puts the client's unnamed statement back on the server. If it fails while
+ * the client has no unnamed statement any more (the client's own Parse of it, in flight when this was sent,
+ * failed too), the client is owed what it would get directly: 26000 for the Bind or Describe that needed it.
+ */
+export const RESTORED_UNNAMED_MARK = '\u0000pgmux-restore';
 
 /** What the undo journal records: how to put back the client's statements as they were before a message. */
 const enum Undo {
@@ -168,9 +174,14 @@ export class StatementRouter {
     }
     if (target.statements.unnamedOwner === this.unnamedToken) return true;
     target.toServer.addBuffer(buildParse('', this.unnamedTail));
-    target.ledger.push(Owed.Parse, Reply.Swallow, null, null, null, OWN_UNNAMED_MARK);
+    target.ledger.push(Owed.Parse, Reply.Swallow, NO_UNNAMED_STATEMENT, null, null, RESTORED_UNNAMED_MARK);
     target.statements.unnamedOwner = this.unnamedToken;
     return true;
+  }
+
+  /** Whether the client has an unnamed statement now. */
+  get hasUnnamed(): boolean {
+    return this.unnamedTail !== null;
   }
 
   // ---- the undo journal ----
@@ -201,7 +212,7 @@ export class StatementRouter {
    * to). Messages after that Sync did run: where one of them changed a statement again, its change stands, and
    * what it would put back becomes what the skipped ones left.
    */
-  rollback(from: number, to: number, failedUnnamedParse = false): void {
+  rollback(from: number, to: number, failedUnnamedParse = false, onlyDeallocations = false): void {
     const end = Math.min(to, this.undoKinds.length);
     // What each name was before the first skipped message (latest first, so the earliest record wins).
     const named = new Map<string, Statement | undefined>();
@@ -220,6 +231,7 @@ export class StatementRouter {
           break;
         }
         case Undo.Unnamed:
+          if (onlyDeallocations) continue;
           // A failed unnamed Parse drops the unnamed statement before it parses (PostgreSQL's order).
           unnamed = i === from && failedUnnamedParse ? { tail: null, token: null } : { tail: value as Buffer | null, token: this.undoTokens[i] };
           break;
@@ -293,6 +305,15 @@ export class StatementRouter {
         this.statements.delete(deallocate);
       }
     }
+  }
+
+  /**
+   * A simple Query failed before its DEALLOCATE ran (no DEALLOCATE CommandComplete came): the statements it
+   * would have deallocated are the client's again. (The unnamed statement stays dropped: PostgreSQL drops it
+   * before it parses the query.)
+   */
+  queryFailed(from: number, to: number): void {
+    this.rollback(from, to, false, true);
   }
 
   /** A Query the server would discard (it skips to Sync), so the link does: it changes nothing. */

@@ -2758,6 +2758,43 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(h.router?.has('s1')).toBe(true);
   });
 
+  it('a DEALLOCATE ALL in a Query that fails (an aborted transaction) leaves the statements (seed 919201)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.router?.queryIntercepted(DEALLOCATE_ALL);
+    h.client(query('DEALLOCATE ALL; create temp table tt (x int)'));
+    expect(h.router?.has('s1')).toBe(false); // taken as done when routed, for what the client pipelines behind it
+    h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
+    expect(h.router?.has('s1')).toBe(true);
+  });
+
+  it('a DEALLOCATE ALL that completed stands when a later statement of its Query fails', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.router?.queryIntercepted(DEALLOCATE_ALL);
+    h.client(query('DEALLOCATE ALL; select 1/0'));
+    h.server(commandComplete('DEALLOCATE ALL'), error('22012', 'division by zero'), rfq('I'));
+    expect(h.router?.has('s1')).toBe(false);
+  });
+
+  it('the unnamed statement put back for a Bind, when the client’s own Parse of it failed: 26000, as directly (seed 919199)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('I'));
+    h.received();
+    h.sent();
+    // The unnamed Parse fails; the duplicate Parse of s1 is checked with pgmux's own unnamed Parse (skipped);
+    // pipelined behind the Sync, the Bind needs the client's unnamed statement put back on the server.
+    h.client(parse('', 'select x from tt'), parse('s1', 'select 1'), sync(), bind(), execute(), sync());
+    // The client's Parse, the check and its always-failing Parse (see the duplicate Parse tests), Sync; then the
+    // unnamed statement put back, the Bind.
+    expect(h.sent()).toEqual(['P()', 'P()', 'P()', 'S', 'P()', 'B(,)', 'E', 'S']);
+    h.server(error('42P01', 'relation "tt" does not exist'), rfq('I'), error('42P01', 'relation "tt" does not exist'), rfq('I'));
+    expect(h.received()).toEqual(['E(42P01)', 'Z(I)', 'E(26000)', 'Z(I)']);
+  });
+
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();

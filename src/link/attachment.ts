@@ -19,9 +19,18 @@ import { readErrorFields } from '../protocol/fields.js';
 import { readParse } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
-import { OWN_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
+import { OWN_UNNAMED_MARK, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
 import { endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
+
+/** 25P02: what the server answers every message in an aborted transaction block. */
+const IN_FAILED_TRANSACTION = '25P02';
+const DEALLOCATE_TAG = Buffer.from('DEALLOCATE');
+
+/** Whether the CommandComplete at buf[start, end) is a DEALLOCATE's (tag `DEALLOCATE` or `DEALLOCATE ALL`). */
+function isDeallocateTag(buf: Buffer, start: number, end: number): boolean {
+  return end - start - 5 > DEALLOCATE_TAG.length && buf.compare(DEALLOCATE_TAG, 0, DEALLOCATE_TAG.length, start + 5, start + 5 + DEALLOCATE_TAG.length) === 0;
+}
 
 /** What one server message meant for the link's owners. */
 export const enum LinkEvent {
@@ -80,6 +89,8 @@ export class Attachment implements StatementTarget {
   private partlyOwnOwed = 0;
   /** Results of the current simple Query so far (each ends with CommandComplete or EmptyQueryResponse). */
   private results = 0;
+  /** A DEALLOCATE of the Query now answered completed (then its failure does not undo it). */
+  private deallocated = false;
   /** Syncs sent, and Syncs answered (or ignored by the server during COPY IN): entries between belong to segment `syncsDone`. */
   private syncsSent = 0;
   private syncsDone = 0;
@@ -281,6 +292,7 @@ export class Attachment implements StatementTarget {
       case BackendCode.PortalSuspended:
         if (ledger.next === Owed.Execute) return this.complete(Owed.Execute, buf, start, end);
         // One statement of a simple Query done.
+        if (code === BackendCode.CommandComplete && this.router !== null && isDeallocateTag(buf, start, end)) this.deallocated = true;
         if (!this.ownResult) this.forward(buf, start, end);
         this.results++;
         return LinkEvent.None;
@@ -340,6 +352,14 @@ export class Attachment implements StatementTarget {
     // In a query pgmux lengthened, the error position is counted in the client's text; a statement pgmux
     // prepared under an alias is named as the client named it.
     if (replacement === null) replacement = this.inClientTerms(next, buf, start, end);
+    if (next === Owed.Query && this.router !== null && !this.deallocated) {
+      // Nothing after the failing statement ran: a DEALLOCATE the Query was to do did not happen.
+      this.router.queryFailed(ledger.nextMark, ledger.markAfterNext);
+    }
+    if (next === Owed.Parse && ledger.nextClientName === RESTORED_UNNAMED_MARK && this.router !== null && !this.router.hasUnnamed) {
+      // The client's own Parse of it failed first: directly, the message that needed it finds no unnamed statement.
+      if ((readErrorFields(buf, start, end).get('C') ?? '') !== IN_FAILED_TRANSACTION) replacement = ledger.nextPayload;
+    }
     if (next !== undefined && isExtended(next)) {
       // The server skips everything up to the next Sync: nothing before it will be answered, and what the
       // client's messages from the failing one on changed is undone (a failed unnamed Parse drops the client's
@@ -382,7 +402,7 @@ export class Attachment implements StatementTarget {
     if (kind === Owed.Parse) {
       // The server does not have the statement (unless a later segment prepares it again).
       if (serverName !== null) this.statements.notPrepared(serverName, this.syncsDone);
-      if (clientName === UNNAMED_MARK || clientName === OWN_UNNAMED_MARK) this.statements.unnamedOwner = null; // whose it is now is not known
+      if (clientName === UNNAMED_MARK || clientName === OWN_UNNAMED_MARK || clientName === RESTORED_UNNAMED_MARK) this.statements.unnamedOwner = null; // whose it is now is not known
     } else if (kind === Owed.Close && reply === Reply.Swallow && serverName !== null && payload !== null) {
       // An eviction Close that did not run: the statement is still there.
       this.statements.restore(serverName, payload.toString('latin1'));
@@ -399,6 +419,7 @@ export class Attachment implements StatementTarget {
     this.txStatus = buf[start + 5];
     this.copyIn = false;
     this.results = 0;
+    this.deallocated = false;
     const held = this.heldError;
     if (held !== null) {
       this.heldError = null;
@@ -449,6 +470,7 @@ export class Attachment implements StatementTarget {
     this.unsynced = false;
     this.partlyOwnOwed = 0;
     this.results = 0;
+    this.deallocated = false;
   }
 
   private desync(code: number): LinkEvent {

@@ -128,6 +128,11 @@ export class RequestLedger {
     return this.marks[this.head] ?? this.mark;
   }
 
+  /** The journal mark of the entry after the next one (where the next entry's own records end; none: the end). */
+  get markAfterNext(): number {
+    return this.marks[this.head + 1] ?? Number.POSITIVE_INFINITY;
+  }
+
   /** The client's statement name of the next entry (a Parse or Close of the client's), if any. */
   get nextClientName(): string | null {
     return this.clientNames[this.head] ?? null;
