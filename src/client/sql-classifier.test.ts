@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifySql, SqlEffect } from './sql-classifier.js';
+import { classifySql, SqlEffect, parameterCount } from './sql-classifier.js';
 
 const effects = (sql: string): number => classifySql(sql).effects;
 
@@ -54,5 +54,19 @@ describe('classifySql: settings the capture must ask for by name', () => {
   it('finds objects created in the temporary schema by name', () => {
     expect(classifySql('CREATE STATISTICS pg_temp.s ON a, b FROM t').effects & SqlEffect.TempTable).not.toBe(0);
     expect(classifySql('CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS $$ select 1 $$').effects & SqlEffect.TempTable).not.toBe(0);
+  });
+});
+
+describe('parameterCount: parameters as PostgreSQL counts them', () => {
+  it('is the highest $n referenced, or the declared types if more', () => {
+    expect(parameterCount('select $1::int + 1', 0)).toBe(1);
+    expect(parameterCount('insert into t values ($1, $2), ($2, $10)', 0)).toBe(10);
+    expect(parameterCount('select 1', 0)).toBe(0);
+    expect(parameterCount('select 1', 3)).toBe(3);
+    expect(parameterCount('select $1', 2)).toBe(2);
+  });
+
+  it('does not count $n in literals, comments, quoted identifiers, dollar quotes or identifiers', () => {
+    expect(parameterCount("select '$5', \"a $6\", $$ $7 $$, $q$ $8 $q$ -- $9\n, a$3 /* $4 */ from t where x = $2", 0)).toBe(2);
   });
 });

@@ -233,3 +233,17 @@ export function statementsOf(sql: string): StatementSpan[] {
   if (current.trim() !== '') out.push({ text: current.trim(), end: n });
   return out;
 }
+
+/**
+ * How many parameters PostgreSQL gives a statement it prepared from `sql` with `declaredTypes` types: the
+ * highest `$n` referenced, or the number of types declared if more (a Parse that succeeded references no gap
+ * it could not type). Literals, comments, quoted identifiers and dollar-quoted bodies do not count.
+ */
+export function parameterCount(sql: string, declaredTypes: number): number {
+  let highest = declaredTypes;
+  for (const statement of statementsOf(sql)) {
+    const text = statement.text.replace(/"(?:[^"]|"")*"/g, '""');
+    for (const m of text.matchAll(/(?<![A-Za-z0-9_$])\$(\d+)/g)) highest = Math.max(highest, Number(m[1]));
+  }
+  return highest;
+}

@@ -17,6 +17,7 @@ import { FrontendCode } from '../protocol/codes.js';
 import {
   buildParse,
   buildTarget,
+  readBindParameterCount,
   readBindStatement,
   readParse,
   readTarget,
@@ -24,9 +25,10 @@ import {
   STATEMENT,
   type ParseInfo,
 } from '../protocol/frontend-messages.js';
+import { SqlState } from '../protocol/sqlstate.js';
 import type { WriteBatch } from '../protocol/write-batch.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
-import { classifySql } from './sql-classifier.js';
+import { classifySql, parameterCount } from './sql-classifier.js';
 import { Owed, Reply, type RequestLedger } from '../link/request-ledger.js';
 
 interface Statement {
@@ -36,6 +38,8 @@ interface Statement {
   /** What running it may do to the session (SqlEffect bits), noted again at each Bind; 0 for most. */
   effects: number;
   customSettings: readonly string[];
+  /** Its number of parameters, as PostgreSQL counts them (sql-classifier parameterCount). */
+  params: number;
 }
 
 /** Told when a Bind runs a statement whose SQL may change session state (a SET, an advisory lock ...). */
@@ -55,6 +59,20 @@ export interface StatementTarget {
   readonly segment: number;
   /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
   injectFailure(kind: Owed, message: Buffer, error: Buffer): void;
+}
+
+/**
+ * What the client is owed for a Bind of its statement when pgmux's Parse of it on this server fails because the
+ * transaction is aborted (25P02): PostgreSQL's Bind checks the parameter count first (08P01). Null when the count
+ * is right: then 25P02 is PostgreSQL's answer too.
+ */
+function bindInAbortedTransaction(name: string, statement: Statement, supplied: number): Buffer | null {
+  if (supplied === statement.params) return null;
+  return errorResponse({
+    severity: 'ERROR',
+    code: SqlState.ProtocolViolation,
+    message: `bind message supplies ${supplied} parameters, but prepared statement "${name}" requires ${statement.params}`,
+  });
 }
 
 /** Stand-in name for a statement the client never prepared but the server has (from another client). */
@@ -151,7 +169,9 @@ export class StatementRouter {
   /** Record a statement the client prepared (a Parse answered by pgmux and prepared on a server at first use). */
   register(info: ParseInfo): Statement {
     const { effects, customSettings } = this.onUse === null ? { effects: 0, customSettings: [] } : classifySql(info.query);
-    const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail, effects, customSettings };
+    const declaredTypes = info.tail.readInt16BE(Buffer.byteLength(info.query) + 1);
+    const params = parameterCount(info.query, declaredTypes);
+    const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail, effects, customSettings, params };
     this.statements.set(info.name, statement);
     return statement;
   }
@@ -394,7 +414,7 @@ export class StatementRouter {
         }
         const used = this.statements.get(name);
         if (used !== undefined && used.effects !== 0) this.onUse?.(used.effects, used.customSettings);
-        const serverName = this.ensurePrepared(name, target);
+        const serverName = this.ensurePrepared(name, target, used === undefined ? null : bindInAbortedTransaction(name, used, readBindParameterCount(buf, start, end)));
         if (serverName === null) {
           // Never prepared by this client, but another client left one of that name here: make
           // the server fail as it would in the client's own session, under the client's name.
@@ -499,7 +519,7 @@ export class StatementRouter {
    * Make sure the server has the client's statement `name`; returns the name it has there, or
    * null when the client never prepared `name` but the server has a statement of that name.
    */
-  private ensurePrepared(name: string, target: StatementTarget): string | null {
+  private ensurePrepared(name: string, target: StatementTarget, answerIfAborted: Buffer | null = null): string | null {
     const statement = this.statements.get(name);
     if (statement === undefined) return target.statements.has(name) ? null : name;
     const placed = this.place(name, statement, target.statements);
@@ -509,7 +529,7 @@ export class StatementRouter {
       if (uncertain) this.closeFirst(placed.name, target);
       else this.evictFor(placed.name, statement.key, target);
       target.toServer.addBuffer(buildParse(placed.name, statement.tail));
-      target.ledger.push(Owed.Parse, Reply.Swallow, null, placed.name);
+      target.ledger.push(Owed.Parse, Reply.Swallow, answerIfAborted, placed.name);
       target.statements.sent(placed.name, target.segment, true);
     }
     return placed.name;

@@ -97,6 +97,7 @@ const STALE = (): Buffer => error('0A000', 'cached plan must not change result t
 
 const parse = (name: string, text: string, types: number[] = []): Buffer => serialize.parse({ name, text, types });
 const bind = (statement = '', portal = ''): Buffer => serialize.bind({ portal, statement, values: [] });
+const bindWith = (statement: string, values: string[]): Buffer => serialize.bind({ portal: '', statement, values });
 const describeStatement = (name: string): Buffer => serialize.describe({ type: 'S', name });
 const describePortal = (name = ''): Buffer => serialize.describe({ type: 'P', name });
 const execute = (rows = 0, portal = ''): Buffer => serialize.execute({ portal, rows });
@@ -2793,6 +2794,25 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(h.sent()).toEqual(['P()', 'P()', 'P()', 'S', 'P()', 'B(,)', 'E', 'S']);
     h.server(error('42P01', 'relation "tt" does not exist'), rfq('I'), error('42P01', 'relation "tt" does not exist'), rfq('I'));
     expect(h.received()).toEqual(['E(42P01)', 'Z(I)', 'E(26000)', 'Z(I)']);
+  });
+
+  it('a Bind with the wrong parameter count, its statement missing on this server, in an aborted transaction: 08P01 as directly (seed 818188)', () => {
+    const router = new StatementRouter();
+    const a = new Harness({ router });
+    a.client(parse('s1', 'select $1::int'), sync());
+    a.server(parseComplete(), rfq('I'));
+    // On another server, in a transaction that has failed: pgmux's Parse of s1 is refused (25P02), but
+    // PostgreSQL's Bind checks the parameter count before the aborted transaction.
+    const b = new Harness({ router });
+    b.client(bindWith('s1', ['1', '2']), execute(), sync());
+    expect(b.sent()).toEqual(['P(s1)', 'B(,s1)', 'E', 'S']);
+    b.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
+    expect(errorFieldsIn(b.receivedBytes()).get('M')).toBe('bind message supplies 2 parameters, but prepared statement "s1" requires 1');
+    // With the right count, 25P02 is PostgreSQL's answer too.
+    b.client(bindWith('s1', ['1']), execute(), sync());
+    b.sent();
+    b.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
+    expect(errorFieldsIn(b.receivedBytes()).get('C')).toBe('25P02');
   });
 
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {

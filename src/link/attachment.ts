@@ -356,6 +356,11 @@ export class Attachment implements StatementTarget {
       // Nothing after the failing statement ran: a DEALLOCATE the Query was to do did not happen.
       this.router.queryFailed(ledger.nextMark, ledger.markAfterNext);
     }
+    if (next === Owed.Parse && ledger.nextReply === Reply.Swallow && ledger.nextClientName === null && ledger.nextPayload !== null) {
+      // pgmux's Parse of a statement the client Binds, refused in an aborted transaction: PostgreSQL's Bind
+      // would have failed first on its parameter count.
+      if ((readErrorFields(buf, start, end).get('C') ?? '') === IN_FAILED_TRANSACTION) replacement = ledger.nextPayload;
+    }
     if (next === Owed.Parse && ledger.nextClientName === RESTORED_UNNAMED_MARK && this.router !== null && !this.router.hasUnnamed) {
       // The client's own Parse of it failed first: directly, the message that needed it finds no unnamed statement.
       if ((readErrorFields(buf, start, end).get('C') ?? '') !== IN_FAILED_TRANSACTION) replacement = ledger.nextPayload;

@@ -36,6 +36,16 @@ export function readBindStatement(buf: Buffer, start: number, end: number): stri
   return cstring(buf, afterPortal, end)[0];
 }
 
+/** The number of parameter values a Bind message supplies (after the portal and statement names and the format codes). */
+export function readBindParameterCount(buf: Buffer, start: number, end: number): number {
+  const [, afterPortal] = cstring(buf, start + 5, end);
+  const [, afterStatement] = cstring(buf, afterPortal, end);
+  if (afterStatement + 2 > end) throw new MalformedMessage('invalid format code count in Bind message');
+  const values = afterStatement + 2 + 2 * buf.readInt16BE(afterStatement);
+  if (values + 2 > end) throw new MalformedMessage('invalid parameter count in Bind message');
+  return buf.readInt16BE(values);
+}
+
 /** Describe/Close: the kind byte ('S' statement or 'P' portal) and the name. */
 export function readTarget(buf: Buffer, start: number, end: number): { kind: number; name: string } {
   if (start + 6 > end || (buf[start + 5] !== STATEMENT && buf[start + 5] !== PORTAL)) throw new MalformedMessage(`invalid target type in '${String.fromCharCode(buf[start])}' message`);
