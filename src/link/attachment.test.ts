@@ -2815,6 +2815,23 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(errorFieldsIn(b.receivedBytes()).get('C')).toBe('25P02');
   });
 
+  it('a statement prepared again behind its Parse in flight, both skipped: the first Parse’s statement stays known (seed 1010103)', () => {
+    const router = new StatementRouter();
+    const a = new Harness({ router });
+    a.client(parse('s2', 'select $1::int + 1'), sync());
+    a.server(parseComplete(), rfq('I'));
+    const cache = new PreparedCache(100);
+    const b = new Harness({ cache, router });
+    // pgmux prepares s2 for the Bind; behind the Sync, the client's duplicate Parse is refused (42P05) and the
+    // Bind after it needs s2, whose Parse is still in flight: Close and Parse again, both skipped.
+    b.client(bind('s2', 'hc'), sync(), parse('s2', 'select $1::int + 1'), bind('s2'), execute(), sync());
+    expect(b.sent()).toEqual(['P(s2)', 'B(hc,s2)', 'S', 'P()', 'P()', 'C(S:s2)', 'P(s2)', 'B(,s2)', 'E', 'S']);
+    b.server(parseComplete(), bindComplete(), rfq('I'), parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('I'));
+    expect(b.received()).toEqual(['2', 'Z(I)', 'E(42P05)', 'Z(I)']);
+    b.client(bind('s2', 'hc'), sync());
+    expect(b.sent()).toEqual(['B(hc,s2)', 'S']);
+  });
+
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();

@@ -1,3 +1,14 @@
+/** What the server has of a statement beneath a Parse of it in flight: another Parse in flight, it, or nothing. */
+const CONFIRMED = 'confirmed';
+const ABSENT = 'absent';
+type Below = Pending | typeof CONFIRMED | typeof ABSENT;
+
+interface Pending {
+  readonly segment: number;
+  readonly injected: boolean;
+  below: Below;
+}
+
 /**
  * The named statements one server connection has prepared, by server-side name, with the key
  * (a hash of query text and parameter types) each was prepared from; least recently used first.
@@ -19,26 +30,65 @@ export class PreparedCache {
    * Statements whose Parse is in flight: the segment it was sent in (Syncs sent before it on this link) and
    * whether pgmux sent it. Until its ParseComplete the server may skip it (an earlier message failed).
    */
-  private readonly pending = new Map<string, { segment: number; injected: boolean }>();
+  private readonly pending = new Map<string, Pending>();
 
   constructor(private readonly capacity: number) {}
 
-  /** A Parse creating `name` was sent in `segment`. */
+  /**
+   * A Parse creating `name` was sent in `segment`. When it prepares again a statement whose Parse is still in
+   * flight (closed first, see StatementRouter.closeFirst), what the server has if this pair is skipped is what
+   * the earlier Parse leaves: that is kept beneath it.
+   */
   sent(name: string, segment: number, injected: boolean): void {
-    this.pending.set(name, { segment, injected });
+    const earlier = this.pending.get(name);
+    // Only a statement still in flight is prepared again; otherwise the server lacked it (it was just added).
+    this.pending.set(name, { segment, injected, below: earlier ?? ABSENT });
   }
 
   /** The Parse of `name` sent in `segment` was answered: the server has it. */
   confirm(name: string, segment: number): void {
-    if (this.pending.get(name)?.segment === segment) this.pending.delete(name);
+    const top = this.pending.get(name);
+    if (top === undefined) return;
+    if (top.segment === segment) {
+      this.pending.delete(name);
+      return;
+    }
+    // An earlier Parse ran: if the later ones are skipped, the server still has it.
+    for (let p: Pending = top; ; ) {
+      const below = p.below;
+      if (below === CONFIRMED || below === ABSENT) return;
+      if (below.segment === segment) {
+        p.below = CONFIRMED;
+        return;
+      }
+      p = below;
+    }
   }
 
-  /** The Parse of `name` sent in `segment` never ran: the server does not have it (unless a later one was sent). */
+  /**
+   * The Parse of `name` sent in `segment` never ran. If it was the latest, the server has what the Parse below
+   * it leaves (nothing, if none); an earlier one skipped leaves the later ones to decide, on nothing.
+   */
   notPrepared(name: string, segment: number): void {
-    const p = this.pending.get(name);
-    if (p !== undefined && p.segment !== segment) return;
-    this.pending.delete(name);
-    this.entries.delete(name);
+    const top = this.pending.get(name);
+    if (top === undefined || top.segment === segment) {
+      const below = top?.below ?? ABSENT;
+      if (below === CONFIRMED) this.pending.delete(name);
+      else if (below === ABSENT) {
+        this.pending.delete(name);
+        this.entries.delete(name);
+      } else this.pending.set(name, below);
+      return;
+    }
+    for (let p: Pending = top; ; ) {
+      const below = p.below;
+      if (below === CONFIRMED || below === ABSENT) return;
+      if (below.segment === segment) {
+        p.below = ABSENT;
+        return;
+      }
+      p = below;
+    }
   }
 
   /**
