@@ -19,11 +19,12 @@
  */
 import fc from 'fast-check';
 import pg from 'pg';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { STMT_WEIGHTS, type ArbitraryOptions } from '../test/fuzz/arbitraries.js';
-import type { StmtKind } from '../test/fuzz/model.js';
+import { formatConversation, type Conversation, type StmtKind } from '../test/fuzz/model.js';
 import { MismatchError, differentialProperty } from '../test/fuzz/property.js';
-import { DifferentialRunner, TOLERABLE, type Outcome, type Tolerable } from '../test/fuzz/runner.js';
+import { DifferentialRunner, ServerCrash, TOLERABLE, type Outcome, type Tolerable } from '../test/fuzz/runner.js';
 import { PGMUX_SETTINGS, prepareTarget, type FuzzTarget } from '../test/fuzz/target.js';
 import { startPostgres } from '../test/harness/postgres.js';
 
@@ -90,6 +91,7 @@ async function main(): Promise<number> {
   const phases: Record<string, number> = {};
   let last = Date.now();
   const failures: Array<{ signature: string; report: string; seed: number; path: string }> = [];
+  const crashes: ServerCrash[] = [];
   /** Conversations (shrinking runs included) in which each signature was seen. */
   const seen = new Map<string, number>();
   try {
@@ -101,6 +103,7 @@ async function main(): Promise<number> {
       pg: { host: cluster.host, port: cluster.port, user: cluster.superuser, password: cluster.password, socketDir: cluster.socketDir },
       database: 'fuzz',
       settings: PGMUX_SETTINGS,
+      serverLog: cluster.logFile,
     };
     await prepareTarget(target);
     const runner = new DifferentialRunner(target, {
@@ -125,6 +128,11 @@ async function main(): Promise<number> {
         console.log(`${stats.conversations} conversations (${stats.mismatched} with mismatches) in ${s.toFixed(0)} s`);
       }
     };
+    const onServerCrash = (crash: ServerCrash) => {
+      stats.conversations++;
+      crashes.push(crash);
+      console.log(`\n=== PostgreSQL backend crashed (conversation ${stats.conversations}; not counted as a mismatch) ===\n${crash.serverLog}\nConversation:\n\n${formatConversation(crash.conversation)}\n`);
+    };
     let round = 0;
     let left = runs;
     for (;;) {
@@ -132,7 +140,7 @@ async function main(): Promise<number> {
       if (left <= 0 || (seconds !== undefined && elapsed >= seconds)) break;
       const roundSeed = seed + round++;
       const before = stats.conversations;
-      const details = await fc.check(differentialProperty(runner, { arbitrary, ignoreSignatures: known, onRun }), {
+      const details = await fc.check(differentialProperty(runner, { arbitrary, ignoreSignatures: known, onRun, onServerCrash }), {
         seed: roundSeed,
         numRuns: Math.min(left, ROUND),
         ...(values.path === undefined ? {} : { path: values.path }),
@@ -147,6 +155,13 @@ async function main(): Promise<number> {
       const signature = err instanceof MismatchError ? (err.outcome.signatures.find((x) => !known.has(x)) ?? 'known') : 'exception';
       failures.push({ signature, report, seed: details.seed, path: details.counterexamplePath ?? '' });
       console.log(`\n=== mismatch (seed ${details.seed}, path ${details.counterexamplePath}, ${details.numShrinks} shrinks) ===\n${report}\n`);
+      if (signature === 'exception') {
+        // Often the server itself: show what it logged last.
+        const log = readFileSync(cluster.logFile, 'utf8').split('\n').slice(-40).join('\n');
+        console.log(`--- last lines of ${cluster.logFile} ---\n${log}\n`);
+        const conv = (details.counterexample as [Conversation] | null)?.[0];
+        if (conv !== undefined) console.log(`Conversation:\n\n${formatConversation(conv)}\n`);
+      }
       if (!values.distinct || values.path !== undefined || signature === 'exception') break;
       for (const x of err instanceof MismatchError ? err.outcome.signatures : []) known.add(x);
     }
@@ -164,6 +179,7 @@ async function main(): Promise<number> {
     console.log(`  per conversation: ${Object.entries(phases).map(([k, ms]) => `${k} ${(ms / stats.conversations).toFixed(0)} ms`).join(', ')}`);
   }
   for (const f of failures) console.log(`  - ${f.signature}   (replay: --seed ${f.seed} --path ${f.path})`);
+  if (crashes.length > 0) console.log(`  PostgreSQL backend crashes (PostgreSQL's bug; those conversations are not compared): ${crashes.length}`);
   if (seen.size > 0) {
     console.log('  conversations with each signature (shrinking runs included):');
     for (const [x, n] of [...seen].sort((a, b) => b[1] - a[1])) console.log(`    ${String(n).padStart(6)}  ${x}`);

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { conversationArb, type ArbitraryOptions } from './arbitraries.js';
 import type { Conversation } from './model.js';
-import type { DifferentialRunner, Outcome } from './runner.js';
+import { ServerCrash, type DifferentialRunner, type Outcome } from './runner.js';
 
 export class MismatchError extends Error {
   // A private field, not a property: vitest would print the whole outcome (every transcript) after the report.
@@ -25,12 +25,26 @@ export interface PropertyOptions {
   ignoreSignatures?: ReadonlySet<string>;
   /** Called after every conversation. */
   onRun?: (outcome: Outcome) => void;
+  /**
+   * Called when a PostgreSQL backend crashed while a conversation ran (then the conversation counts as passing:
+   * PostgreSQL's bug, not a difference pgmux made). Without it a crash fails the property.
+   */
+  onServerCrash?: (crash: ServerCrash) => void;
 }
 
 /** Runs a conversation directly and through pgmux; throws a MismatchError with the report if they differ. */
 export function checkConversation(runner: DifferentialRunner, options: PropertyOptions = {}): (conv: Conversation) => Promise<void> {
   return async (conv) => {
-    const outcome = await runner.run(conv);
+    let outcome: Outcome;
+    try {
+      outcome = await runner.run(conv);
+    } catch (err) {
+      if (err instanceof ServerCrash && options.onServerCrash !== undefined) {
+        options.onServerCrash(err);
+        return;
+      }
+      throw err;
+    }
     options.onRun?.(outcome);
     if (!outcome.ok && outcome.signatures.some((s) => !(options.ignoreSignatures?.has(s) ?? false))) throw new MismatchError(outcome);
   };

@@ -8,6 +8,7 @@
  * The direct runs go concurrently too: the scripts touch disjoint objects (model.ts), so running them side by side
  * cannot change what any of them sees, and it halves the time.
  */
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { diffLines } from './diff.js';
@@ -202,6 +203,17 @@ function differingColumns(expected: readonly string[], actual: readonly string[]
   return differ.join(',');
 }
 
+/** A PostgreSQL backend crashed while a conversation ran (PostgreSQL's bug, not a difference pgmux made). */
+export class ServerCrash extends Error {
+  constructor(
+    readonly conversation: Conversation,
+    readonly serverLog: string,
+  ) {
+    super(`a PostgreSQL backend crashed while this conversation ran:\n${serverLog}`);
+    this.name = 'ServerCrash';
+  }
+}
+
 export class DifferentialRunner {
   private admin: pg.Client | null = null;
   readonly options: RunnerOptions;
@@ -224,7 +236,67 @@ export class DifferentialRunner {
     }
   }
 
+  /**
+   * Runs `conv` directly and through pgmux. Throws ServerCrash when a PostgreSQL backend crashed meanwhile (the
+   * server restarts every backend then, so nothing of the conversation can be compared): that is a bug of
+   * PostgreSQL's, whatever sent the bytes (pgmux sends nothing a client could not).
+   */
   async run(conv: Conversation): Promise<Outcome> {
+    const logFrom = this.logSize();
+    let outcome: Outcome | undefined;
+    let failure: unknown;
+    try {
+      outcome = await this.runOnce(conv);
+    } catch (err) {
+      failure = err;
+    }
+    const crash = this.crashSince(logFrom);
+    if (crash !== null) {
+      await this.close();
+      await this.waitForServer();
+      throw new ServerCrash(conv, crash);
+    }
+    if (outcome === undefined) throw failure;
+    return outcome;
+  }
+
+  private logSize(): number {
+    if (this.target.serverLog === undefined) return 0;
+    try {
+      return statSync(this.target.serverLog).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** What the server logged about a crashed backend since `from`, or null. */
+  private crashSince(from: number): string | null {
+    if (this.target.serverLog === undefined) return null;
+    let text: string;
+    try {
+      text = readFileSync(this.target.serverLog).subarray(from).toString('utf8');
+    } catch {
+      return null;
+    }
+    if (!/server process \(PID \d+\) was terminated by signal/.test(text)) return null;
+    return text.split('\n').slice(-30).join('\n');
+  }
+
+  private async waitForServer(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await this.adminClient();
+        return;
+      } catch (err) {
+        this.admin = null;
+        if (Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+
+  private async runOnce(conv: Conversation): Promise<Outcome> {
     const admin = await this.adminClient();
     const { host, port, socketDir } = this.target.pg;
     const db = this.target.database;

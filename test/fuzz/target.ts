@@ -26,6 +26,8 @@ export interface FuzzTarget {
   database: string;
   /** pgmux's settings besides the pool size (PgBouncer names, as in YAML). */
   settings: Record<string, unknown>;
+  /** The cluster's log, if readable: a backend crash (PostgreSQL's own bug) is told apart from a mismatch. */
+  serverLog?: string;
 }
 
 /** Settings for the fuzzer's pgmux: transaction mode, trust for clients, quiet logs, waits that end. */
