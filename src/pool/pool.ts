@@ -452,6 +452,10 @@ export class Pool implements ServerOwner {
     if (forClient !== undefined && this.defaultParams !== null) {
       for (const [name, value] of forClient.serverStartup.settings) {
         if (this.acceptedStartupValue(name, value) === undefined) continue;
+        // Only what this server version reports: pgmux must know each server's value to set it back for other
+        // clients (search_path is reported from PostgreSQL 18 on; opened with it, an older server would keep it
+        // unseen, and a RESET there would return to it).
+        if (!this.defaultParams.has(name)) continue;
         settings ??= new Map();
         settings.set(name, value);
       }
