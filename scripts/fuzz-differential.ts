@@ -16,10 +16,13 @@
  *   --weight k=n      weight of a statement kind (model.ts STMT_RENDER keys), e.g. --weight role=0
  *   --star-named      also prepare `select *` under a name (ALTER TABLE then changes its result type)
  *   --pg-bin DIR      PostgreSQL binaries (default: as the test harness finds them)
+ *
+ * FUZZ_LOG_STATEMENTS=1 (for a replay) logs every statement in the cluster's log, copied at the end to
+ * .tmp/logs/fuzz-postgres-<pid>.log; pgmux's own log is .tmp/logs/pgmux-fuzz-<pid>.log.
  */
 import fc from 'fast-check';
 import pg from 'pg';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { STMT_WEIGHTS, type ArbitraryOptions } from '../test/fuzz/arbitraries.js';
 import { formatConversation, type Conversation, type StmtKind } from '../test/fuzz/model.js';
@@ -98,11 +101,17 @@ async function main(): Promise<number> {
     const setup = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.superuser, password: cluster.password, database: 'postgres' });
     await setup.connect();
     await setup.query('CREATE DATABASE fuzz');
+    if (process.env.FUZZ_LOG_STATEMENTS === '1') {
+      // For a replay: every statement any backend runs, in the cluster's log.
+      await setup.query("ALTER SYSTEM SET log_statement = 'all'");
+      await setup.query("ALTER SYSTEM SET log_connections = 'on'");
+      await setup.query('SELECT pg_reload_conf()');
+    }
     await setup.end();
     const target: FuzzTarget = {
       pg: { host: cluster.host, port: cluster.port, user: cluster.superuser, password: cluster.password, socketDir: cluster.socketDir },
       database: 'fuzz',
-      settings: PGMUX_SETTINGS,
+      settings: process.env.FUZZ_PGMUX_LOG === undefined ? PGMUX_SETTINGS : { ...PGMUX_SETTINGS, log_level: process.env.FUZZ_PGMUX_LOG },
       serverLog: cluster.logFile,
     };
     await prepareTarget(target);
@@ -143,7 +152,8 @@ async function main(): Promise<number> {
       const details = await fc.check(differentialProperty(runner, { arbitrary, ignoreSignatures: known, onRun, onServerCrash }), {
         seed: roundSeed,
         numRuns: Math.min(left, ROUND),
-        ...(values.path === undefined ? {} : { path: values.path }),
+        // A replay runs the counterexample once, without shrinking it again.
+        ...(values.path === undefined ? {} : { path: values.path, endOnFailure: true }),
       });
       left -= details.numRuns;
       if (!details.failed) {
@@ -167,6 +177,7 @@ async function main(): Promise<number> {
     }
     await runner.close();
   } finally {
+    if (process.env.FUZZ_LOG_STATEMENTS === '1') copyFileSync(cluster.logFile, `.tmp/logs/fuzz-postgres-${process.pid}.log`);
     await cluster.stop();
   }
   const s = ((Date.now() - started) / 1000).toFixed(0);

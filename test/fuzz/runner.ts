@@ -242,7 +242,8 @@ export class DifferentialRunner {
    * PostgreSQL's, whatever sent the bytes (pgmux sends nothing a client could not).
    */
   async run(conv: Conversation): Promise<Outcome> {
-    const logFrom = this.logSize();
+    // From where the last look ended: a crash logged just after it belongs to this run's failure.
+    const logFrom = this.logCheckedTo;
     let outcome: Outcome | undefined;
     let failure: unknown;
     try {
@@ -260,21 +261,16 @@ export class DifferentialRunner {
     return outcome;
   }
 
-  private logSize(): number {
-    if (this.target.serverLog === undefined) return 0;
-    try {
-      return statSync(this.target.serverLog).size;
-    } catch {
-      return 0;
-    }
-  }
+  private logCheckedTo = 0;
 
   /** What the server logged about a crashed backend since `from`, or null. */
   private crashSince(from: number): string | null {
     if (this.target.serverLog === undefined) return null;
     let text: string;
     try {
-      text = readFileSync(this.target.serverLog).subarray(from).toString('utf8');
+      const log = readFileSync(this.target.serverLog);
+      this.logCheckedTo = log.length;
+      text = log.subarray(from).toString('utf8');
     } catch {
       return null;
     }
