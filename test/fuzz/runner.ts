@@ -8,7 +8,7 @@
  * The direct runs go concurrently too: the scripts touch disjoint objects (model.ts), so running them side by side
  * cannot change what any of them sees, and it halves the time.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { diffLines } from './diff.js';
