@@ -186,6 +186,13 @@ export class StatementRouter {
     this.statements.clear();
   }
 
+  /** A simple Query pgmux answered itself (nothing in flight): the client's unnamed statement is gone, as directly. */
+  dropUnnamed(): void {
+    this.unnamedTail = null;
+    this.unnamedToken = null;
+    this.closedUnnamed = null;
+  }
+
   /** Make the server's unnamed statement this client's, if the client has one; false if it has none. */
   private ensureUnnamed(target: StatementTarget): boolean {
     if (this.unnamedToken === null || this.unnamedTail === null) {

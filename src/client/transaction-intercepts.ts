@@ -195,6 +195,8 @@ export class TransactionIntercepts {
   private answerLocally(lone: NonNullable<ReturnType<typeof classifySql>['lone']>): void {
     const router = this.router;
     const batch = new WriteBatch();
+    // A simple Query destroys the unnamed statement first, whatever it then does (PostgreSQL's exec_simple_query).
+    router.dropUnnamed();
     if (lone.kind === 'discard-all') {
       router.clear();
       batch.addBuffer(commandComplete('DISCARD ALL'));
