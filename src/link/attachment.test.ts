@@ -2832,6 +2832,19 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(b.sent()).toEqual(['B(hc,s2)', 'S']);
   });
 
+  it('the unnamed statement put back after the client’s Parse of it failed, in an aborted transaction: 26000 still (seed 7070714)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select 1'), sync());
+    h.server(parseComplete(), rfq('T'));
+    h.received();
+    h.sent();
+    h.client(parse('', 'select x from tt'), parse('s1', 'select 1'), sync(), bind(), execute(), sync());
+    h.sent();
+    const aborted = (): Buffer => error('25P02', 'current transaction is aborted, commands ignored until end of transaction block');
+    h.server(error('42P01', 'relation "tt" does not exist'), rfq('E'), aborted(), rfq('E'));
+    expect(h.received()).toEqual(['E(42P01)', 'Z(E)', 'E(26000)', 'Z(E)']);
+  });
+
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();

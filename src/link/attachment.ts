@@ -362,8 +362,9 @@ export class Attachment implements StatementTarget {
       if ((readErrorFields(buf, start, end).get('C') ?? '') === IN_FAILED_TRANSACTION) replacement = ledger.nextPayload;
     }
     if (next === Owed.Parse && ledger.nextClientName === RESTORED_UNNAMED_MARK && this.router !== null && !this.router.hasUnnamed) {
-      // The client's own Parse of it failed first: directly, the message that needed it finds no unnamed statement.
-      if ((readErrorFields(buf, start, end).get('C') ?? '') !== IN_FAILED_TRANSACTION) replacement = ledger.nextPayload;
+      // The client's own Parse of it failed first: directly, the message that needed it finds no unnamed statement
+      // (a check PostgreSQL makes before the aborted-transaction one).
+      replacement = ledger.nextPayload;
     }
     if (next !== undefined && isExtended(next)) {
       // The server skips everything up to the next Sync: nothing before it will be answered, and what the
