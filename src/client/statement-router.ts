@@ -66,14 +66,23 @@ export interface StatementTarget {
  * transaction is aborted (25P02): PostgreSQL's Bind checks the parameter count first (08P01). Null when the count
  * is right: then 25P02 is PostgreSQL's answer too.
  */
-function bindInAbortedTransaction(name: string, statement: Statement, supplied: number): Buffer | null {
-  if (supplied === statement.params) return null;
+function bindInAbortedTransaction(name: string, required: number, supplied: number): Buffer | null {
+  if (supplied === required) return null;
   return errorResponse({
     severity: 'ERROR',
     code: SqlState.ProtocolViolation,
-    message: `bind message supplies ${supplied} parameters, but prepared statement "${name}" requires ${statement.params}`,
+    message: `bind message supplies ${supplied} parameters, but prepared statement "${name}" requires ${required}`,
   });
 }
+
+/** The parameter count of a statement from a Parse's tail (query, parameter types). */
+function parameterCountOfTail(tail: Buffer): number {
+  const nul = tail.indexOf(0);
+  return parameterCount(tail.toString('utf8', 0, nul), tail.readInt16BE(nul + 1));
+}
+
+/** PostgreSQL's error for a Bind or Describe of the unnamed statement when there is none. */
+export const NO_UNNAMED_STATEMENT = errorResponse({ severity: 'ERROR', code: '26000', message: 'unnamed prepared statement does not exist' });
 
 /** Stand-in name for a statement the client never prepared but the server has (from another client). */
 const UNPREPARED_PREFIX = 'pgmux_unprepared_';
@@ -111,7 +120,6 @@ const enum Undo {
 }
 
 /** PostgreSQL's error for an unnamed statement the session does not have. */
-const NO_UNNAMED_STATEMENT = errorResponse({ severity: 'ERROR', code: '26000', message: 'unnamed prepared statement does not exist' });
 
 /** PostgreSQL's error for a statement name the session does not have. */
 function noSuchStatement(name: string): Buffer {
@@ -194,14 +202,17 @@ export class StatementRouter {
   }
 
   /** Make the server's unnamed statement this client's, if the client has one; false if it has none. */
-  private ensureUnnamed(target: StatementTarget): boolean {
+  private ensureUnnamed(target: StatementTarget, bindParameters: number | null = null): boolean {
     if (this.unnamedToken === null || this.unnamedTail === null) {
       // Closed in a message the server may yet skip: the server's unnamed statement is what it is.
       return this.closedUnnamed !== null && target.statements.unnamedOwner === this.closedUnnamed;
     }
     if (target.statements.unnamedOwner === this.unnamedToken) return true;
     target.toServer.addBuffer(buildParse('', this.unnamedTail));
-    target.ledger.push(Owed.Parse, Reply.Swallow, NO_UNNAMED_STATEMENT, null, null, RESTORED_UNNAMED_MARK);
+    // For a Bind in an aborted transaction (the Parse then fails with 25P02): PostgreSQL's parameter count check
+    // comes first. Counted only here, off the path of every unnamed Parse.
+    const answerIfAborted = bindParameters === null ? null : bindInAbortedTransaction('', parameterCountOfTail(this.unnamedTail), bindParameters);
+    target.ledger.push(Owed.Parse, Reply.Swallow, answerIfAborted, null, null, RESTORED_UNNAMED_MARK);
     target.statements.unnamedOwner = this.unnamedToken;
     return true;
   }
@@ -410,7 +421,7 @@ export class StatementRouter {
       case FrontendCode.Bind: {
         const name = readBindStatement(buf, start, end);
         if (name === '') {
-          if (this.ensureUnnamed(target)) {
+          if (this.ensureUnnamed(target, readBindParameterCount(buf, start, end))) {
             batch.add(buf, start, end);
             ledger.push(Owed.Bind);
           } else {
@@ -421,7 +432,7 @@ export class StatementRouter {
         }
         const used = this.statements.get(name);
         if (used !== undefined && used.effects !== 0) this.onUse?.(used.effects, used.customSettings);
-        const serverName = this.ensurePrepared(name, target, used === undefined ? null : bindInAbortedTransaction(name, used, readBindParameterCount(buf, start, end)));
+        const serverName = this.ensurePrepared(name, target, used === undefined ? null : bindInAbortedTransaction(name, used.params, readBindParameterCount(buf, start, end)));
         if (serverName === null) {
           // Never prepared by this client, but another client left one of that name here: make
           // the server fail as it would in the client's own session, under the client's name.

@@ -2845,6 +2845,21 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(h.received()).toEqual(['E(42P01)', 'Z(E)', 'E(26000)', 'Z(E)']);
   });
 
+  it('the unnamed statement put back for a Bind with the wrong parameter count, in an aborted transaction: 08P01 (seeds 9090910, 1212122)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('s1', 'select $1::int + 1 as v'), bindWith('s1', ['41']), sync());
+    h.server(parseComplete(), bindComplete(), rfq('I'));
+    h.received();
+    h.sent();
+    // The duplicate Parse of s1 takes the server's unnamed statement for its check, then fails (42P05): the
+    // transaction is aborted, and the Bind of the client's unnamed `begin` (no parameters) supplies one.
+    h.client(parse('', 'begin'), bind(), execute(), parse('s1', 'select $1::int + 1 as v'), sync(), bindWith('', ['41']), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'P()', 'P()', 'S', 'P()', 'B(,)', 'E', 'S']);
+    h.server(parseComplete(), bindComplete(), commandComplete('BEGIN'), parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('E'));
+    h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
+    expect(h.received()).toEqual(['1', '2', 'C(BEGIN)', 'E(42P05)', 'Z(E)', 'E(08P01)', 'Z(E)']);
+  });
+
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();

@@ -19,7 +19,7 @@ import { readErrorFields } from '../protocol/fields.js';
 import { readParse } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
-import { OWN_UNNAMED_MARK, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
+import { NO_UNNAMED_STATEMENT, OWN_UNNAMED_MARK, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
 import { endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
 
@@ -361,10 +361,15 @@ export class Attachment implements StatementTarget {
       // would have failed first on its parameter count.
       if ((readErrorFields(buf, start, end).get('C') ?? '') === IN_FAILED_TRANSACTION) replacement = ledger.nextPayload;
     }
-    if (next === Owed.Parse && ledger.nextClientName === RESTORED_UNNAMED_MARK && this.router !== null && !this.router.hasUnnamed) {
-      // The client's own Parse of it failed first: directly, the message that needed it finds no unnamed statement
-      // (a check PostgreSQL makes before the aborted-transaction one).
-      replacement = ledger.nextPayload;
+    if (next === Owed.Parse && ledger.nextClientName === RESTORED_UNNAMED_MARK && this.router !== null) {
+      if (!this.router.hasUnnamed) {
+        // The client's own Parse of it failed first: directly, the message that needed it finds no unnamed
+        // statement (a check PostgreSQL makes before the aborted-transaction one).
+        replacement = NO_UNNAMED_STATEMENT;
+      } else if (ledger.nextPayload !== null && (readErrorFields(buf, start, end).get('C') ?? '') === IN_FAILED_TRANSACTION) {
+        // Refused in an aborted transaction: the Bind it was for would have failed on its parameter count first.
+        replacement = ledger.nextPayload;
+      }
     }
     if (next !== undefined && isExtended(next)) {
       // The server skips everything up to the next Sync: nothing before it will be answered, and what the
