@@ -98,8 +98,6 @@ export const DEALLOCATE_NONE = Symbol('no DEALLOCATE');
 
 /** Ledger name of the client's unnamed Parses (a NUL: no statement name can contain one). */
 export const UNNAMED_MARK = '\u0000';
-/** Ledger name of an unnamed Parse pgmux sends (the client's unnamed statement put back, a check): the server's unnamed statement changes. */
-export const OWN_UNNAMED_MARK = '\u0000pgmux';
 /**
  * Ledger name of pgmux's Parse that puts the client's unnamed statement back on the server. If it fails while
  * the client has no unnamed statement any more (the client's own Parse of it, in flight when this was sent,
@@ -131,7 +129,10 @@ function noSuchStatement(name: string): Buffer {
  * holds one command, checked before the aborted-transaction check). It follows a check that already did
  * what PostgreSQL does before it would refuse the client's Parse.
  */
-const ALWAYS_FAILING_PARSE = buildParse('', Buffer.from('SELECT 1; SELECT 1\0\0\0', 'latin1'));
+const ALWAYS_FAILING_PARSE = buildParse('pgmux always fails', Buffer.from('SELECT 1; SELECT 1\0\0\0', 'latin1'));
+/** The statement name pgmux checks a client's duplicate Parse under (closed right after; a space: no driver's name). */
+const CHECK_NAME = 'pgmux check';
+const CLOSE_CHECK = buildTarget(FrontendCode.Close, STATEMENT, CHECK_NAME);
 
 /** PostgreSQL's error for a Parse of a name the session has (after the Parse's own checks passed). */
 function alreadyExists(name: string): Buffer {
@@ -394,11 +395,14 @@ export class StatementRouter {
         const name = info.name;
         if (this.statements.has(name)) {
           // The client's session has it already: PostgreSQL refuses the Parse (and skips to Sync), but only after
-          // the Parse's own checks (syntax, aborted transaction, analysis). Those are made by the same Parse,
-          // unnamed (its error is the client's); if it passes, a Parse that always fails stands for the refusal.
-          batch.addBuffer(buildParse('', info.tail));
-          ledger.push(Owed.Parse, Reply.Swallow, null, null, null, OWN_UNNAMED_MARK);
-          target.statements.unnamedOwner = null;
+          // the Parse's own checks (syntax, aborted transaction, analysis). Those are made by the same Parse under
+          // a name of pgmux's (its error is the client's), closed again; if it passes, a Parse that always fails
+          // stands for the refusal. Both named: neither touches the server's unnamed statement, as the client's
+          // refused Parse would not (seed 1212128).
+          batch.addBuffer(buildParse(CHECK_NAME, info.tail));
+          ledger.push(Owed.Parse, Reply.Swallow);
+          batch.addBuffer(CLOSE_CHECK);
+          ledger.push(Owed.Close, Reply.Swallow);
           target.injectFailure(Owed.Parse, ALWAYS_FAILING_PARSE, alreadyExists(name));
           return;
         }

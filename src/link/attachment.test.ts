@@ -1282,7 +1282,7 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
     h.sent();
     h.received();
     h.client(parse('s1', 'select 1'), sync());
-    expect(h.sent()).toEqual(['P()', 'P()', 'S']);
+    expect(h.sent()).toEqual(['P(pgmux check)', 'C(S:pgmux check)', 'P(pgmux always fails)', 'S']);
     h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
     expect(h.received()).toEqual(['E(25P02)', 'Z(E)']);
     expect(h.router?.has('s1')).toBe(true);
@@ -1297,11 +1297,12 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
 
     h.client(query('select 0'), parse('s1', 'select 2'), bind('s1'), execute(), sync());
     const sent = h.sent();
-    // In its place the same SQL Parsed unnamed (PostgreSQL's checks before the name is refused), then a Parse
-    // made to fail (pgmux's), so the server skips the rest as PostgreSQL would.
-    expect(sent).toEqual(['Q(select 0)', 'P()', 'P()', 'B(,s1)', 'E', 'S']);
+    // In its place the same SQL Parsed under pgmux's name (PostgreSQL's checks before the name is refused) and
+    // closed, then a Parse made to fail (pgmux's), so the server skips the rest as PostgreSQL would. All named:
+    // the server's unnamed statement is left alone, as the client's refused Parse leaves it.
+    expect(sent).toEqual(['Q(select 0)', 'P(pgmux check)', 'C(S:pgmux check)', 'P(pgmux always fails)', 'B(,s1)', 'E', 'S']);
     expect(h.server(commandComplete('SELECT 1'), rfq('I'))).toEqual([None, Ready]);
-    expect(h.server(parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'))).toEqual([None, None]);
+    expect(h.server(parseComplete(), closeComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'))).toEqual([None, None, None]);
     expect(h.link.ledger.length).toBe(1);
     const got = h.receivedBytes();
     expect(frames(got).map(backendToken)).toEqual(['C(SELECT 1)', 'Z(I)', 'E(42P05)']);
@@ -1336,8 +1337,8 @@ describe('Attachment with a StatementRouter (transaction mode): synthesized and 
   it('a Parse of a name prepared earlier in the same batch is refused too', () => {
     const h = new Harness({ router: new StatementRouter() });
     h.client(parse('s1', 'select 1'), parse('s1', 'select 1'), sync());
-    expect(h.sent()).toEqual(['P(s1)', 'P()', 'P()', 'S']);
-    expect(h.server(parseComplete(), parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('I'))).toEqual([None, None, None, Ready]);
+    expect(h.sent()).toEqual(['P(s1)', 'P(pgmux check)', 'C(S:pgmux check)', 'P(pgmux always fails)', 'S']);
+    expect(h.server(parseComplete(), parseComplete(), closeComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('I'))).toEqual([None, None, None, None, Ready]);
     expect(h.received()).toEqual(['1', 'E(42P05)', 'Z(I)']);
     expect(h.router?.has('s1')).toBe(true);
   });
@@ -2782,20 +2783,15 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
 
   it('the unnamed statement put back for a Bind, when the client’s own Parse of it failed: 26000, as directly (seed 919199)', () => {
     const h = new Harness({ router: new StatementRouter() });
-    h.client(parse('s1', 'select 1'), sync());
-    h.server(parseComplete(), rfq('I'));
-    h.received();
-    h.sent();
-    // The unnamed Parse fails; the duplicate Parse of s1 is checked with pgmux's own unnamed Parse (skipped);
-    // pipelined behind the Sync, the Bind needs the client's unnamed statement put back on the server.
-    h.client(parse('', 'select x from tt'), parse('s1', 'select 1'), sync(), bind(), execute(), sync());
-    // The client's Parse, the check and its always-failing Parse (see the duplicate Parse tests), Sync; then the
-    // unnamed statement put back, the Bind.
-    expect(h.sent()).toEqual(['P()', 'P()', 'P()', 'S', 'P()', 'B(,)', 'E', 'S']);
+    // The unnamed Parse fails; a refused Parse's stand-in (an unnamed Parse made to fail) took the server's
+    // unnamed statement; pipelined behind the Sync, the Bind needs the client's unnamed statement put back.
+    h.client(parse('', 'select x from tt'));
+    h.link.injectFailure(Owed.Parse, parse('', 'pgmux refuses this'), error('0A000', 'refused by pgmux'));
+    h.client(sync(), bind(), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'P()', 'S', 'P()', 'B(,)', 'E', 'S']);
     h.server(error('42P01', 'relation "tt" does not exist'), rfq('I'), error('42P01', 'relation "tt" does not exist'), rfq('I'));
     expect(h.received()).toEqual(['E(42P01)', 'Z(I)', 'E(26000)', 'Z(I)']);
   });
-
   it('a Bind with the wrong parameter count, its statement missing on this server, in an aborted transaction: 08P01 as directly (seed 818188)', () => {
     const router = new StatementRouter();
     const a = new Harness({ router });
@@ -2825,8 +2821,8 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     // pgmux prepares s2 for the Bind; behind the Sync, the client's duplicate Parse is refused (42P05) and the
     // Bind after it needs s2, whose Parse is still in flight: Close and Parse again, both skipped.
     b.client(bind('s2', 'hc'), sync(), parse('s2', 'select $1::int + 1'), bind('s2'), execute(), sync());
-    expect(b.sent()).toEqual(['P(s2)', 'B(hc,s2)', 'S', 'P()', 'P()', 'C(S:s2)', 'P(s2)', 'B(,s2)', 'E', 'S']);
-    b.server(parseComplete(), bindComplete(), rfq('I'), parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('I'));
+    expect(b.sent()).toEqual(['P(s2)', 'B(hc,s2)', 'S', 'P(pgmux check)', 'C(S:pgmux check)', 'P(pgmux always fails)', 'C(S:s2)', 'P(s2)', 'B(,s2)', 'E', 'S']);
+    b.server(parseComplete(), bindComplete(), rfq('I'), parseComplete(), closeComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('I'));
     expect(b.received()).toEqual(['2', 'Z(I)', 'E(42P05)', 'Z(I)']);
     b.client(bind('s2', 'hc'), sync());
     expect(b.sent()).toEqual(['B(hc,s2)', 'S']);
@@ -2834,32 +2830,26 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
 
   it('the unnamed statement put back after the client’s Parse of it failed, in an aborted transaction: 26000 still (seed 7070714)', () => {
     const h = new Harness({ router: new StatementRouter() });
-    h.client(parse('s1', 'select 1'), sync());
-    h.server(parseComplete(), rfq('T'));
-    h.received();
-    h.sent();
-    h.client(parse('', 'select x from tt'), parse('s1', 'select 1'), sync(), bind(), execute(), sync());
+    h.client(parse('', 'select x from tt'));
+    h.link.injectFailure(Owed.Parse, parse('', 'pgmux refuses this'), error('0A000', 'refused by pgmux'));
+    h.client(sync(), bind(), execute(), sync());
     h.sent();
     const aborted = (): Buffer => error('25P02', 'current transaction is aborted, commands ignored until end of transaction block');
     h.server(error('42P01', 'relation "tt" does not exist'), rfq('E'), aborted(), rfq('E'));
     expect(h.received()).toEqual(['E(42P01)', 'Z(E)', 'E(26000)', 'Z(E)']);
   });
-
   it('the unnamed statement put back for a Bind with the wrong parameter count, in an aborted transaction: 08P01 (seeds 9090910, 1212122)', () => {
     const h = new Harness({ router: new StatementRouter() });
-    h.client(parse('s1', 'select $1::int + 1 as v'), bindWith('s1', ['41']), sync());
-    h.server(parseComplete(), bindComplete(), rfq('I'));
-    h.received();
-    h.sent();
-    // The duplicate Parse of s1 takes the server's unnamed statement for its check, then fails (42P05): the
-    // transaction is aborted, and the Bind of the client's unnamed `begin` (no parameters) supplies one.
-    h.client(parse('', 'begin'), bind(), execute(), parse('s1', 'select $1::int + 1 as v'), sync(), bindWith('', ['41']), execute(), sync());
-    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'P()', 'P()', 'S', 'P()', 'B(,)', 'E', 'S']);
-    h.server(parseComplete(), bindComplete(), commandComplete('BEGIN'), parseComplete(), error('42601', 'cannot insert multiple commands into a prepared statement'), rfq('E'));
+    // The client's unnamed `begin` (no parameters) runs; a refused Parse's stand-in takes the server's unnamed
+    // statement and aborts the transaction; the Bind of the client's unnamed statement supplies one parameter.
+    h.client(parse('', 'begin'), bind(), execute());
+    h.link.injectFailure(Owed.Parse, parse('', 'pgmux refuses this'), error('0A000', 'refused by pgmux'));
+    h.client(sync(), bindWith('', ['41']), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'P()', 'S', 'P()', 'B(,)', 'E', 'S']);
+    h.server(parseComplete(), bindComplete(), commandComplete('BEGIN'), error('42601', 'syntax error'), rfq('E'));
     h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
-    expect(h.received()).toEqual(['1', '2', 'C(BEGIN)', 'E(42P05)', 'Z(E)', 'E(08P01)', 'Z(E)']);
+    expect(h.received()).toEqual(['1', '2', 'C(BEGIN)', 'E(0A000)', 'Z(E)', 'E(08P01)', 'Z(E)']);
   });
-
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();

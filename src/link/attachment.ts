@@ -19,7 +19,7 @@ import { readErrorFields } from '../protocol/fields.js';
 import { readParse } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
-import { NO_UNNAMED_STATEMENT, OWN_UNNAMED_MARK, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
+import { NO_UNNAMED_STATEMENT, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
 import { endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
 
@@ -242,8 +242,8 @@ export class Attachment implements StatementTarget {
       this.router?.queryRefused();
     } else {
       this.unsynced = true;
-      // pgmux's failing stand-ins are unnamed Parses: the server's unnamed statement is gone (the client's is not).
-      if (kind === Owed.Parse) this.statements.unnamedOwner = null;
+      // A failing unnamed Parse drops the server's unnamed statement (the client's is not gone).
+      if (kind === Owed.Parse && message[5] === 0) this.statements.unnamedOwner = null;
     }
     this.toServer.addBuffer(message);
     this.ledger.push(kind, Reply.ReplaceError, error);
@@ -413,7 +413,7 @@ export class Attachment implements StatementTarget {
     if (kind === Owed.Parse) {
       // The server does not have the statement (unless a later segment prepares it again).
       if (serverName !== null) this.statements.notPrepared(serverName, this.syncsDone);
-      if (clientName === UNNAMED_MARK || clientName === OWN_UNNAMED_MARK || clientName === RESTORED_UNNAMED_MARK) this.statements.unnamedOwner = null; // whose it is now is not known
+      if (clientName === UNNAMED_MARK || clientName === RESTORED_UNNAMED_MARK) this.statements.unnamedOwner = null; // whose it is now is not known
     } else if (kind === Owed.Close && reply === Reply.Swallow && serverName !== null && payload !== null) {
       // An eviction Close that did not run: the statement is still there.
       this.statements.restore(serverName, payload.toString('latin1'));
