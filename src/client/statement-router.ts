@@ -239,6 +239,8 @@ export class StatementRouter {
 
   /** Nothing is owed any more: no message in flight can be skipped, nothing can need undoing. */
   settle(): void {
+    // Its Close was answered or skipped (then the journal put the statement back): nothing to decide any more.
+    this.closedUnnamed = null;
     if (this.undoKinds.length === 0) return;
     this.undoKinds.length = 0;
     this.undoNames.length = 0;
@@ -316,6 +318,8 @@ export class StatementRouter {
   }
 
   private setUnnamed(tail: Buffer | null, token: object | null): void {
+    // A later change of the unnamed statement makes a Close before it irrelevant (seed 1414145).
+    this.closedUnnamed = null;
     this.record(Undo.Unnamed, '', this.unnamedTail, this.unnamedToken);
     this.unnamedTail = tail;
     this.unnamedToken = token;
@@ -508,8 +512,9 @@ export class StatementRouter {
           // server skips the Close and the client keeps its statement, and a pipelined Bind after the Sync is
           // forwarded for the server to decide (see closedUnnamed).
           this.ensureUnnamed(target);
-          this.closedUnnamed = this.unnamedToken;
+          const closing = this.unnamedToken;
           this.setUnnamed(null, null);
+          this.closedUnnamed = closing;
         }
         batch.add(buf, start, end);
         ledger.push(Owed.Close);

@@ -2850,6 +2850,25 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
     expect(h.received()).toEqual(['1', '2', 'C(BEGIN)', 'E(0A000)', 'Z(E)', 'E(08P01)', 'Z(E)']);
   });
+  it('a skipped Close of the unnamed statement does not outlive later changes of it (seed 1414145)', () => {
+    const router = new StatementRouter();
+    const a = new Harness({ router });
+    a.client(parse('', 'select current_user'), sync());
+    a.server(parseComplete(), rfq('I'));
+    a.sent();
+    // On another server: the unnamed statement put back, then Closed, all skipped after an error.
+    const b = new Harness({ router });
+    b.client(execute(0, 'nope'), closeStatement(''), sync());
+    expect(b.sent()).toEqual(['E(nope)', 'P()', 'C(S:)', 'S']);
+    b.server(error('34000', 'portal "nope" does not exist'), rfq('I'));
+    // A simple Query destroys it.
+    b.client(query('select 1'));
+    b.server(commandComplete('SELECT 1'), rfq('I'));
+    // Back on the first server, which still has the old statement: the client has none.
+    a.client(describeStatement(''), sync());
+    expect(a.sent()).toEqual(['D(S:pgmux_unprepared_unnamed)', 'S']);
+  });
+
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();
