@@ -41,6 +41,8 @@ function config(setup: PoolerSetup, port: number): Record<string, unknown> {
     log_disconnections: false,
     metrics_port: 0,
     databases: { [setup.database]: { host: '127.0.0.1', port: setup.pg.port, dbname: setup.database } },
+    // Extra settings for one run (bench/login-storm.ts compares admission-control settings this way).
+    ...(JSON.parse(process.env.PGMUX_BENCH_SETTINGS ?? '{}') as Record<string, unknown>),
   };
 }
 

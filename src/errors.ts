@@ -146,6 +146,30 @@ export const Errors = {
         logLevel: 'warn',
       },
     ),
+  /** The pool's queue holds max_queued_clients_per_pool clients already. */
+  poolQueueFull: (pool: string, max: number, fatal: boolean) =>
+    new PgmuxError(
+      'POOL_QUEUE_FULL',
+      SqlState.TooManyConnections,
+      `too many clients waiting for a server connection in pool "${pool}": ${max} are queued already (max_queued_clients_per_pool)`,
+      {
+        severity: fatal ? 'FATAL' : 'ERROR',
+        hint: 'Retry later, raise max_queued_clients_per_pool, or raise default_pool_size (or the pool\'s pool_size) if the server can take more connections.',
+        logLevel: 'warn',
+      },
+    ),
+  /** query_timeout passed, pgmux sent a cancel, and the server did not answer for another query_timeout. */
+  queryTimeoutUnanswered: (pool: string, ms: number) =>
+    new PgmuxError(
+      'QUERY_TIMEOUT_UNANSWERED',
+      SqlState.QueryCanceled,
+      `terminating connection: the query ran longer than query_timeout (${ms} ms) and the server of pool "${pool}" did not answer the cancel request within another ${ms} ms`,
+      {
+        detail: 'The server connection was closed; the transaction in progress, if any, did not complete.',
+        hint: 'The server may be unreachable or overloaded. query_timeout sets how long a query may run.',
+        logLevel: 'warn',
+      },
+    ),
   canceledWhileWaiting: () =>
     new PgmuxError('CANCELED_WHILE_WAITING', SqlState.QueryCanceled, 'canceling statement due to user request', { severity: 'ERROR' }),
   serverConnectFailed: (pool: string, target: string, reason: string) =>
@@ -170,8 +194,10 @@ export const Errors = {
     }),
 
   // ---- admin console (virtual databases pgbouncer / pgmux) and pool control ----
-  adminNotAllowed: (user: string) =>
-    new PgmuxError('ADMIN_NOT_ALLOWED', SqlState.InvalidAuthorizationSpecification, `user "${user}" is not allowed to use the admin console`, {
+  /** As PostgreSQL refuses a user without CONNECT privilege: authenticated, but not allowed in (42501). */
+  adminNotAllowed: (user: string, db: string) =>
+    new PgmuxError('ADMIN_NOT_ALLOWED', '42501', `permission denied for database "${db}": user "${user}" is not allowed to use the admin console`, {
+      detail: 'Only admin_users and stats_users may log in to the admin console.',
       hint: `Add "${user}" to admin_users (all commands) or stats_users (SHOW commands only).`,
       logLevel: 'warn',
     }),

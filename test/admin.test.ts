@@ -34,7 +34,7 @@ const POOLS: Array<[string, number]> = [
   ['cl_waiting_cancel_req', INT4], ['sv_active', INT4], ['sv_active_cancel', INT4], ['sv_being_canceled', INT4],
   ['sv_idle', INT4], ['sv_used', INT4], ['sv_tested', INT4], ['sv_login', INT4], ['maxwait', INT4], ['maxwait_us', INT4],
   ['pool_mode', TEXT], ['load_balance_hosts', TEXT],
-  ['pinned', INT4], ['prepared_statements', INT4],
+  ['pinned', INT4], ['prepared_statements', INT4], ['login_failures', INT4], ['last_login_error', TEXT],
 ];
 const SOCKETS: Array<[string, number]> = [
   ['type', TEXT], ['user', TEXT], ['database', TEXT], ['replication', TEXT], ['state', TEXT], ['addr', TEXT], ['port', INT4],
@@ -178,12 +178,13 @@ describe('logging in', () => {
     await c.end();
   });
 
-  it('a user in neither admin_users nor stats_users is refused after authentication with 28000 naming the settings', async () => {
+  it('a user in neither admin_users nor stats_users is refused after authentication with 42501 naming the settings', async () => {
     const c = new pg.Client({ host: '127.0.0.1', port: px.port, user: OUTSIDER.name, password: OUTSIDER.password, database: 'pgbouncer' });
     const err = (await c.connect().then(() => null, (e: unknown) => e)) as (Error & { code?: string; hint?: string }) | null;
     await c.end().catch(() => undefined);
     expect(err).not.toBeNull();
-    expect(err?.code).toBe('28000');
+    expect(err?.code).toBe('42501');
+    expect(err?.message).toBe(`permission denied for database "pgbouncer": user "${OUTSIDER.name}" is not allowed to use the admin console`);
     expect(`${err?.message} ${err?.hint}`).toContain('admin_users');
     expect(`${err?.message} ${err?.hint}`).toContain('stats_users');
   });

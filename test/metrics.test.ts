@@ -27,6 +27,8 @@ const EXPECTED: Record<string, { type: string; labels: string[] | null }> = {
   pgmux_pool_saturation: { type: 'gauge', labels: [] },
   pgmux_pool_waiting_clients: { type: 'gauge', labels: [] },
   pgmux_pool_wait_oldest_seconds: { type: 'gauge', labels: [] },
+  pgmux_pool_server_login_failures_consecutive: { type: 'gauge', labels: [] },
+  pgmux_server_login_failures_total: { type: 'counter', labels: [] },
   pgmux_transactions_total: { type: 'counter', labels: [] },
   pgmux_queries_total: { type: 'counter', labels: [] },
   pgmux_received_bytes_total: { type: 'counter', labels: [] },

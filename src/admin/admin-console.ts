@@ -85,14 +85,14 @@ export class AdminConsole {
   }
 
   /**
-   * The client proved its password: admit it with its role and greet it, or refuse it (28000)
-   * when it is in neither admin_users nor stats_users.
+   * The client proved its password: admit it with its role and greet it, or refuse it (42501, as
+   * PostgreSQL refuses a user without CONNECT privilege) when it is in neither admin_users nor stats_users.
    */
   open(client: ClientInfo, authMessages: Buffer[]): AdminSession | null {
     const config = this.host.config;
     const role: AdminRole | null = config.admin_users.includes(client.user) ? 'admin' : config.stats_users.includes(client.user) ? 'stats' : null;
     if (role === null) {
-      client.fail(Errors.adminNotAllowed(client.user));
+      client.fail(Errors.adminNotAllowed(client.user, client.database));
       return null;
     }
     const parts = [...authMessages, AUTHENTICATION_OK];
@@ -182,7 +182,13 @@ export class AdminSession {
   }
 
   private enqueue(task: () => Promise<void>): void {
-    this.queue = this.queue.then(task, task);
+    // A task that throws closes this session only: a rejection nobody handles would end the process.
+    const guarded = (): Promise<void> =>
+      task().catch((err: unknown) => {
+        this.console.log.error({ err: (err as Error).stack ?? String(err), client: this.client.id }, 'admin session failed; closing it');
+        this.client.fail(Errors.internal((err as Error).message ?? String(err)));
+      });
+    this.queue = this.queue.then(guarded, guarded);
   }
 
   private write(reply: Buffer, ready: boolean): void {
@@ -216,7 +222,7 @@ export class AdminSession {
     if (m === null) throw Errors.adminUnknownCommand(sql.trim());
     const name = (unquote(m[1], '"') as string).toLowerCase();
     const arg = unquote(m[2], '"');
-    const command = COMMANDS[name];
+    const command = own(COMMANDS, name);
     if (command === undefined) throw Errors.adminUnknownCommand(sql.trim());
     if (!command.stats && this.role !== 'admin') throw Errors.adminNeedsAdmin(name.toUpperCase(), this.client.user);
     if (name !== 'show') this.console.log.info({ client: this.client.id, user: this.client.user, command: sql.trim() }, 'admin command');
@@ -287,6 +293,14 @@ function errorBuffer(error: PgmuxError): Buffer {
   return errorResponse({ ...error.toFields(), severity: 'ERROR' });
 }
 
+/**
+ * `table[key]` for the table's own entries only: a command named `constructor` or `__proto__` must
+ * not find Object's (`SHOW constructor` once answered with the session object and crashed pgmux).
+ */
+function own<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 function noArgument(arg: string | undefined, command: string): void {
   if (arg !== undefined) throw Errors.adminUnknownCommand(`${command} ${arg}`);
 }
@@ -318,7 +332,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     stats: true,
     run: (s, arg) => {
       const what = requireArgument(arg, 'what to SHOW (see SHOW HELP)');
-      const show = SHOW[what.toLowerCase()];
+      const show = own(SHOW, what.toLowerCase());
       if (show !== undefined) return show(s);
       const fake = FAKE_PARAMS.get(what.toLowerCase());
       if (fake !== undefined) return new ResultSet([text(what.toLowerCase())]).row([fake]).finish();

@@ -4,7 +4,8 @@
  * Columns and types are PgBouncer 1.25's (admin.c admin_show_pools), then pgmux's own at the end
  * (appending keeps pgbouncer_exporter and scripts that read by position working):
  * `pinned` clients held on their server by session state, `prepared_statements` held by the
- * pool's server connections.
+ * pool's server connections, `login_failures` (server logins failed in a row, 0 once one succeeds)
+ * and `last_login_error` (SQLSTATE and message of the latest of them, while they go on).
  */
 import { ADMIN_DATABASES } from '../config/checks.js';
 import type { Pool } from '../pool/pool.js';
@@ -32,6 +33,8 @@ export const POOLS_COLUMNS = [
   // pgmux
   int4('pinned'),
   int4('prepared_statements'),
+  int4('login_failures'),
+  text('last_login_error'),
 ];
 
 /**
@@ -75,11 +78,13 @@ export function showPools(registry: PoolRegistry, now: number = Date.now()): Buf
       null,
       pinned,
       prepared,
+      pool.logins.failures,
+      pool.logins.lastError === null ? null : `${pool.logins.lastError.sqlstate} ${pool.logins.lastError.message}`,
     ]);
   }
   // The admin console's own pool, as PgBouncer lists "pgbouncer/pgbouncer" (its clients are the console sessions).
   let admins = 0;
   for (const c of registry.clients) if (c.admin !== null) admins++;
-  rs.row([ADMIN_DATABASES[0], ADMIN_DATABASES[0], admins, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'statement', null, 0, 0]);
+  rs.row([ADMIN_DATABASES[0], ADMIN_DATABASES[0], admins, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'statement', null, 0, 0, 0, null]);
   return rs.finish();
 }

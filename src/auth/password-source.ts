@@ -3,6 +3,7 @@
  * then `auth_query` run upstream as `auth_user` (cached for `auth_query_cache_ttl`, concurrent
  * lookups for one user shared). The result may be plaintext, an md5 secret or a SCRAM verifier.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DatabaseConfig, PgmuxConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
@@ -54,6 +55,25 @@ export class PasswordSource {
     value.catch(() => this.cache.delete(key));
     if (this.cache.size > 10_000) this.prune(now);
     return value;
+  }
+
+  /**
+   * A key that only this configuration's secrets give (its passwords and the auth_file's), for the salts
+   * pgmux makes up (ScramSecretCache): the same on every restart and every instance with this
+   * configuration, unknown to anyone who does not know those secrets. Null when there are none.
+   */
+  saltKey(): Buffer | null {
+    const hash = createHash('sha256').update('pgmux SCRAM salt key\0');
+    let secrets = 0;
+    const add = (where: string, name: string, password: string | undefined): void => {
+      if (password === undefined || password === '') return;
+      hash.update(`${where}\0${name}\0${password}\0`);
+      secrets++;
+    };
+    for (const name of Object.keys(this.config.users).sort()) add('users', name, this.config.users[name].password);
+    for (const name of Object.keys(this.config.databases).sort()) add('databases', name, this.config.databases[name].password);
+    for (const name of [...this.authFile.keys()].sort()) add('auth_file', name, this.authFile.get(name));
+    return secrets === 0 ? null : hash.digest();
   }
 
   private local(user: string): string | undefined {

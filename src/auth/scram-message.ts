@@ -40,9 +40,10 @@ export function readMessage(payload: string | Buffer, what: string): ScramMessag
 
 /** Splits `a=1,b=2` into attributes, each one ASCII letter, '=', and a value. */
 export function parseAttributes(text: string, what: string): ScramAttribute[] {
-  return text.split(',').map((part) => {
+  return text.split(',').map((part, i) => {
     const match = ATTRIBUTE.exec(part);
-    if (match === null) throw new ScramProtocolError(`${what}: malformed attribute "${clip(part)}"`);
+    // Not repeated: what a confused client sends here may be its password.
+    if (match === null) throw new ScramProtocolError(`${what}: attribute ${i + 1} is malformed`);
     return { name: match[1], value: match[2] };
   });
 }

@@ -25,33 +25,88 @@ export type AuthStep =
   | { kind: 'ok'; messages: Buffer[]; scramKeys?: { clientKey: Buffer; serverKey: Buffer } }
   | { kind: 'fail'; error: PgmuxError };
 
-const FAKE_KEY = randomBytes(32);
+/** Bound on cached secrets: a client spraying user names must not grow the cache without end. */
+const MAX_CACHED_SECRETS = 10_000;
 
-/** Caches SCRAM secrets derived from plaintext passwords (PBKDF2 is costly and synchronous). */
+/**
+ * SCRAM secrets for exchanges whose salt pgmux chooses: plaintext passwords (PBKDF2 is costly and
+ * synchronous, so each is derived once) and unknown users (a mock secret nobody knows the password of).
+ *
+ * Both salts are HMACs under one key (`useKey`), which the configuration's own secrets give: so a
+ * user name gets the same salt at every attempt, after a restart and from every instance that runs the
+ * configuration, like a stored verifier's salt does; two users with one password get different salts; and
+ * nobody without the key can compute the mock salt of a name to compare. (PostgreSQL's mock salt is the
+ * same idea, keyed by a secret of the cluster.)
+ */
 export class ScramSecretCache {
   private readonly secrets = new Map<string, ScramSecret>();
+  /** Stored passwords already classified (a verifier's parse would cost a known user microseconds more). */
+  private readonly classified = new Map<string, StoredPassword>();
+  private readonly md5Fakes = new Map<string, string>();
+  private key: Buffer = randomBytes(32);
+  private keyed = false;
 
-  forPassword(password: string): ScramSecret {
-    let secret = this.secrets.get(password);
+  /**
+   * The key of the salts; null when the configuration holds no secret (then a random key for this
+   * process: salts stable until restart). A new key drops the cached secrets.
+   */
+  useKey(key: Buffer | null): void {
+    if (key === null ? !this.keyed : this.keyed && key.equals(this.key)) return;
+    this.key = key ?? randomBytes(32);
+    this.keyed = key !== null;
+    this.secrets.clear();
+    this.md5Fakes.clear();
+  }
+
+  /** What a stored password is (classifyStoredPassword), remembered. */
+  classify(password: string): StoredPassword {
+    let stored = this.classified.get(password);
+    if (stored === undefined) {
+      stored = classifyStoredPassword(password);
+      remember(this.classified, password, stored);
+    }
+    return stored;
+  }
+
+  forPassword(user: string, password: string): ScramSecret {
+    const id = `${user}\0${password}`;
+    let secret = this.secrets.get(id);
     if (secret === undefined) {
-      secret = makeScramSecret(password);
-      this.secrets.set(password, secret);
+      secret = makeScramSecret(password, { salt: this.salt('password', id) });
+      remember(this.secrets, id, secret);
     }
     return secret;
   }
 
   /** A secret nobody knows the password of, with a salt that is stable per user name. */
   fake(user: string): ScramSecret {
-    const key = `\0fake:${user}`;
-    let secret = this.secrets.get(key);
+    const id = `\0mock\0${user}`;
+    let secret = this.secrets.get(id);
     if (secret === undefined) {
-      const salt = createHmac('sha256', FAKE_KEY).update(user).digest().subarray(0, 16);
-      secret = { iterations: 4096, salt, storedKey: randomBytes(32), serverKey: randomBytes(32) };
-      if (this.secrets.size > 10_000) this.secrets.clear(); // bound memory under user-name spraying
-      this.secrets.set(key, secret);
+      secret = { iterations: 4096, salt: this.salt('mock', user), storedKey: randomBytes(32), serverKey: randomBytes(32) };
+      remember(this.secrets, id, secret);
     }
     return secret;
   }
+
+  /** The md5 secret an unknown user is checked against, so a refusal costs what a known user's does. */
+  fakeMd5(user: string): string {
+    let secret = this.md5Fakes.get(user);
+    if (secret === undefined) {
+      secret = `md5${this.salt('md5', user).toString('hex')}`;
+      remember(this.md5Fakes, user, secret);
+    }
+    return secret;
+  }
+
+  private salt(kind: string, id: string): Buffer {
+    return createHmac('sha256', this.key).update(`${kind}\0${id}`).digest().subarray(0, 16);
+  }
+}
+
+function remember<T>(map: Map<string, T>, key: string, value: T): void {
+  if (map.size >= MAX_CACHED_SECRETS) map.clear();
+  map.set(key, value);
 }
 
 export class ClientAuth {
@@ -71,11 +126,16 @@ export class ClientAuth {
     /** tls-server-end-point data of pgmux's certificate when the client is on TLS: SCRAM-SHA-256-PLUS is offered. */
     private readonly channelBinding: Buffer | null = null,
   ) {
-    this.stored = password === undefined ? null : classifyStoredPassword(password);
+    this.stored = password === undefined ? null : secrets.classify(password);
     if (authType === 'plain') this.method = 'plain';
     else if (authType === 'md5' && this.stored?.kind !== 'scram') this.method = 'md5';
     else if (this.stored?.kind === 'md5') this.method = 'md5'; // an md5 secret cannot answer SCRAM
     else this.method = 'scram';
+  }
+
+  /** The exchange is SASL (SCRAM): its messages are capped as PostgreSQL caps them (1024 bytes). */
+  get sasl(): boolean {
+    return this.method === 'scram';
   }
 
   /** The first challenge to send. */
@@ -96,9 +156,12 @@ export class ClientAuth {
     try {
       switch (this.method) {
         case 'plain':
-          return this.checkPlain(readCString(buf, start + 5, end)[0]);
-        case 'md5':
-          return this.checkMd5(readCString(buf, start + 5, end)[0]);
+        case 'md5': {
+          const text = passwordText(buf, start, end);
+          // As PostgreSQL: the password's terminating zero must end the message (bytes after it were let in before).
+          if (text === null) return { kind: 'fail', error: Errors.authProtocol('invalid password packet size') };
+          return this.method === 'plain' ? this.checkPlain(text) : this.checkMd5(text);
+        }
         case 'scram':
           return this.scramStep(buf, start, end);
       }
@@ -113,7 +176,11 @@ export class ClientAuth {
       // SASLInitialResponse: mechanism, Int32 length, data
       const [mechanism, pos] = readCString(buf, start + 5, end);
       const plus = mechanism === SCRAM_SHA_256_PLUS && this.channelBinding !== null;
-      if (mechanism !== SCRAM_SHA_256 && !plus) return { kind: 'fail', error: Errors.authProtocol(`unsupported SASL mechanism "${mechanism}"`) };
+      if (mechanism !== SCRAM_SHA_256 && !plus) {
+        // The name is not repeated: a client that answers with a password message puts its password here.
+        const offered = this.channelBinding === null ? SCRAM_SHA_256 : `${SCRAM_SHA_256_PLUS} or ${SCRAM_SHA_256}`;
+        return { kind: 'fail', error: Errors.authProtocol(`client selected an invalid SASL authentication mechanism (pgmux offers ${offered})`) };
+      }
       if (pos + 4 > end) return { kind: 'fail', error: Errors.authProtocol('truncated SASLInitialResponse') };
       const length = buf.readInt32BE(pos);
       if (length < 0 || pos + 4 + length > end) return { kind: 'fail', error: Errors.authProtocol('bad SASLInitialResponse length') };
@@ -136,20 +203,25 @@ export class ClientAuth {
   private scramSecret(): ScramSecret {
     const stored = this.stored;
     if (stored?.kind === 'scram') return stored.secret;
-    if (stored?.kind === 'plain') return this.secrets.forPassword(stored.password);
+    if (stored?.kind === 'plain') return this.secrets.forPassword(this.user, stored.password);
     return this.secrets.fake(this.user);
   }
 
   private checkMd5(response: string): AuthStep {
     const stored = this.stored;
-    if (stored === null || stored.kind === 'scram' || this.md5Salt === null) return this.failed();
-    const secret = stored.kind === 'md5' ? stored.hash : stored.password;
-    return verifyMd5Response(this.user, secret, this.md5Salt, response) ? { kind: 'ok', messages: [] } : this.failed();
+    if (this.md5Salt === null || stored?.kind === 'scram') return this.failed();
+    // An unknown user is checked against a mock secret: the same work, the same answer as a wrong password.
+    const secret = stored === null ? this.secrets.fakeMd5(this.user) : stored.kind === 'md5' ? stored.hash : stored.password;
+    const ok = verifyMd5Response(this.user, secret, this.md5Salt, response);
+    return ok && stored !== null ? { kind: 'ok', messages: [] } : this.failed();
   }
 
   private checkPlain(given: string): AuthStep {
     const stored = this.stored;
-    if (stored === null) return this.failed();
+    if (stored === null) {
+      safeEqual(given, this.secrets.fakeMd5(this.user)); // as much work as a plaintext password's check
+      return this.failed();
+    }
     let ok: boolean;
     switch (stored.kind) {
       case 'plain':
@@ -170,6 +242,12 @@ export class ClientAuth {
   private failed(): AuthStep {
     return { kind: 'fail', error: Errors.authFailed(this.user) };
   }
+}
+
+/** The text of a password message (`buf[start, end)`), or null unless one zero-terminated string fills its body. */
+function passwordText(buf: Buffer, start: number, end: number): string | null {
+  const nul = buf.indexOf(0, start + 5);
+  return nul === end - 1 ? buf.toString('utf8', start + 5, nul) : null;
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -31,4 +31,6 @@ export interface ClientHost {
   clientPinned(client: ClientSession, kind: string): void;
   loginFailed(client: ClientSession, error: PgmuxError): void;
   clientClosed(client: ClientSession, reason: string): void;
+  /** The client finished logging in, failed or left: its max_client_logins_in_progress slot (or queue place) goes. */
+  loginEnded(client: ClientSession): void;
 }

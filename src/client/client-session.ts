@@ -32,6 +32,7 @@ import { FrameReader, type FrameHandler } from '../protocol/frame-reader.js';
 import {
   parseStartupPacket,
   startupPacketLength,
+  type Negotiated,
   StartupPacketError,
   type StartupPacket,
 } from '../protocol/startup.js';
@@ -84,12 +85,50 @@ function isFrontendMessage(code: number): boolean {
   }
 }
 
+/**
+ * The longest message a client may declare, as PostgreSQL reads them: after login, per type (postgres.c
+ * SocketBackend: PQ_LARGE_MESSAGE_LIMIT or PQ_SMALL_MESSAGE_LIMIT; 0 for a type it refuses at its first byte),
+ * during authentication only a password message (auth.c: PG_MAX_AUTH_TOKEN_LENGTH, PG_MAX_SASL_MESSAGE_LENGTH
+ * for SASL). Without these a client could make pgmux wait for (and buffer) up to 1 GB where PostgreSQL closes
+ * the connection, e.g. a Sync declaring 20000 bytes, an unknown type byte, or a password message before login.
+ */
+const LARGE_MESSAGE_LIMIT = 0x3ffffffe;
+const SMALL_MESSAGE_LIMIT = 10000;
+const AUTH_MESSAGE_LIMIT = 65535;
+const SASL_MESSAGE_LIMIT = 1024;
+
+function loggedInMessageLimit(code: number): number {
+  switch (code) {
+    case FrontendCode.Query:
+    case FrontendCode.FunctionCall:
+    case FrontendCode.Parse:
+    case FrontendCode.Bind:
+    case FrontendCode.CopyData:
+      return LARGE_MESSAGE_LIMIT;
+    case FrontendCode.Execute:
+    case FrontendCode.Describe:
+    case FrontendCode.Close:
+    case FrontendCode.Sync:
+    case FrontendCode.Flush:
+    case FrontendCode.CopyDone:
+    case FrontendCode.CopyFail:
+    case FrontendCode.Terminate:
+      return SMALL_MESSAGE_LIMIT;
+    default:
+      return 0;
+  }
+}
 
 export class ClientSession implements FrameHandler, PoolClient, ClientInfo, InterceptHost, BoundaryHost {
   state: ClientState = ClientState.Startup;
   readonly waitLink: QueueLink<PoolClient> = queueLink<PoolClient>(this);
   server: ServerConnection | null = null;
   waitingSince = 0;
+  waitNotified = false;
+  /** Holds a max_client_logins_in_progress slot (the registry sets and clears it). */
+  holdsLoginSlot = false;
+  /** Its place in the registry's queue of logins waiting for a slot. */
+  readonly loginLink: QueueLink<ClientSession> = queueLink<ClientSession>(this);
   readonly params = new ParamMap();
   pool: Pool | null = null;
   user = '';
@@ -107,6 +146,8 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   }
 
   private startupBuffer: Buffer | null = null;
+  /** SSLRequest / GSSENCRequest already answered on this connection. */
+  private readonly negotiated: Negotiated = { ssl: false, gss: false };
   private reader: FrameReader | null = null;
   private auth: ClientAuth | null = null;
   /** The settings the client asked for at startup (canonical names): what RESET returns to. */
@@ -127,6 +168,10 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   /** After pgmux failed an unsynced extended-protocol batch: drop messages up to the next Sync, as PostgreSQL does. */
   private skipUntilSync = false;
   private pausedForServer = false;
+  /** The link settled while a client message was being streamed to this server: released after its last piece. */
+  private releaseAfterStream: ServerConnection | null = null;
+  /** Terminate came behind requests still owed answers: it went on to the server, which closes after them. */
+  private terminating = false;
   /** Reading paused while queued for a server. */
   private pausedForWait = false;
   /** Inside onData: the chunk's messages are being handled and will be flushed together at its end. */
@@ -147,6 +192,8 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   socket: Socket;
   /** The TCP socket (kept for addresses, and to survive errors under a TLS socket). */
   private readonly tcp: Socket;
+  /** DER of the certificate pgmux presented on this connection's TLS handshake (channel binding). */
+  private tlsCertificateDer: Buffer | null = null;
 
   constructor(
     readonly id: number,
@@ -177,6 +224,9 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
    */
   private upgradeToTls(prefix: Buffer | null): void {
     const tlsConfig = this.host.clientTls;
+    // The certificate this handshake presents: SCRAM-SHA-256-PLUS binds to it even if a reload
+    // rotates the certificate before the client has authenticated.
+    this.tlsCertificateDer = tlsConfig.certificateDer;
     const raw = this.tcp;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
@@ -219,6 +269,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   }
 
   private handleData(chunk: Buffer): void {
+    if (this.state === ClientState.Closed) return; // closing: what still comes is read and dropped (see fail)
     if (this.pool !== null) this.pool.stats.bytesReceived += chunk.length;
     if (this.reader !== null) {
       this.inChunk = true;
@@ -246,7 +297,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
         this.startupBuffer = buf;
         return;
       }
-      packet = parseStartupPacket(buf.subarray(0, length));
+      packet = parseStartupPacket(buf.subarray(0, length), this.negotiated);
     } catch (err) {
       if (err instanceof StartupPacketError) return this.fail(new PgmuxError('BAD_STARTUP', err.sqlstate, err.message, { logLevel: 'info' }));
       throw err;
@@ -259,7 +310,12 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
           // Bytes sent before our answer would be read as if they were inside the encrypted channel.
           return this.fail(Errors.protocolViolation('received unencrypted data after SSL/GSSENC request'));
         }
+        // Each is answered once, as PostgreSQL does (after TLS, a GSSENCRequest is not one either): a repeated
+        // request is then read as a protocol version and refused. Before, pgmux answered every one of them.
+        if (packet.kind === 'gssenc') this.negotiated.gss = true;
+        else this.negotiated.ssl = true;
         if (packet.kind === 'ssl' && !this.encrypted && this.host.clientTls.context !== null) {
+          this.negotiated.gss = true;
           this.socket.write(SSL_SUPPORTED);
           this.upgradeToTls(null);
           return;
@@ -284,11 +340,10 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     this.database = params.get('database') as string;
     this.applicationName = params.get('application_name') ?? '';
     this.childLog = null; // later lines carry user and db
-    this.reader = new FrameReader(this);
+    this.reader = new FrameReader(this, (code) => this.messageLimit(code));
 
-    if (params.has('replication') && params.get('replication') !== 'false' && params.get('replication') !== '0') {
-      return this.fail(Errors.replicationRefused());
-    }
+    // replication=off/no/0/false is an ordinary connection, as in PostgreSQL (these were refused before).
+    if (packet.replication) return this.fail(Errors.replicationRefused());
     if (this.host.tooManyClients()) return this.fail(Errors.tooManyClients(this.host.config.max_client_conn));
     if (packet.minorVersion > 0 || packet.protocolOptions.length > 0) {
       this.socket.write(negotiateProtocolVersion(0, packet.protocolOptions));
@@ -329,11 +384,20 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     );
   }
 
+  /** The longest message of this type the client may send now (0: none of this type), as PostgreSQL reads them. */
+  private messageLimit(code: number): number {
+    if (this.state === ClientState.Startup || this.state === ClientState.Authenticating) {
+      if (code !== FrontendCode.PasswordMessage) return 0;
+      return this.auth?.sasl === true ? SASL_MESSAGE_LIMIT : AUTH_MESSAGE_LIMIT;
+    }
+    return loggedInMessageLimit(code);
+  }
+
   private beginAuth(authType: AuthType, dbConfig: DatabaseConfig, password: string | undefined): void {
     if (this.state !== ClientState.Authenticating) return; // gone while the password was looked up
     this.storedPassword = password;
     if (authType === 'trust' || authType === 'cert') return this.loggedIn(dbConfig, [], undefined);
-    const certificate = this.encrypted ? this.host.clientTls.certificateDer : null;
+    const certificate = this.encrypted ? this.tlsCertificateDer : null;
     let binding: Buffer | null = null;
     if (certificate !== null) {
       try {
@@ -368,6 +432,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
 
   /** Authenticated: join the pool, then greet the client (after a server told us the parameters, if needed). */
   private loggedIn(dbConfig: DatabaseConfig, authMessages: Buffer[], scramKeys: ScramKeys | undefined): void {
+    this.host.loginEnded(this);
     if (dbConfig === this.host.adminConsole?.database) {
       this.state = ClientState.Idle;
       this.admin = this.host.adminConsole.open(this, authMessages);
@@ -439,6 +504,14 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     if (code === FrontendCode.Terminate) {
       this.closeReason = 'client sent Terminate';
       this.reader?.stop();
+      if (this.admin === null && this.owesAnswers) {
+        // PostgreSQL answers what came before a Terminate before it reads it: the Terminate follows those requests
+        // to the server, and the client closes when the server does. (pgmux closed at once: their answers were
+        // lost and the requests cancelled, even a COMMIT sent just before the Terminate.)
+        this.terminating = true;
+        this.forward(buf, start, end);
+        return;
+      }
       this.socket.end();
       return;
     }
@@ -458,6 +531,10 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     }
     // What the server discards (it skips to Sync after an error) is discarded here too, before it has any effect.
     if (code !== FrontendCode.Sync && this.serverSkipping) return;
+    // A Flush with a body fails on the server (an ERROR, then it skips to Sync) though a Flush earns no answer:
+    // the link would then take the error for the next request's and lose step with the server (a desync that
+    // cost the client its server connection). Refused here instead, as the protocol violation it is.
+    if (code === FrontendCode.Flush && end - start !== 5) return this.fail(Errors.malformedMessage('Flush message with a body'));
     if (this.intercepts !== null && this.intercepts.intercept(code, buf, start, end)) return;
     this.forward(buf, start, end);
   }
@@ -485,7 +562,8 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   canStream(code: number): boolean {
     // Only COPY data passes through in pieces (while a server is attached); messages pgmux may
     // need to read or rewrite (Query, Parse, Bind ...) are taken whole.
-    return this.state === ClientState.Active && code === FrontendCode.CopyData;
+    // Not while pgmux's own queries run: the pieces would go out between their bytes (held instead, whole).
+    return this.state === ClientState.Active && code === FrontendCode.CopyData && !(this.server as ServerConnection).ownQueryRunning;
   }
 
   /** What DISCARD ALL leaves: the pool's defaults and this client's startup settings. Returns the reported parameters that changed. */
@@ -501,9 +579,16 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     return [...this.params].filter(([name, value]) => before.get(name) !== value && defaults?.has(name) === true);
   }
 
-  onPiece(_code: number, buf: Buffer, start: number, end: number): void {
-    // COPY data streamed through while a server is attached (see canStream).
-    (this.server as ServerConnection).link?.fromClient(FrontendCode.CopyData, buf, start, end);
+  onPiece(_code: number, buf: Buffer, start: number, end: number, _first: boolean, last: boolean): void {
+    // COPY data streamed through while a server is attached (see canStream): the server stays attached until the
+    // message's last piece (transactionEnded waits for it).
+    const server = this.server as ServerConnection;
+    server.link?.fromClient(FrontendCode.CopyData, buf, start, end);
+    if (last && this.releaseAfterStream === server) {
+      this.releaseAfterStream = null;
+      this.flushToServer(); // the message's last bytes go out before the server can go back to the pool
+      if (this.state === ClientState.Active && this.server === server) this.transactionEnded(server);
+    }
   }
 
   onProtocolError(reason: string): void {
@@ -626,11 +711,25 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     }
   }
 
+  /** query_wait_notify: a NOTICE while queued (reading is paused then, writing is not). */
+  sendNotice(message: Buffer): void {
+    if (this.state !== ClientState.Closed && this.socket.writable) this.socket.write(message);
+  }
+
   privilegesChanged(): void {
     this.checks?.privilegesChanged();
   }
 
   transactionEnded(server: ServerConnection): void {
+    // After a Terminate the server is closing (it has the Terminate): it must not go back to the pool.
+    if (this.terminating) return;
+    if (this.reader?.streaming === true) {
+      // Part of a client message (CopyData, ignored outside COPY) went to this server and the rest has not come:
+      // released now, the server would read the next client's messages as the rest of it, and the rest would go
+      // nowhere (a TypeError, XX000). It goes back after the last piece (onPiece).
+      this.releaseAfterStream = server;
+      return;
+    }
     (this.checks as BoundaryChecks).transactionEnded(server);
   }
 
@@ -665,6 +764,11 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   statementsDeallocated(server: ServerConnection, tag: string): void {
     if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') server.statements.clear();
     else if (tag === 'DEALLOCATE') server.statements.unknown = true; // which one is not known: clean up at release
+  }
+
+  /** Waiting for the server it needs to finish logging in (PoolClient.loggingIn). */
+  get loggingIn(): boolean {
+    return this.state === ClientState.LoggingIn;
   }
 
   /** Pinned to its server by unmovable session state (transaction mode). */
@@ -703,11 +807,28 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     }
     this.log.warn({ code: error.code, sqlstate: error.sqlstate }, error.message);
     this.failHeldRequests(error);
+    if (this.terminating) this.endAfterTerminate();
   }
 
-  onServerLost(error: PgmuxError): void {
+  onServerLost(error: PgmuxError, midMessage = false): void {
     this.server = null;
-    this.fail(error);
+    if (this.terminating) return this.endAfterTerminate();
+    this.fail(error, !midMessage);
+  }
+
+  /** Requests sent are still to be answered (a server is attached and owes, or they wait for one). */
+  private get owesAnswers(): boolean {
+    if (this.held.length > 0 || this.state === ClientState.Waiting) return true;
+    return this.state === ClientState.Active && this.server?.link?.ledger.empty === false;
+  }
+
+  /** The client sent Terminate and what it asked before has been answered: close, as PostgreSQL would. */
+  private endAfterTerminate(): void {
+    if (this.state === ClientState.Closed) return;
+    this.closeReason = 'client sent Terminate';
+    if (!this.socket.destroyed && this.socket.writable) this.socket.end();
+    this.socket.destroySoon();
+    this.detachFromPool();
   }
 
   /**
@@ -773,14 +894,23 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
 
   // ---- closing ----
 
-  /** Send a FATAL (or ERROR) and close. */
-  fail(error: PgmuxError): void {
+  /**
+   * Send a FATAL (or ERROR) and close. `onWire` false: close without sending it (the client's stream stopped in
+   * the middle of a message, where an ErrorResponse would be read as the rest of that message).
+   */
+  fail(error: PgmuxError, onWire = true): void {
     if (this.state === ClientState.Closed) return;
     this.closeReason = `${error.code}: ${error.message}`;
-    this.log[error.logLevel]({ code: error.code, sqlstate: error.sqlstate }, error.message);
+    this.log[error.logLevel]({ code: error.code, sqlstate: error.sqlstate, sent: onWire }, error.message);
     this.pool?.stats.error(error.sqlstate);
     this.reader?.stop();
-    if (!this.socket.destroyed && this.socket.writable) this.socket.end(error.toWire());
+    if (!this.socket.destroyed && this.socket.writable) {
+      if (onWire) this.socket.end(error.toWire());
+      else this.socket.end();
+    }
+    // Read (and drop) what the client still sends: a socket closed with unread input sends a reset
+    // instead of a FIN, and the client's kernel may then throw away the error written just before.
+    this.socket.resume();
     this.socket.destroySoon();
     this.detachFromPool();
   }
@@ -797,6 +927,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   }
 
   private detachFromPool(): void {
+    this.host.loginEnded(this);
     if (this.state === ClientState.Closed) return;
     this.state = ClientState.Closed;
     this.dropServerBackpressure();

@@ -32,7 +32,12 @@ function parseFields<C>(
 ): Partial<C> {
   // An entry with nothing under it (`app:`) takes every default.
   if (raw === null || raw === undefined) return {};
-  if (!isMap(raw)) throw new ConfigError(path, `must be a map of ${what} settings (got ${show(raw)})`);
+  if (!isMap(raw)) {
+    // A string is not repeated: `app: secret` under users: (or a URL with its password under databases:) is a
+    // secret written in the wrong place, and this message reaches logs.
+    const got = typeof raw === 'string' ? `a string; put it under ${what === 'user' ? 'password:' : 'url:'} if that is what it is` : show(raw);
+    throw new ConfigError(path, `must be a map of ${what} settings (got ${got})`);
+  }
   const known = Object.keys(table);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {

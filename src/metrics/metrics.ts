@@ -35,6 +35,7 @@ const COUNTED = [
   'waitCount',
   'preparedHits',
   'preparedMisses',
+  'serverLoginFailures',
 ] as const satisfies readonly (keyof PoolStats)[];
 type Counted = (typeof COUNTED)[number];
 type Totals = Record<Counted, number>;
@@ -479,6 +480,11 @@ export class Metrics {
       saturation,
     );
     this.poolGauge('pgmux_pool_waiting_clients', 'Clients queued for a server connection (including clients waiting for their first server at login).', (view) => view.waiting);
+    this.poolGauge(
+      'pgmux_pool_server_login_failures_consecutive',
+      'Server logins that failed in a row, 0 once one succeeds; while above 0 pgmux backs off (server_login_retry_min up to server_login_retry) and fails clients at once when no server is up.',
+      (view) => Math.max(...view.pools.map((p) => p.logins.failures)),
+    );
     this.poolGauge('pgmux_pool_wait_oldest_seconds', 'How long the oldest client in the queue has been waiting; 0 when nobody waits.', (view) => view.oldestWaitSeconds);
 
     this.seriesCounter('pgmux_transactions_total', 'Transactions completed (a ReadyForQuery back to idle).', (s) => s.totals.xactCount);
@@ -494,6 +500,11 @@ export class Metrics {
       'pgmux_prepared_statement_cache_misses_total',
       "Transaction mode: uses of a client's named statement that pgmux had to prepare on the server connection first.",
       (s) => s.totals.preparedMisses,
+    );
+    this.seriesCounter(
+      'pgmux_server_login_failures_total',
+      'Server connections whose connect or login failed (upstream down, refusing, slower than server_connect_timeout, or rejecting the login).',
+      (s) => s.totals.serverLoginFailures,
     );
     this.seriesMapCounter('pgmux_errors_total', 'Errors sent to clients, by SQLSTATE class (first two characters).', 'class', (s) => s.errors);
     this.seriesMapCounter(

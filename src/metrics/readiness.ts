@@ -3,7 +3,8 @@
  * database's upstream is reachable.
  *
  * A database counts as reachable while one of its pools holds a logged-in server connection (no
- * probe needed); otherwise pgmux opens a TCP connection to its host:port and closes it without
+ * probe needed), and as unreachable while none does and a pool's latest server login failed (the
+ * login error is reported: PostgreSQL starting up or refusing logins still accepts TCP); otherwise pgmux opens a TCP connection to its host:port and closes it without
  * sending anything (PostgreSQL does not log a connection that sends no data). Probe results are
  * cached per host:port and refreshed at most every PROBE_INTERVAL_MS, so a tight readiness loop
  * cannot turn into a connection storm; a stale result is answered at once and refreshed behind it.
@@ -56,7 +57,12 @@ export class Readiness {
   async check(now: number = Date.now()): Promise<ReadinessReport> {
     const databases = this.source.databases();
     const live = new Set<string>();
-    for (const pool of this.source.pools()) if (pool.idle.length + pool.active.size + pool.resetting.size > 0) live.add(pool.database);
+    /** Databases without a live server whose latest server login failed: the login error says more than a TCP probe. */
+    const failing = new Map<string, Pool>();
+    for (const pool of this.source.pools()) {
+      if (pool.idle.length + pool.active.size + pool.resetting.size > 0) live.add(pool.database);
+      else if (pool.logins.failing && !failing.has(pool.database)) failing.set(pool.database, pool);
+    }
 
     const waits: Promise<void>[] = [];
     for (const [name, db] of Object.entries(databases)) {
@@ -75,8 +81,13 @@ export class Readiness {
     for (const [name, db] of Object.entries(databases)) {
       const upstream = `${db.host}:${db.port}`;
       let entry: DatabaseReadiness;
+      const down = failing.get(name);
       if (live.has(name)) {
         entry = { ready: true, upstream, detail: 'has a live server connection' };
+      } else if (down !== undefined) {
+        const { failures, lastError, lastFailureAt } = down.logins;
+        const age = `${((at - lastFailureAt) / 1000).toFixed(1)}s ago`;
+        entry = { ready: false, upstream, detail: `server login failed ${failures} time${failures === 1 ? '' : 's'} in a row, last ${age}: ${lastError?.sqlstate} ${lastError?.message}` };
       } else {
         const probe = this.probeFor(db);
         const age = `${((at - probe.checkedAt) / 1000).toFixed(1)}s ago`;

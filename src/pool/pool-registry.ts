@@ -17,6 +17,7 @@ import { TxStatus } from '../protocol/codes.js';
 import type { AdminConsole } from '../admin/admin-console.js';
 import type { ServerTarget } from '../server/server-connection.js';
 import { Pool, type PoolHost, type PoolSettings } from './pool.js';
+import { WaitQueue } from './wait-queue.js';
 import { addCounters, averages, StatsHistory, ZERO_COUNTERS } from './pool-stats.js';
 
 const JANITOR_INTERVAL_MS = 200;
@@ -52,6 +53,9 @@ export class PoolRegistry implements ClientHost, PoolHost {
   /** Called once for each pool created (the metrics module attaches its histograms here). */
   onPoolCreated: ((pool: Pool) => void) | null = null;
   private janitor: NodeJS.Timeout | null = null;
+  /** Clients holding a max_client_logins_in_progress slot, and those waiting (unread) for one, in arrival order. */
+  loginsInProgress = 0;
+  readonly loginQueue = new WaitQueue<ClientSession>();
   /** Set by Pgmux.stop(): see ClientHost.draining. */
   draining = false;
 
@@ -63,6 +67,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     this.clientTls = loadClientTls(config);
     this.serverTls = loadServerTls(config);
     this.passwords = new PasswordSource(config, this.serverTls, log);
+    this.secrets.useKey(this.passwords.saltKey());
   }
 
   start(): void {
@@ -122,6 +127,39 @@ export class PoolRegistry implements ClientHost, PoolHost {
     client.processId = processId;
     client.secretKey = randomInt(0, 0xffffffff) | 0;
     this.byCancelKey.set(processId, client);
+    // Admission control (max_client_logins_in_progress): a login storm is let in a slot at a time, so its
+    // password exchanges cannot crowd out the traffic of clients already logged in. Beyond the cap the
+    // socket is not read (the kernel holds what it sends) until a slot frees, first come first served.
+    const max = this.config.max_client_logins_in_progress;
+    if (max === 0 || this.loginsInProgress < max) {
+      this.loginsInProgress++;
+      client.holdsLoginSlot = true;
+    } else {
+      client.socket.pause();
+      this.loginQueue.push(client.loginLink);
+    }
+  }
+
+  loginEnded(client: ClientSession): void {
+    if (client.loginLink.queued) {
+      this.loginQueue.remove(client.loginLink);
+      return;
+    }
+    if (!client.holdsLoginSlot) return;
+    client.holdsLoginSlot = false;
+    this.loginsInProgress--;
+    this.admitLogins();
+  }
+
+  /** Let queued logins in while slots are free (also after a reload raised the cap). */
+  private admitLogins(): void {
+    const max = this.config.max_client_logins_in_progress;
+    while (this.loginQueue.length > 0 && (max === 0 || this.loginsInProgress < max)) {
+      const next = this.loginQueue.shift() as ClientSession;
+      this.loginsInProgress++;
+      next.holdsLoginSlot = true;
+      next.socket.resume();
+    }
   }
 
   clientLoggedIn(client: ClientSession): void {
@@ -136,6 +174,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
   }
 
   clientClosed(client: ClientSession, reason: string): void {
+    this.loginEnded(client);
     if (!this.clients.delete(client)) return;
     this.byCancelKey.delete(client.processId);
     if (client.pool !== null && this.config.log_disconnections) {
@@ -212,10 +251,17 @@ export class PoolRegistry implements ClientHost, PoolHost {
           if (inTransaction && c.idle_transaction_timeout > 0 && now - server.readyAt >= c.idle_transaction_timeout) {
             client.fail(Errors.idleTransactionTimeout(c.idle_transaction_timeout));
           }
-        } else if (c.query_timeout > 0 && performance.now() - link.requestSince >= c.query_timeout && !link.cancelSent) {
-          link.cancelSent = true;
-          client.log.info({ timeoutMs: c.query_timeout }, 'query_timeout reached: cancelling');
-          server.cancel();
+        } else if (c.query_timeout > 0) {
+          const running = performance.now() - link.requestSince;
+          if (running >= c.query_timeout && !link.cancelSent) {
+            link.cancelSent = true;
+            client.log.info({ timeoutMs: c.query_timeout }, 'query_timeout reached: cancelling');
+            server.cancel();
+          } else if (link.cancelSent && running >= 2 * c.query_timeout) {
+            // The cancel went unanswered (a blackholed network, a server that stopped reading): the
+            // server's state is unknown, so the client goes, and its server is closed on the way out.
+            client.fail(Errors.queryTimeoutUnanswered(server.owner.name, c.query_timeout));
+          }
         }
         return;
       }
@@ -335,6 +381,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     this.clientTls = clientTls;
     this.serverTls = serverTls;
     this.passwords = passwords;
+    this.secrets.useKey(passwords.saltKey());
     const summary: ReloadSummary = { resized: [], retargeted: [], removed: [] };
     for (const [key, pool] of [...this.pools]) {
       if (key.includes('\0orphan')) continue;
@@ -360,6 +407,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
       }
     }
     for (const pool of this.pools.values()) if (pool.waiting.length > 0) pool.grow();
+    this.admitLogins();
     return summary;
   }
 
@@ -442,10 +490,15 @@ export class PoolRegistry implements ClientHost, PoolHost {
       reservePoolSize: dbConfig.reserve_pool_size ?? c.reserve_pool_size,
       reservePoolTimeoutMs: c.reserve_pool_timeout,
       queryWaitTimeoutMs: c.query_wait_timeout,
+      queryWaitNotifyMs: c.query_wait_notify,
+      maxQueuedClients: c.max_queued_clients_per_pool,
+      maxServerLogins: c.max_server_logins_per_pool,
+      serverConnectRate: c.server_connect_rate,
       serverIdleTimeoutMs: c.server_idle_timeout,
       serverLifetimeMs: c.server_lifetime,
       serverConnectTimeoutMs: c.server_connect_timeout,
       serverLoginRetryMs: c.server_login_retry,
+      serverLoginRetryMinMs: c.server_login_retry_min,
       resetQuery: c.server_reset_query === '' ? null : c.server_reset_query,
       resetQueryAlways: c.server_reset_query_always,
       checkQuery: c.server_check_query === '' ? null : c.server_check_query,

@@ -30,6 +30,12 @@ export class PoolStats {
    */
   preparedHits = 0;
   preparedMisses = 0;
+  /** Server connections whose connect or login failed (the upstream down, refusing, or too slow). */
+  serverLoginFailures = 0;
+  /** The most server connections this pool ever had connecting and logging in at once (max_server_logins_per_pool). */
+  serverLoginsPeak = 0;
+  /** Requests refused because the queue was full (max_queued_clients_per_pool). */
+  queueFullRefusals = 0;
 
   queryHistogram: DurationSink | null = null;
   xactHistogram: DurationSink | null = null;

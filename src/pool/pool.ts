@@ -7,9 +7,12 @@
  * sizes, so they cannot drift. Waiting clients queue FIFO.
  */
 import type { Logger } from 'pino';
-import { Errors, type PgmuxError } from '../errors.js';
+import { noticeResponse } from '../protocol/backend-messages.js';
+import { Errors, PgmuxError } from '../errors.js';
 import { ServerConnection, ServerState, type ServerClient, type ServerOwner, type ServerTarget } from '../server/server-connection.js';
 import { startupKeyOf } from '../server/session-params.js';
+import { ConnectBucket } from './connect-bucket.js';
+import { LoginBackoff } from './login-backoff.js';
 import { PoolStats } from './pool-stats.js';
 import { WaitQueue, type QueueLink } from './wait-queue.js';
 
@@ -26,10 +29,21 @@ export interface PoolSettings {
   reservePoolSize: number;
   reservePoolTimeoutMs: number;
   queryWaitTimeoutMs: number;
+  /** A logged-in client queued longer than this gets one NOTICE (query_wait_notify); 0: never. */
+  queryWaitNotifyMs: number;
+  /** Clients that may wait in the queue (max_queued_clients_per_pool); 0: unlimited. */
+  maxQueuedClients: number;
+  /** Server connections connecting and logging in at once (max_server_logins_per_pool); 0: unlimited. */
+  maxServerLogins: number;
+  /** New server connections per second, a token bucket of one second's worth (server_connect_rate); 0: unlimited. */
+  serverConnectRate: number;
   serverIdleTimeoutMs: number;
   serverLifetimeMs: number;
   serverConnectTimeoutMs: number;
+  /** The longest wait between connection attempts after failed logins (server_login_retry). */
   serverLoginRetryMs: number;
+  /** The first wait after a failed login, doubling per failure (server_login_retry_min); 0: always serverLoginRetryMs. */
+  serverLoginRetryMinMs: number;
   resetQuery: string | null;
   resetQueryAlways: boolean;
   /** Run on a connection idle for checkDelayMs before it is handed out (server_check_query). */
@@ -44,10 +58,16 @@ export interface PoolClient extends ServerClient {
   /** The server assigned to it (possibly still syncing parameters), or null. */
   server: ServerConnection | null;
   waitingSince: number;
+  /** Told (query_wait_notify) that it is queued, during the current wait. */
+  waitNotified: boolean;
+  /** Send a NoticeResponse (a buffer shared between clients: never modified). */
+  sendNotice(message: Buffer): void;
   /** No server became free in time, or none could be connected. */
   onAcquireFailed(error: PgmuxError): void;
   /** The server was taken back at a transaction boundary. */
   onReleased(): void;
+  /** Still logging in: it needs a server to finish, and a failure to get one closes it (FATAL). */
+  readonly loggingIn: boolean;
   /** Holds unmovable session state (transaction mode): its server must be reset before reuse. */
   readonly pinned: boolean;
   /** Pinned, or left while what its session holds on the server was still being established: reset before reuse. */
@@ -100,7 +120,10 @@ export class Pool implements ServerOwner {
   readonly closeNeeded = new Set<ServerConnection>();
   /** A pool_mode change from a reload, applied once no client uses the pool (see tick). */
   private pendingSettings: PoolSettings | null = null;
-  private lastLoginFailure = 0;
+  /** The circuit breaker of server logins (see login-backoff.ts). */
+  readonly logins: LoginBackoff;
+  /** server_connect_rate. */
+  private readonly connectBucket: ConnectBucket;
   private closed = false;
 
   constructor(
@@ -112,6 +135,8 @@ export class Pool implements ServerOwner {
     readonly log: Logger,
   ) {
     this.name = `${database}/${user}`;
+    this.logins = new LoginBackoff(settings.serverLoginRetryMinMs, settings.serverLoginRetryMs);
+    this.connectBucket = new ConnectBucket(settings.serverConnectRate);
   }
 
   /** Transaction and statement mode: servers go back to the pool between transactions. */
@@ -158,13 +183,24 @@ export class Pool implements ServerOwner {
       return;
     }
     client.waitingSince = now;
+    client.waitNotified = false;
+    const max = this.settings.maxQueuedClients;
     if (this.paused) {
+      if (max > 0 && this.waiting.length >= max) return this.queueFull(client);
       this.waiting.push(client.waitLink);
       return;
     }
     const server = this.takeIdle(now, client.serverStartup.key);
     if (server !== null && !this.needsCheck(server, now)) {
       this.assign(server, client);
+      return;
+    }
+    // With a server being checked the client is served next (it goes to the head of the queue): not refused.
+    if (server === null && max > 0 && this.waiting.length >= max) return this.queueFull(client);
+    if (server === null && this.serverCount === 0 && this.logins.failing && !this.logins.mayConnect(now)) {
+      // Logins are failing, nothing is up or coming, and the next attempt is not due: queueing would
+      // only make the client wait for server_login_retry or query_wait_timeout. Tell it why now.
+      this.failAcquire(client, this.loginFailingError(now));
       return;
     }
     this.waiting.push(client.waitLink);
@@ -175,6 +211,34 @@ export class Pool implements ServerOwner {
       return;
     }
     this.grow(now);
+  }
+
+  /**
+   * A client that could not be given a server. A logged-in transaction-mode client only loses the
+   * request (ERROR, its connection stays usable); one still logging in, or in session mode, is closed.
+   */
+  private failAcquire(client: PoolClient, error: PgmuxError): void {
+    if (error.fatal && this.transactionMode && this.hasLoggedIn(client)) {
+      error = new PgmuxError(error.code, error.sqlstate, error.message, { ...error.options, severity: 'ERROR' });
+    }
+    client.onAcquireFailed(error);
+  }
+
+  /** max_queued_clients_per_pool reached: fail fast rather than queue (53300). */
+  private queueFull(client: PoolClient): void {
+    this.stats.queueFullRefusals++;
+    this.failAcquire(client, Errors.poolQueueFull(this.name, this.settings.maxQueuedClients, !this.hasLoggedIn(client)));
+  }
+
+  /** The latest login error, with a DETAIL saying pgmux is backing off (the server's own fields unchanged). */
+  private loginFailingError(now: number): PgmuxError {
+    const b = this.logins;
+    const last = b.lastError as PgmuxError;
+    const inMs = Math.max(0, b.retryAt - now);
+    const detail =
+      last.options.detail ??
+      `pgmux has failed to log in to the server ${b.failures} time${b.failures === 1 ? '' : 's'} in a row; it tries again in ${inMs} ms (server_login_retry_min, doubling up to server_login_retry).`;
+    return new PgmuxError(last.code, last.sqlstate, last.message, { ...last.options, detail });
   }
 
   /** The client disconnected: leave the queue, and hand its server back safely. */
@@ -234,6 +298,11 @@ export class Pool implements ServerOwner {
 
   serverFree(server: ServerConnection): void {
     if (this.defaultParams === null) this.defaultParams = server.reportedParams();
+    const wasLogin = server.state === ServerState.Connecting;
+    if (server.state === ServerState.Connecting && this.logins.failing) {
+      this.log.info({ server: server.id, failures: this.logins.failures, downForMs: Date.now() - this.logins.lastFailureAt }, 'server login succeeded again');
+      this.logins.succeeded();
+    }
     const now = Date.now();
     const surplus = this.serverCount > this.settings.poolSize + this.settings.reservePoolSize;
     if (this.closed || this.paused || this.closeNeeded.has(server) || surplus || this.expired(server, now)) {
@@ -243,6 +312,8 @@ export class Pool implements ServerOwner {
     const next = this.waiting.shift();
     if (next !== undefined) {
       this.assign(server, next);
+      // A login slot (max_server_logins_per_pool) is free: the next connection for the queue may start.
+      if (wasLogin && this.waiting.length > 0) this.grow(now);
       return;
     }
     server.idleSince = now;
@@ -271,12 +342,17 @@ export class Pool implements ServerOwner {
 
   serverLoginFailed(server: ServerConnection, error: PgmuxError): void {
     this.place(server, ServerState.Closed);
-    this.lastLoginFailure = Date.now();
-    this.log.error({ server: server.id, sqlstate: error.sqlstate, err: error.message }, 'server login failed');
+    this.stats.serverLoginFailures++;
+    const retryInMs = this.logins.failed(Date.now(), error, server.createdAt);
+    // The first failure of a run is an error; repeats while the breaker stays open are warnings.
+    this.log[this.logins.failures === 1 ? 'error' : 'warn'](
+      { server: server.id, sqlstate: error.sqlstate, err: error.message, failures: this.logins.failures, retryInMs },
+      'server login failed',
+    );
     // With no connection up or coming, nobody queued would ever be served: tell them why now
     // rather than after query_wait_timeout.
     if (this.serverCount === 0) {
-      for (let c = this.waiting.shift(); c !== undefined; c = this.waiting.shift()) c.onAcquireFailed(error);
+      for (let c = this.waiting.shift(); c !== undefined; c = this.waiting.shift()) this.failAcquire(c, error);
     }
     this.host.capacityFreed(this);
   }
@@ -291,11 +367,26 @@ export class Pool implements ServerOwner {
 
   /** Open server connections for queued clients, within pool_size (+ reserve) and shared caps. */
   grow(now: number = Date.now()): void {
-    if (this.closed || this.paused || now - this.lastLoginFailure < this.settings.serverLoginRetryMs) return;
-    while (this.waiting.length > this.connecting.size && this.serverCount < this.limit(now)) {
+    let allowed = this.connectsAllowed(now);
+    while (allowed > 0 && this.waiting.length > this.connecting.size && this.serverCount < this.limit(now)) {
       if (!this.host.mayOpenServer(this)) break;
       this.openServer(this.waiting.peek());
+      allowed--;
     }
+  }
+
+  /**
+   * How many server connections may be opened now: any number while logins succeed; while they
+   * fail, one once the backoff wait is over and no other attempt is in flight (half-open), else none.
+   */
+  private connectsAllowed(now: number): number {
+    if (this.closed || this.paused) return 0;
+    // Admission control against login storms: logins in flight and the connect rate, per pool.
+    const maxLogins = this.settings.maxServerLogins;
+    const admitted = Math.min(maxLogins > 0 ? maxLogins - this.connecting.size : Number.POSITIVE_INFINITY, this.connectBucket.available(now));
+    if (admitted <= 0) return 0;
+    if (!this.logins.failing) return admitted;
+    return this.logins.mayConnect(now) && this.connecting.size === 0 ? 1 : 0;
   }
 
   /** Close one idle connection to make room for another pool under a shared cap. */
@@ -316,9 +407,18 @@ export class Pool implements ServerOwner {
         head.onAcquireFailed(Errors.poolWaitTimeout(this.name, s.queryWaitTimeoutMs, head.server === null && !this.hasLoggedIn(head)));
       }
     }
+    if (s.queryWaitNotifyMs > 0 && this.waiting.length > 0) this.notifyWaiting(now, s.queryWaitNotifyMs);
     if (this.waiting.length > 0) this.grow(now);
     for (const server of this.connecting) {
       if (now - server.createdAt >= s.serverConnectTimeoutMs) server.close(`server_connect_timeout (${s.serverConnectTimeoutMs} ms) reached`);
+    }
+    // pgmux's own queries (check, reset, parameter sync) are small: one unanswered for as long as a
+    // login may take means the server stopped answering.
+    for (const set of [this.resetting, this.active]) {
+      for (const server of set) {
+        const sql = server.ownQueryOverdue(now, s.serverConnectTimeoutMs);
+        if (sql !== null) server.close(`pgmux's own query "${sql.length > 40 ? `${sql.slice(0, 37)}...` : sql}" got no answer within server_connect_timeout (${s.serverConnectTimeoutMs} ms)`);
+      }
     }
     // Oldest idle connections sit at the bottom of the stack.
     for (let i = 0; i < this.idle.length; ) {
@@ -327,8 +427,33 @@ export class Pool implements ServerOwner {
       if (idleTooLong || this.expired(server, now)) this.retire(server, idleTooLong ? 'server_idle_timeout reached' : 'server_lifetime reached');
       else i++;
     }
-    if (!this.closed && !this.paused && this.clients.size > 0 && now - this.lastLoginFailure >= s.serverLoginRetryMs) {
-      while (this.serverCount < s.minPoolSize && this.host.mayOpenServer(this)) this.openServer();
+    if (this.clients.size > 0) {
+      for (let allowed = this.connectsAllowed(now); allowed > 0 && this.serverCount < s.minPoolSize && this.host.mayOpenServer(this); allowed--) {
+        this.openServer();
+      }
+    }
+    // Half-open probe: while logins fail, a connection now and then (at the backoff's pace) finds out
+    // when the upstream is back, even with nobody asking (readiness, min_pool_size).
+    if (this.logins.failing && this.serverCount === 0 && this.connectsAllowed(now) > 0 && this.host.mayOpenServer(this)) this.openServer();
+  }
+
+  /**
+   * query_wait_notify: one NOTICE per wait to each logged-in client queued longer than `afterMs`, as PgBouncer
+   * 1.25 sends. The queue is in arrival order, so the walk stops at the first client that has not waited long enough.
+   */
+  private notifyWaiting(now: number, afterMs: number): void {
+    let notice: Buffer | null = null;
+    for (const client of this.waiting) {
+      if (now - client.waitingSince < afterMs) break;
+      if (client.waitNotified || !this.hasLoggedIn(client)) continue;
+      client.waitNotified = true;
+      notice ??= noticeResponse({
+        severity: 'NOTICE',
+        code: '00000',
+        message: `No server connection available in pool "${this.name}", client being queued`,
+        detail: `The client has waited more than ${afterMs} ms for a server connection (query_wait_notify); it keeps waiting up to query_wait_timeout.`,
+      });
+      client.sendNotice(notice);
     }
   }
 
@@ -380,6 +505,9 @@ export class Pool implements ServerOwner {
     }
     this.pendingSettings = null;
     this.settings = settings;
+    this.logins.minMs = settings.serverLoginRetryMinMs;
+    this.logins.maxMs = settings.serverLoginRetryMs;
+    this.connectBucket.setRate(settings.serverConnectRate);
     for (let i = 0; i < this.idle.length && this.serverCount > settings.poolSize + settings.reservePoolSize; ) {
       this.retire(this.idle[i], 'pool size reduced');
     }
@@ -389,6 +517,7 @@ export class Pool implements ServerOwner {
   /** A new upstream target (host, port, dbname, login, TLS...): servers of the old one close when released. */
   retarget(target: ServerTarget): void {
     this.target = target;
+    this.logins.succeeded(); // failures against the old target say nothing about the new one
     this.reconnect('upstream changed by reload');
   }
 
@@ -402,6 +531,9 @@ export class Pool implements ServerOwner {
     this.pendingSettings = null;
     this.log.info({ pool_mode: settings.mode }, 'pool_mode changed');
     this.settings = settings;
+    this.logins.minMs = settings.serverLoginRetryMinMs;
+    this.logins.maxMs = settings.serverLoginRetryMs;
+    this.connectBucket.setRate(settings.serverConnectRate);
     // Servers used in the other mode may carry state the new mode does not expect.
     this.reconnect('pool_mode changed');
   }
@@ -423,7 +555,7 @@ export class Pool implements ServerOwner {
   // ---- internals ----
 
   private hasLoggedIn(client: PoolClient): boolean {
-    return this.clients.has(client);
+    return this.clients.has(client) && !client.loggingIn;
   }
 
   private limit(now: number): number {
@@ -463,7 +595,9 @@ export class Pool implements ServerOwner {
     }
     const id = this.host.nextServerId();
     const server = new ServerConnection(id, this, this.target, this.log.child({ server: id }), settings, key);
+    this.connectBucket.take();
     this.place(server, ServerState.Connecting);
+    if (this.connecting.size > this.stats.serverLoginsPeak) this.stats.serverLoginsPeak = this.connecting.size;
   }
 
   private retire(server: ServerConnection, reason: string): void {

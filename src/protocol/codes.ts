@@ -47,6 +47,22 @@ export const enum BackendCode {
   PortalSuspended = 0x73, // 's'
   ReadyForQuery = 0x5a, // 'Z'
   RowDescription = 0x54, // 'T'
+  FunctionCallResponse = 0x56, // 'V'
+}
+
+/**
+ * Type bytes a server may send after login (a table, so the check is one load). Anything else means the byte
+ * stream is not PostgreSQL's any more: the connection is closed, never passed on.
+ */
+const BACKEND_AFTER_LOGIN = (() => {
+  const table = new Uint8Array(256);
+  for (const c of 'RKSZTDCEIGHWdcvnNAt123sV') table[c.charCodeAt(0)] = 1;
+  return table;
+})();
+
+/** Whether `code` is a message type a server sends once logged in. */
+export function isBackendCode(code: number): boolean {
+  return BACKEND_AFTER_LOGIN[code] === 1;
 }
 
 /** Authentication request subtypes (the Int32 after 'R'). */

@@ -644,6 +644,26 @@ describe('FrameReader, invalid lengths', () => {
     expect(recorder.frames().length).toBe(1);
   });
 
+  it('per-type limits: a refused type fails at its first byte, a length over its type limit at the header', () => {
+    // Protocol fuzzer finding: a client's unknown type byte (or a Sync declaring 20000 bytes) made pgmux wait
+    // for a body PostgreSQL never reads: the client hung where PostgreSQL closes the connection.
+    const limit = (code: number): number => (code === 0x51 ? 1000 : code === 0x53 ? 10 : 0);
+    const recorder = new Recorder();
+    const reader = new FrameReader(recorder, limit);
+    reader.push(Buffer.concat([bad('S', 10), Buffer.alloc(6), bad('Q', 1000)]));
+    expect(recorder.errors).toEqual([]);
+    reader.push(Buffer.alloc(996));
+    expect(recorder.frames().map((f) => f.code)).toEqual([0x53, 0x51]);
+
+    const unknown = new Recorder();
+    new FrameReader(unknown, limit).push(Buffer.from([0x7a])); // 'z' alone: no length needed to refuse it
+    expect(unknown.errors).toEqual(['invalid message type 122']);
+
+    const long = new Recorder();
+    new FrameReader(long, limit).push(bad('S', 11));
+    expect(long.errors).toEqual(['invalid message length 11']);
+  });
+
   it('accepts the smallest valid length (4)', () => {
     const recorder = new Recorder();
     const reader = new FrameReader(recorder);

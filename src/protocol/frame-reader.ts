@@ -35,12 +35,21 @@ export class FrameReader {
 
   constructor(
     private readonly handler: FrameHandler,
-    private readonly maxLength: number = MAX_MESSAGE_LENGTH,
+    /**
+     * The largest declared length accepted: one for every type, or per type (0 refuses the type at its header,
+     * before any of its body is awaited: a client's limits are PostgreSQL's, which differ by type and phase).
+     */
+    private readonly maxLength: number | ((code: number) => number) = MAX_MESSAGE_LENGTH,
   ) {}
 
   /** True while part of a message is held or being streamed (the stream is between messages otherwise). */
   get midMessage(): boolean {
     return this.headerHeld > 0 || this.body !== null || this.streamRemaining > 0;
+  }
+
+  /** True while a message is being streamed through: part of it was handed on already, the rest has not come. */
+  get streaming(): boolean {
+    return this.streamRemaining > 0;
   }
 
   push(chunk: Buffer): void {
@@ -63,7 +72,7 @@ export class FrameReader {
     while (pos + HEADER_LENGTH <= length) {
       const code = chunk[pos];
       const declared = chunk.readInt32BE(pos + 1);
-      if (!this.validLength(declared)) return;
+      if (!this.validLength(code, declared)) return;
       const end = pos + declared + 1;
       if (end <= length) {
         this.handler.onFrame(code, chunk, pos, end);
@@ -81,7 +90,15 @@ export class FrameReader {
       }
       return;
     }
-    if (pos < length) this.headerHeld = chunk.copy(this.header, 0, pos, length);
+    if (pos < length) {
+      // The type byte alone may refuse the message (PostgreSQL reads it before the length): do not wait for more.
+      if (typeof this.maxLength !== 'number' && this.maxLength(chunk[pos]) === 0) {
+        this.failed = true;
+        this.handler.onProtocolError(`invalid message type ${chunk[pos]}`);
+        return;
+      }
+      this.headerHeld = chunk.copy(this.header, 0, pos, length);
+    }
   }
 
   /** Stop delivering messages (the owner is closing). */
@@ -96,7 +113,7 @@ export class FrameReader {
     this.headerHeld = 0;
     const code = this.header[0];
     const declared = this.header.readInt32BE(1);
-    if (!this.validLength(declared)) return chunk.length;
+    if (!this.validLength(code, declared)) return chunk.length;
     const total = declared + 1;
     if (total === HEADER_LENGTH) {
       this.handler.onFrame(code, Buffer.from(this.header), 0, HEADER_LENGTH);
@@ -133,10 +150,11 @@ export class FrameReader {
     return n;
   }
 
-  private validLength(declared: number): boolean {
-    if (declared >= 4 && declared <= this.maxLength) return true;
+  private validLength(code: number, declared: number): boolean {
+    const max = typeof this.maxLength === 'number' ? this.maxLength : this.maxLength(code);
+    if (declared >= 4 && declared <= max) return true;
     this.failed = true;
-    this.handler.onProtocolError(`invalid message length ${declared}`);
+    this.handler.onProtocolError(max === 0 ? `invalid message type ${code}` : `invalid message length ${declared}`);
     return false;
   }
 }

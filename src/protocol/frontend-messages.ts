@@ -49,7 +49,11 @@ export function readBindParameterCount(buf: Buffer, start: number, end: number):
 /** Describe/Close: the kind byte ('S' statement or 'P' portal) and the name. */
 export function readTarget(buf: Buffer, start: number, end: number): { kind: number; name: string } {
   if (start + 6 > end || (buf[start + 5] !== STATEMENT && buf[start + 5] !== PORTAL)) throw new MalformedMessage(`invalid target type in '${String.fromCharCode(buf[start])}' message`);
-  return { kind: buf[start + 5], name: cstring(buf, start + 6, end)[0] };
+  const [name, after] = cstring(buf, start + 6, end);
+  // Bytes after the name make the message invalid (PostgreSQL: "invalid message format"); pgmux may answer a Close
+  // itself, so it must not take one PostgreSQL would refuse.
+  if (after !== end) throw new MalformedMessage(`invalid '${String.fromCharCode(buf[start])}' message: bytes after the name`);
+  return { kind: buf[start + 5], name };
 }
 
 export const STATEMENT = 0x53; // 'S'

@@ -7,7 +7,7 @@ import {
   PROTOCOL_V3,
   SSL_REQUEST_CODE,
 } from './codes.js';
-import { StartupPacketError, parseOptionsParameter, parseStartupPacket, startupPacketLength } from './startup.js';
+import { StartupPacketError, parseOptionsParameter, parseStartupPacket, replicationRequested, startupPacketLength } from './startup.js';
 
 /** Length, code, then `rest` as is. */
 function packet(code: number, rest: Buffer = Buffer.alloc(0)): Buffer {
@@ -99,12 +99,39 @@ describe('parseStartupPacket: special requests', () => {
     expect(p).toEqual({ kind: 'cancel', processId: 7, secretKey: 0xdeadbeef | 0 });
   });
 
-  it('does not take a special code with the wrong length for that request', () => {
+  it('refuses a special code with the wrong length for that request as a protocol violation', () => {
+    // Protocol fuzzer finding: these were refused as protocol "1234.5679" with 0A000, where PostgreSQL takes an
+    // SSLRequest of any length (answers it, ignores the rest) and drops a cancel request of the wrong length.
     for (const code of [SSL_REQUEST_CODE, GSSENC_REQUEST_CODE, CANCEL_REQUEST_CODE]) {
       const err = startupError(() => parseStartupPacket(packet(code, Buffer.alloc(4))));
-      expect(err.sqlstate).toBe('0A000');
-      expect(err.message).toContain('1234.');
+      expect(err.sqlstate).toBe('08P01');
+      expect(err.message).toMatch(/invalid length/);
     }
+  });
+
+  it('a repeated SSLRequest or GSSENCRequest is read as a protocol version, as PostgreSQL reads it', () => {
+    const ssl = startupError(() => parseStartupPacket(packet(SSL_REQUEST_CODE, Buffer.alloc(0)), { ssl: true, gss: true }));
+    expect(ssl.sqlstate).toBe('0A000');
+    expect(ssl.message).toBe('unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0');
+    const gss = startupError(() => parseStartupPacket(packet(GSSENC_REQUEST_CODE, Buffer.alloc(0)), { ssl: false, gss: true }));
+    expect(gss.message).toContain('1234.5680');
+    expect(parseStartupPacket(packet(SSL_REQUEST_CODE, Buffer.alloc(0)), { ssl: false, gss: true })).toEqual({ kind: 'ssl' });
+  });
+});
+
+describe('replicationRequested', () => {
+  it('reads the value as PostgreSQL does: "database" or a boolean, else invalid', () => {
+    // Protocol fuzzer finding: replication=off / no were refused as replication connections.
+    for (const v of ['database', 'true', 'TRUE', 't', 'tr', 'yes', 'y', 'on', 'ON', '1']) expect(replicationRequested(v), v).toBe(true);
+    for (const v of ['false', 'f', 'fal', 'no', 'n', 'off', 'of', 'OFF', '0']) expect(replicationRequested(v), v).toBe(false);
+    for (const v of ['', 'o', 'onx', 'truex', 'garbage', '01', ' on', 'Database']) expect(replicationRequested(v), v).toBe(null);
+  });
+
+  it('an invalid value fails while the packet is read (22023), before the missing user name (28000)', () => {
+    const body = Buffer.from('replication\0garbage\0\0');
+    const err = startupError(() => parseStartupPacket(packet(PROTOCOL_V3, body)));
+    expect(err.sqlstate).toBe('22023');
+    expect(err.message).toBe('invalid value for parameter "replication": "garbage"');
   });
 });
 

@@ -18,7 +18,31 @@ export type StartupPacket =
       params: Map<string, string>;
       /** `_pq_.*` protocol options, which we must list back in NegotiateProtocolVersion. */
       protocolOptions: string[];
+      /** The `replication` parameter asks for a walsender (true, on, database ...), which pgmux does not serve. */
+      replication: boolean;
     };
+
+/** The SSL / GSSENC negotiations a connection has been through: a second request is not one any more. */
+export interface Negotiated {
+  ssl: boolean;
+  gss: boolean;
+}
+
+const NOT_NEGOTIATED: Negotiated = Object.freeze({ ssl: false, gss: false });
+
+/**
+ * The `replication` startup parameter as PostgreSQL reads it: "database", or a boolean as parse_bool takes one
+ * (a unique prefix of true/false/yes/no, on/off, 1/0, any case); null for anything else (PostgreSQL: 22023).
+ */
+export function replicationRequested(value: string): boolean | null {
+  if (value === 'database') return true;
+  const v = value.toLowerCase();
+  if (v.length === 0) return null;
+  const prefixOf = (word: string, min = 1): boolean => v.length >= min && word.startsWith(v);
+  if (prefixOf('true') || prefixOf('yes') || prefixOf('on', 2) || v === '1') return true;
+  if (prefixOf('false') || prefixOf('no') || prefixOf('off', 2) || v === '0') return false;
+  return null;
+}
 
 /** A startup packet we cannot accept; `sqlstate` is what goes on the wire. */
 export class StartupPacketError extends Error {
@@ -43,12 +67,20 @@ export function startupPacketLength(buf: Buffer): number {
   return length;
 }
 
-/** Decodes a complete startup packet (`buf` holds exactly its bytes). */
-export function parseStartupPacket(buf: Buffer): StartupPacket {
+/**
+ * Decodes a complete startup packet (`buf` holds exactly its bytes). `done`: the negotiations already made on
+ * this connection; a repeated SSLRequest or GSSENCRequest is then read as a protocol version, as PostgreSQL
+ * reads it ("unsupported frontend protocol 1234.5679").
+ */
+export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATED): StartupPacket {
   const code = buf.readInt32BE(4);
-  if (code === SSL_REQUEST_CODE && buf.length === 8) return { kind: 'ssl' };
-  if (code === GSSENC_REQUEST_CODE && buf.length === 8) return { kind: 'gssenc' };
-  if (code === CANCEL_REQUEST_CODE && buf.length === 16) {
+  // A special request of another length is garbage; before, it was refused as a protocol version (0A000) or, inside
+  // TLS, a second SSLRequest was answered again.
+  if ((code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) && buf.length !== 8) throw new StartupPacketError('08P01', 'invalid length of startup packet');
+  if (code === CANCEL_REQUEST_CODE && buf.length !== 16) throw new StartupPacketError('08P01', 'invalid length of cancel request packet');
+  if (code === SSL_REQUEST_CODE && !done.ssl) return { kind: 'ssl' };
+  if (code === GSSENC_REQUEST_CODE && !done.gss) return { kind: 'gssenc' };
+  if (code === CANCEL_REQUEST_CODE) {
     return { kind: 'cancel', processId: buf.readInt32BE(8), secretKey: buf.readInt32BE(12) };
   }
   const major = code >>> 16;
@@ -61,6 +93,7 @@ export function parseStartupPacket(buf: Buffer): StartupPacket {
   }
   const params = new Map<string, string>();
   const protocolOptions: string[] = [];
+  let replication = false;
   let pos = 8;
   const end = buf.length;
   for (;;) {
@@ -75,6 +108,12 @@ export function parseStartupPacket(buf: Buffer): StartupPacket {
     if (valueEnd < 0) throw new StartupPacketError('08P01', 'invalid startup packet layout: unterminated parameter value');
     const name = buf.toString('utf8', pos, nameEnd);
     const value = buf.toString('utf8', nameEnd + 1, valueEnd);
+    if (name === 'replication') {
+      // Checked where PostgreSQL checks it, while reading the packet (before the user name is looked for).
+      const requested = replicationRequested(value);
+      if (requested === null) throw new StartupPacketError('22023', `invalid value for parameter "replication": "${value}"`);
+      replication = requested;
+    }
     if (name.startsWith('_pq_.')) protocolOptions.push(name);
     else params.set(name, value);
     pos = valueEnd + 1;
@@ -84,7 +123,7 @@ export function parseStartupPacket(buf: Buffer): StartupPacket {
     throw new StartupPacketError('28000', 'no PostgreSQL user name specified in startup packet');
   }
   if (!params.get('database')) params.set('database', user);
-  return { kind: 'startup', minorVersion: minor, params, protocolOptions };
+  return { kind: 'startup', minorVersion: minor, params, protocolOptions, replication };
 }
 
 /**

@@ -13,7 +13,7 @@ import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
 import { Errors, PgmuxError, UpstreamError } from '../errors.js';
-import { BackendCode, TxStatus } from '../protocol/codes.js';
+import { BackendCode, isBackendCode, TxStatus } from '../protocol/codes.js';
 import { readDataRow, readErrorFields, readParameterStatus } from '../protocol/fields.js';
 import { ParamMap } from './param-map.js';
 import { NO_ROLE, ROLE, SESSION_AUTHORIZATION, tracksParameter as tracks } from './session-params.js';
@@ -22,6 +22,7 @@ import type { SegmentReplay } from '../client/segment-replay.js';
 import type { StatementRouter } from '../client/statement-router.js';
 import type { PoolStats } from '../pool/pool-stats.js';
 import { Attachment, LinkEvent } from '../link/attachment.js';
+import { Reply } from '../link/request-ledger.js';
 import { FrameReader, type FrameHandler } from '../protocol/frame-reader.js';
 import { negotiateUpstreamTls, wantsTls } from '../net/upstream-tls.js';
 import type { ServerTls } from '../net/tls-config.js';
@@ -54,8 +55,11 @@ export interface ServerClient {
   readonly params: ParamMap;
   /** The server is attached and its parameters match; flush held messages. */
   onServerReady(server: ServerConnection): void;
-  /** The server failed while serving this client. */
-  onServerLost(error: PgmuxError): void;
+  /**
+   * The server failed while serving this client. `midMessage`: part of a message was passed on already (a row
+   * streamed through), so nothing more can be framed for the client: it is closed without an error message.
+   */
+  onServerLost(error: PgmuxError, midMessage: boolean): void;
   /** Send this error and close the client (its server is cleaned up as for any client that leaves). */
   fail(error: PgmuxError): void;
 }
@@ -152,7 +156,11 @@ export class ServerConnection implements FrameHandler {
   private readonly own: OwnQuery[] = [];
   /** Run once the own-query queue drains (a client left while one was running). */
   private afterOwnQueries: (() => void) | null = null;
+  /** Date.now() when the own query at the head of the queue was sent. */
+  private ownSince = 0;
   private closeReason = 'closed by server';
+  /** A FATAL ErrorResponse of the server went to the attached client (the server closes next). */
+  private fatalPassedOn = false;
   private loginError: PgmuxError | null = null;
   /** Login finished; before that a close is a failed login. */
   private loggedIn = false;
@@ -191,8 +199,8 @@ export class ServerConnection implements FrameHandler {
       if (!wantsTls(target.tls.mode)) return this.startLogin(raw);
       negotiateUpstreamTls(raw, target.host, target.tls).then(
         (socket) => this.startLogin(socket),
-        (err: Error) => {
-          this.loginError = Errors.serverConnectFailed(this.owner.name, this.label, err.message);
+        (err: NodeJS.ErrnoException) => {
+          this.loginError = Errors.serverConnectFailed(this.owner.name, this.label, err.code ?? err.message);
           raw.destroy();
         },
       );
@@ -227,6 +235,15 @@ export class ServerConnection implements FrameHandler {
     return this.own.length > 0;
   }
 
+  /**
+   * The own query on the wire, if it has gone unanswered for `limitMs` (a server that stopped answering:
+   * its check, reset or parameter sync would hold the connection, and a client, forever); else null.
+   */
+  ownQueryOverdue(now: number, limitMs: number): string | null {
+    if (this.own.length === 0 || !this.loggedIn || now - this.ownSince < limitMs) return null;
+    return this.own[0].sql;
+  }
+
   // ---- FrameHandler: bytes from the server ----
 
   private onData(chunk: Buffer): void {
@@ -249,11 +266,14 @@ export class ServerConnection implements FrameHandler {
 
   onFrame(code: number, buf: Buffer, start: number, end: number): void {
     if (!this.loggedIn) return this.onLoginFrame(code, buf, start, end);
+    // Not a PostgreSQL message: garbage from the network (or a broken server). Never passed on.
+    if (!isBackendCode(code)) return this.desync(`unknown message type 0x${code.toString(16).padStart(2, '0')} from the server`);
     if (this.own.length > 0) return this.onOwnFrame(code, buf, start, end);
     const link = this.link;
     const client = this.client;
     if (link === null || client === null) return this.onUnattachedFrame(code, buf, start, end);
 
+    let fatal = false;
     switch (code) {
       case BackendCode.ParameterStatus: {
         const [name, value] = readParameterStatus(buf, start, end);
@@ -264,9 +284,13 @@ export class ServerConnection implements FrameHandler {
         if (name === IS_SUPERUSER || name === SESSION_AUTHORIZATION) client.privilegesChanged();
         break;
       }
-      case BackendCode.ErrorResponse:
-        this.owner.stats.error(readErrorFields(buf, start, end).get('C') ?? 'XX000');
+      case BackendCode.ErrorResponse: {
+        const fields = readErrorFields(buf, start, end);
+        this.owner.stats.error(fields.get('C') ?? 'XX000');
+        // The server is ending the session; if the link passes its reason on, no error of pgmux's follows at the close.
+        fatal = (fields.get('V') === 'FATAL' || fields.get('V') === 'PANIC') && (link.ledger.empty || link.ledger.nextReply === Reply.Forward);
         break;
+      }
       case BackendCode.CommandComplete:
         // D(EALLOCATE ...) or DI(SCARD ALL): statements went away on the server.
         if (buf[start + 5] === 0x44 && (buf[start + 6] === 0x49 || (buf[start + 6] === 0x45 && buf[start + 7] === 0x41))) {
@@ -288,6 +312,7 @@ export class ServerConnection implements FrameHandler {
         break;
     }
     const event = link.fromServer(code, buf, start, end);
+    if (fatal && event !== LinkEvent.Desync) this.fatalPassedOn = true;
     if (event === LinkEvent.None) return;
     if (event === LinkEvent.Desync) return this.desync(link.desyncReason);
 
@@ -314,6 +339,8 @@ export class ServerConnection implements FrameHandler {
   /** The server's answers no longer match what was sent: nothing about this connection can be trusted. */
   private desync(reason: string): void {
     this.log.error({ reason }, 'server answer does not match the requests sent; closing');
+    // Nothing after this in the stream is read: it would reach the client as if nothing had happened.
+    this.reader.stop();
     this.cancel();
     this.close(`protocol desynchronisation: ${reason}`);
   }
@@ -445,7 +472,10 @@ export class ServerConnection implements FrameHandler {
     if (this.link !== null && this.link.busy) throw new Error('pgmux query started while the client is owed answers');
     this.statements.unnamedOwner = null; // a simple Query destroys the unnamed statement
     this.own.push({ sql, done, error: null, rows: [] });
-    if (this.own.length === 1) this.socket.write(serialize.query(sql));
+    if (this.own.length === 1) {
+      this.ownSince = Date.now();
+      this.socket.write(serialize.query(sql));
+    }
   }
 
   /**
@@ -638,7 +668,10 @@ export class ServerConnection implements FrameHandler {
         if (this.link !== null) this.link.txStatus = this.txStatus;
         this.own.shift();
         const next = this.own[0];
-        if (next !== undefined) this.socket.write(serialize.query(next.sql));
+        if (next !== undefined) {
+          this.ownSince = Date.now();
+          this.socket.write(serialize.query(next.sql));
+        }
         query.done(query.error, query.rows);
         if (this.own.length > 0) return;
         if (this.afterOwnQueries !== null) {
@@ -697,6 +730,7 @@ export class ServerConnection implements FrameHandler {
   private onClose(): void {
     if (this.closeHandled) return;
     this.closeHandled = true;
+    const midMessage = this.reader.streaming && this.client !== null;
     this.reader.stop();
     if (!this.loggedIn) {
       this.login = null;
@@ -708,7 +742,9 @@ export class ServerConnection implements FrameHandler {
     this.afterOwnQueries = null;
     this.detach();
     this.log.debug({ reason: this.closeReason }, 'server connection closed');
-    if (client !== null) client.onServerLost(Errors.serverConnectionLost(this.owner.name, this.closeReason));
+    // After the server's own FATAL the client closes as it would directly: a second FATAL (08006, "server
+    // connection lost") after PostgreSQL's was one PostgreSQL never sends.
+    if (client !== null) client.onServerLost(Errors.serverConnectionLost(this.owner.name, this.closeReason), midMessage || this.fatalPassedOn);
     const lost = new UpstreamError(new Map([['C', '08006'], ['M', `server connection closed: ${this.closeReason}`]]));
     for (const query of own) query.done(lost, []);
     this.owner.serverClosed(this);

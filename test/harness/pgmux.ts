@@ -20,6 +20,8 @@ export interface TestPgmuxOptions {
   users?: Record<string, Record<string, unknown>>;
   /** Serve /metrics, /healthz, /readyz and the status page on a free port (`TestPgmux.metricsUrl`). */
   metrics?: boolean;
+  /** Where the log goes (default a file under .tmp/logs), at the configured log_level. */
+  logDestination?: pino.DestinationStream;
 }
 
 export interface TestPgmux {
@@ -74,7 +76,10 @@ export async function startPgmux(options: TestPgmuxOptions): Promise<TestPgmux> 
   const config = load();
 
   mkdirSync('.tmp/logs', { recursive: true });
-  const log = createLogger(config.log_level, pino.destination({ dest: `.tmp/logs/pgmux-${process.pid}.log`, sync: false, mkdir: true }));
+  const log = createLogger(
+    config.log_level,
+    options.logDestination ?? pino.destination({ dest: `.tmp/logs/pgmux-${process.pid}.log`, sync: false, mkdir: true }),
+  );
   const pgmux = new Pgmux(config, log, { reloadConfig: load, ...(options.metrics === true ? { metricsPort: 0 } : {}) });
   const address = await pgmux.start();
   return {

@@ -9,6 +9,8 @@
  *   `setpriv` exists postgres is started with a parent-death signal so even a SIGKILLed runner leaves nothing behind.
  * - pg_hba.conf gives each role in roles.ts its own auth method over TCP; the unix socket is `trust` for everyone.
  * - `ssl` serves TLS with given certificate files (see certs.ts); `host` lines then match TLS and plain TCP alike.
+ * - `restart(mode)` runs `pg_ctl restart -m <mode>`; the postmaster pg_ctl starts is followed by its pid (stopped by
+ *   stop() and killed by the exit hook, but without the parent-death signal: a SIGKILLed runner leaves it running).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -75,6 +77,12 @@ export interface PostgresInstance {
   psql(sql: string, db?: string): Promise<string>;
   /** Like psql() but returns the rows of a single (optionally parameterised) statement. */
   query<R extends object = Record<string, unknown>>(sql: string, params?: unknown[], db?: string): Promise<R[]>;
+  /**
+   * `pg_ctl restart -m <mode> -w` (as the cluster's OS user): the server shuts down and starts again on the same
+   * port and data dir; resolves once pg_ctl says it is ready. The new postmaster is pg_ctl's, not this process's
+   * child: it is followed by its pid from then on (stop() and the exit hook signal it).
+   */
+  restart(mode: 'smart' | 'fast' | 'immediate'): Promise<void>;
   /** Fast shutdown (SIGINT), SIGKILL after 10 s, then removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -88,13 +96,32 @@ interface OsUser {
 // Process-exit safety net: whatever is still running when this process exits is killed and its dir removed.
 
 const live = new Map<ChildProcess, string>();
+/** Postmasters started by `pg_ctl restart` (not children of this process), by pid. */
+const livePids = new Map<number, string>();
 let exitHookInstalled = false;
 
 function track(child: ChildProcess, dir: string): void {
   live.set(child, dir);
+  installExitHook();
+}
+
+function installExitHook(): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {
+      for (const [pid, tmp] of livePids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        try {
+          fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+        } catch {
+          // best effort, as below
+        }
+      }
+      livePids.clear();
       for (const [proc, tmp] of live) {
         try {
           proc.kill('SIGKILL');
@@ -548,6 +575,25 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     await withClient('postgres', createRoles);
 
     let stopping: Promise<void> | undefined;
+    /** Set by restart(): the postmaster pg_ctl started. */
+    let restartedPid: number | null = null;
+    const stopRestarted = async (): Promise<void> => {
+      const pid = restartedPid;
+      if (pid === null) return;
+      restartedPid = null;
+      livePids.delete(pid);
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        return; // gone already
+      }
+      const deadline = Date.now() + STOP_TIMEOUT_MS;
+      while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
+      if (pidAlive(pid)) {
+        process.kill(pid, 'SIGKILL');
+        while (pidAlive(pid)) await sleep(20);
+      }
+    };
     const instance: PostgresInstance = {
       host: '127.0.0.1',
       port,
@@ -571,8 +617,18 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       query<R extends object>(sql: string, params: unknown[] = [], db = 'postgres') {
         return withClient(db, async (client) => (await client.query<R & pg.QueryResultRow>(sql, params)).rows);
       },
+      async restart(mode) {
+        await runTool(path.join(binDir, 'pg_ctl'), ['restart', '-D', dataDir, '-m', mode, '-w', '-t', '60', '-l', logFile], tmp, user);
+        const pidText = await fsp.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8');
+        const pid = Number.parseInt(pidText.split('\n')[0] ?? '', 10);
+        if (!Number.isInteger(pid) || pid <= 0) throw new Error(`pg_ctl restart left no postmaster.pid in ${dataDir}`);
+        restartedPid = pid;
+        livePids.set(pid, tmp);
+        installExitHook();
+      },
       stop() {
         stopping ??= (async () => {
+          await stopRestarted();
           await kill(running);
           live.delete(running.child);
           await fsp.rm(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });

@@ -5,6 +5,7 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 
 export const PROTOCOL_V3 = 196608;
 export const SSL_REQUEST_CODE = 80877103;
@@ -117,6 +118,39 @@ export class RawConnection {
         resolve(new RawConnection(socket));
       });
     });
+  }
+
+  /**
+   * Connects, sends SSLRequest and, once the server says 'S', continues over TLS (`options`: ca, servername,
+   * rejectUnauthorized ...). Throws if the server declines TLS.
+   */
+  static async connectTls(port: number, options: tls.ConnectionOptions = {}, host = '127.0.0.1'): Promise<RawConnection> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = net.connect({ port, host, noDelay: true });
+      s.once('error', reject);
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+    });
+    socket.write(sslRequest());
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      socket.once('data', resolve);
+      socket.once('error', reject);
+    });
+    if (answer.length !== 1 || answer[0] !== 0x53 /* S */) {
+      socket.destroy();
+      throw new Error(`server declined TLS: ${answer.toString('latin1')}`);
+    }
+    const secure = tls.connect({ socket, rejectUnauthorized: false, ...options });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => {
+        secure.off('error', reject);
+        resolve();
+      });
+      secure.once('error', reject);
+    });
+    return new RawConnection(secure);
   }
 
   get closed(): boolean {
