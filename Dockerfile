@@ -16,20 +16,23 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the package's prepare script (tsc, for `npx pgmux` from a checkout) runs below, once src is here.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies and dist/ only -----------------------------------------------------------
 FROM node:20-bookworm-slim
+# METRICS_ADDR on all interfaces: probes from outside the container (kubelet, other compose services) reach /healthz.
 ENV NODE_ENV=production \
     LISTEN_ADDR=0.0.0.0 \
     LISTEN_PORT=6543 \
+    METRICS_ADDR=0.0.0.0 \
     METRICS_PORT=9127
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The node image's unprivileged user (uid 1000); pgmux needs no privileges (ports above 1024, no files written).
 USER node

@@ -1,6 +1,7 @@
 /**
  * pgmux as a benchmark target: built from this repository (`npm run build`) and run as its own process
  * (`node dist/src/main.js --config FILE`), configured like PgBouncer (see pgbouncer.ts): the same auth_file.
+ * PGMUX_BENCH_NODE_ARGS adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (the profile is written at exit).
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -60,7 +61,8 @@ export async function startPgmuxProcess(setup: PoolerSetup): Promise<Target> {
   return poolerProcess('pgmux', 'pgmux', port, version, setup, () => {
     // The auth_file is readable by root, so pgmux runs as the invoking user (it does not mind root).
     const out = fs.openSync(logFile, 'a');
-    const proc = spawnWrapped(process.execPath, [ENTRY, '--config', configFile], { cwd: dir, env: cleanEnv({ NODE_ENV: 'production' }), stdio: ['ignore', out, out] });
+    const nodeArgs = (process.env.PGMUX_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const proc = spawnWrapped(process.execPath, [...nodeArgs, ENTRY, '--config', configFile], { cwd: dir, env: cleanEnv({ NODE_ENV: 'production' }), stdio: ['ignore', out, out] });
     fs.closeSync(out);
     return { proc, diagnostics: () => tail(logFile) };
   });

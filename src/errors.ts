@@ -3,7 +3,7 @@
  * and severity put on the wire, an optional HINT naming the setting to change, and the level at
  * which it is logged. One factory per cause, so the wire text for a cause lives in one place.
  */
-import { errorResponse, type ErrorFields } from './protocol/backend-messages.js';
+import { errorResponse, errorResponseV2, type ErrorFields } from './protocol/backend-messages.js';
 import { SqlState } from './protocol/sqlstate.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -18,6 +18,8 @@ export class PgmuxError extends Error {
       hint?: string;
       detail?: string;
       logLevel?: LogLevel;
+      /** Sent in the version-2 protocol's format (a startup packet asking for a protocol below 3.0). */
+      protocol2?: boolean;
     } = {},
   ) {
     super(message);
@@ -47,7 +49,7 @@ export class PgmuxError extends Error {
   }
 
   toWire(): Buffer {
-    return errorResponse(this.toFields());
+    return this.options.protocol2 === true ? errorResponseV2(this.toFields()) : errorResponse(this.toFields());
   }
 }
 
@@ -108,6 +110,16 @@ export const Errors = {
     }),
   protocolViolation: (reason: string) =>
     new PgmuxError('PROTOCOL_VIOLATION', SqlState.ProtocolViolation, `protocol violation: ${reason}`, { logLevel: 'warn' }),
+  /**
+   * A request sent in the middle of COPY IN: PostgreSQL's ERROR (copyfromparse.c CopyGetData), which it follows with
+   * copySyncLost and a close. `code`: the message's type byte.
+   */
+  unexpectedDuringCopy: (code: number) =>
+    new PgmuxError('COPY_BROKEN', SqlState.ProtocolViolation, `unexpected message type 0x${code.toString(16).toUpperCase().padStart(2, '0')} during COPY from stdin`, {
+      severity: 'ERROR',
+      logLevel: 'info',
+    }),
+  copySyncLost: () => new PgmuxError('COPY_BROKEN', SqlState.ProtocolViolation, 'terminating connection because protocol synchronization was lost', { logLevel: 'info' }),
   /** A malformed message from a client: it is closed, nobody else is affected. */
   malformedMessage: (reason: string) =>
     new PgmuxError('MALFORMED_MESSAGE', SqlState.ProtocolViolation, `invalid message from the client: ${reason}`, { logLevel: 'warn' }),

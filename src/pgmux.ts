@@ -11,10 +11,11 @@ import { AdminConsole } from './admin/admin-console.js';
 import { RESTART_SETTINGS, type AdminHost, type ReloadResult } from './admin/admin-host.js';
 import { Errors } from './errors.js';
 import { createLogger } from './logger.js';
-import { PoolRegistry } from './pool/pool-registry.js';
+import { PoolRegistry, type ReloadSummary } from './pool/pool-registry.js';
 import { MetricsServer } from './metrics/http-server.js';
 import { Metrics } from './metrics/metrics.js';
 import { Readiness } from './metrics/readiness.js';
+import { listenUnix, parseSocketMode, socketDirectory } from './net/unix-listener.js';
 
 export const VERSION = '0.1.0';
 
@@ -34,6 +35,10 @@ export class Pgmux implements AdminHost {
   readonly registry: PoolRegistry;
   readonly log: Logger;
   private listener: Server | null = null;
+  /** The unix-domain socket listener (unix_socket_dir), when there is one. */
+  private unixListener: Server | null = null;
+  /** Its socket file, for the log and tests. */
+  unixSocketPath: string | null = null;
   private clientIds = 0;
   private stopping: Promise<void> | null = null;
   /** Prometheus metrics and the status page's data; served by metricsServer when metrics_port is set. */
@@ -75,15 +80,37 @@ export class Pgmux implements AdminHost {
     });
     listener.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
     const address = listener.address() as AddressInfo;
-    this.log.info({ addr: address.address, port: address.port, pool_mode: this.config.pool_mode, databases: Object.keys(this.config.databases) }, 'pgmux listening');
     try {
+      await this.startUnixListener(address.port);
+      this.log.info(
+        { addr: address.address, port: address.port, unix_socket: this.unixSocketPath, pool_mode: this.config.pool_mode, databases: Object.keys(this.config.databases) },
+        'pgmux listening',
+      );
       await this.startMetricsServer();
     } catch (err) {
       listener.close();
+      this.unixListener?.close();
       this.registry.stop();
+      this.metrics.stop();
       throw err;
     }
     return address;
+  }
+
+  /** unix_socket_dir: `<dir>/.s.PGSQL.<port>`, the port being the TCP one (as PgBouncer and PostgreSQL name it). */
+  private async startUnixListener(port: number): Promise<void> {
+    const dir = socketDirectory(this.config.unix_socket_dir);
+    if (dir === null) return;
+    const { server, path } = await listenUnix({
+      dir,
+      port,
+      mode: parseSocketMode(this.config.unix_socket_mode) as number,
+      group: this.config.unix_socket_group,
+      onConnection: (socket) => this.accept(socket, true),
+    });
+    server.on('error', (err) => this.log.error({ err: err.message }, 'unix socket listener error'));
+    this.unixListener = server;
+    this.unixSocketPath = path;
   }
 
   // ---- metrics endpoint (src/metrics): /metrics, /healthz, /readyz, status page ----
@@ -102,6 +129,7 @@ export class Pgmux implements AdminHost {
     try {
       const address = await server.listen(host, port);
       this.metricsServer = server;
+      this.metrics.start(); // the status page's history sampler
       this.log.info({ addr: address.address, port: address.port }, 'metrics endpoint listening (/metrics, /healthz, /readyz, /)');
     } catch (err) {
       throw new Error(`cannot serve metrics on ${host}:${port} (metrics_addr, metrics_port): ${(err as Error).message}`);
@@ -117,14 +145,14 @@ export class Pgmux implements AdminHost {
     return (this.listener?.address() as AddressInfo | null)?.port ?? 0;
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, viaUnixSocket = false): void {
     if (this.stopping !== null) {
       socket.destroy();
       return;
     }
-    if (this.config.tcp_keepalive) socket.setKeepAlive(true, 60_000);
+    if (this.config.tcp_keepalive && !viaUnixSocket) socket.setKeepAlive(true, this.config.tcp_keepidle);
     const id = ++this.clientIds;
-    const client = new ClientSession(id, socket, this.registry, this.log);
+    const client = new ClientSession(id, socket, this.registry, this.log, viaUnixSocket);
     this.registry.addClient(client);
   }
 
@@ -172,7 +200,12 @@ export class Pgmux implements AdminHost {
     }
     this.config = effective;
     this.log.level = effective.log_level;
-    this.log.info({ reason, ...summary, restartNeeded }, 'configuration applied');
+    this.log.info({ reason, ...summary, restartNeeded }, `configuration applied${describeReload(summary)}`);
+    this.registry.events.add(
+      'reload',
+      '',
+      `${reason}: configuration applied${describeReload(summary)}${restartNeeded.length > 0 ? ` (restart needed for ${restartNeeded.join(', ')})` : ''}`,
+    );
     for (const key of restartNeeded) this.log.warn({ key }, `${key} changed in the configuration: restart pgmux to apply it`);
     return { ok: true, summary, restartNeeded };
   }
@@ -189,6 +222,7 @@ export class Pgmux implements AdminHost {
 
   private logReloadError(error: string, reason: string): string {
     this.log.error({ reason, err: error }, 'configuration rejected; the previous configuration stays in effect');
+    this.registry.events.add('reload-failed', '', `${reason}: configuration rejected (${error}); the previous configuration stays in effect`);
     return error;
   }
 
@@ -204,6 +238,7 @@ export class Pgmux implements AdminHost {
   private async drain(timeoutMs: number): Promise<void> {
     this.log.info({ timeoutMs, clients: this.registry.clients.size }, 'shutting down');
     this.listener?.close();
+    this.unixListener?.close(); // removes the socket file
     this.registry.draining = true;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -223,7 +258,18 @@ export class Pgmux implements AdminHost {
     const closeBy = Date.now() + 2000;
     while (this.registry.serverCount > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, 20));
     // Last: the metrics endpoint stays scrapeable for the whole drain.
+    this.metrics.stop();
     await this.metricsServer?.close();
     this.log.info('pgmux stopped');
   }
+}
+
+/** ": databases added: b; pools resized: a/app" — what a reload changed, in the log line's message; "" for nothing. */
+function describeReload(summary: ReloadSummary): string {
+  const parts: string[] = [];
+  if (summary.added.length > 0) parts.push(`databases added: ${summary.added.join(', ')}`);
+  if (summary.resized.length > 0) parts.push(`pools resized: ${summary.resized.join(', ')}`);
+  if (summary.retargeted.length > 0) parts.push(`pools retargeted: ${summary.retargeted.join(', ')}`);
+  if (summary.removed.length > 0) parts.push(`pools removed: ${summary.removed.join(', ')}`);
+  return parts.length === 0 ? ': no database or pool changed' : `: ${parts.join('; ')}`;
 }

@@ -188,3 +188,28 @@ describe('max_client_logins_in_progress: a SCRAM login storm while pgbench runs'
     expect(px.pgmux.registry.loginQueue.length).toBe(0);
   });
 });
+
+describe('client_login_slice: login work spread over event-loop turns', () => {
+  let px: TestPgmux;
+  beforeAll(async () => {
+    px = await startPgmux({
+      settings: { default_pool_size: 5, client_login_slice: '1ms', max_client_logins_in_progress: 0, max_client_conn: 1000, log_connections: false, log_disconnections: false },
+      databases: { app: { dbname: db } },
+      users,
+    });
+  });
+  afterAll(async () => px?.stop());
+
+  it('300 SCRAM logins at once with a 1 ms slice: some wait for a later turn, all succeed, nothing is left queued', { timeout: 30_000 }, async () => {
+    const budget = px.pgmux.registry.loginBudget;
+    const before = budget.deferredTotal;
+    const storm = Array.from({ length: 300 }, () => new pg.Client(px.url('app', APP_ROLE.name, APP_ROLE.password)));
+    const logins = await Promise.allSettled(storm.map((c) => c.connect().then(() => c.query('select 1 as one'))));
+    const failed = logins.filter((r) => r.status === 'rejected');
+    expect(failed.map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    expect(logins.every((r) => r.status === 'fulfilled' && (r.value as pg.QueryResult).rows[0].one === 1)).toBe(true);
+    expect(budget.deferredTotal).toBeGreaterThan(before);
+    expect(budget.queued).toBe(0);
+    await Promise.all(storm.map((c) => c.end()));
+  });
+});

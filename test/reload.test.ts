@@ -218,8 +218,8 @@ describe('SIGHUP', () => {
     const file = path.join(dir, 'pgmux.yaml');
     const port = await freePort();
     const info = pgInfo();
-    const document = (poolSize: number | string): string =>
-      stringify({ listen_port: port, metrics_port: 0, ...SETTINGS, default_pool_size: poolSize, databases: { app: { host: info.host, port: info.port, dbname: db } }, users: USERS });
+    const document = (poolSize: number | string, more: Record<string, unknown> = {}): string =>
+      stringify({ listen_port: port, metrics_port: 0, ...SETTINGS, default_pool_size: poolSize, databases: { app: { host: info.host, port: info.port, dbname: db }, ...more }, users: USERS });
     writeFileSync(file, document(4));
     const pgmux = startPgmuxProcess({ args: ['--config', file], cwd: dir });
     proc = pgmux;
@@ -229,11 +229,11 @@ describe('SIGHUP', () => {
     const poolSize = async (): Promise<unknown> => (await rows(admin, 'SHOW CONFIG')).find((r) => r.key === 'default_pool_size')?.value;
     expect(await poolSize()).toBe('4');
 
-    writeFileSync(file, document(7));
+    writeFileSync(file, document(7, { app2: { host: info.host, port: info.port, dbname: db } }));
     pgmux.child.kill('SIGHUP');
     await waitFor(async () => (await poolSize()) === '7', 'SIGHUP to apply default_pool_size 7');
-    // The log line may reach the pipe a little after the admin console shows the new value.
-    await waitForOutput(pgmux, 'configuration applied');
+    // The log line may reach the pipe a little after the admin console shows the new value; it names what changed.
+    await waitForOutput(pgmux, 'configuration applied: databases added: app2');
 
     writeFileSync(file, document('lots'));
     pgmux.child.kill('SIGHUP');

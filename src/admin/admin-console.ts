@@ -316,7 +316,7 @@ const SHOW: Readonly<Record<string, (s: AdminSession) => Buffer>> = {
   stats_totals: (s) => showStatsTotals(s.host.registry),
   stats_averages: (s) => showStatsAverages(s.host.registry),
   totals: (s) => showTotals(s.host.registry),
-  clients: (s) => showClients(s.host.registry),
+  clients: (s) => showClients(s.host.registry, Date.now(), s.client),
   servers: (s) => showServers(s.host.registry),
   databases: (s) => showDatabases(s.host),
   users: (s) => showUsers(s.host),

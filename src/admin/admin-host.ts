@@ -37,4 +37,4 @@ export interface AdminHost {
 }
 
 /** Settings a running pgmux cannot change (its listening sockets): SET refuses them, RELOAD reports them. */
-export const RESTART_SETTINGS: readonly string[] = ['listen_addr', 'listen_port', 'metrics_addr', 'metrics_port'];
+export const RESTART_SETTINGS: readonly string[] = ['listen_addr', 'listen_port', 'unix_socket_dir', 'unix_socket_mode', 'unix_socket_group', 'metrics_addr', 'metrics_port'];

@@ -68,7 +68,7 @@ function clientState(client: ClientInfo): string {
   }
 }
 
-function clientRow(client: ClientInfo, now: number): Cell[] {
+function clientRow(client: ClientInfo, now: number, running = false): Cell[] {
   const [addr, port] = splitLabel(client.label);
   const waiting = client.waitLink.queued;
   const waitedUs = waiting ? Math.max(0, now - client.waitingSince) * 1000 : 0;
@@ -77,7 +77,7 @@ function clientRow(client: ClientInfo, now: number): Cell[] {
     client.user,
     client.database,
     'none',
-    clientState(client),
+    running ? 'active' : clientState(client),
     addr,
     port,
     client.socket.localAddress ?? null,
@@ -98,7 +98,8 @@ function clientRow(client: ClientInfo, now: number): Cell[] {
   ];
 }
 
-export function showClients(registry: PoolRegistry, now: number = Date.now()): Buffer {
+/** `running`: the admin client running this SHOW CLIENTS, which is active while it does (as in PgBouncer). */
+export function showClients(registry: PoolRegistry, now: number = Date.now(), running: ClientInfo | null = null): Buffer {
   const rs = new ResultSet(SOCKET_COLUMNS);
   for (const pool of registry.pools.values()) {
     const waiting: ClientInfo[] = [];
@@ -109,7 +110,7 @@ export function showClients(registry: PoolRegistry, now: number = Date.now()): B
     for (const c of waiting) rs.row(clientRow(c, now));
   }
   // Admin console sessions, as PgBouncer lists its own "pgbouncer" pool.
-  for (const c of registry.clients) if (c.isAdmin) rs.row(clientRow(c, now));
+  for (const c of registry.clients) if (c.isAdmin) rs.row(clientRow(c, now, c === running));
   return rs.finish();
 }
 

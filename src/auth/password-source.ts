@@ -88,6 +88,7 @@ export class PasswordSource {
         host: dbConfig.host,
         port: dbConfig.port,
         keepalive: false,
+        keepidleMs: 0,
         maxPreparedStatements: 0,
         tls: this.serverTls,
         login: { user: authUser, database: dbConfig.dbname, password },

@@ -88,7 +88,12 @@ export function decodeBase64(value: string, what: string): Buffer {
   return Buffer.from(value, 'base64');
 }
 
-export function checkNonce(nonce: string, what: string): string {
+/**
+ * `mayBeEmpty`: a client's nonce, which PostgreSQL (is_scram_printable) lets be empty: the server's half of the
+ * nonce alone makes the exchange fresh. (Refusing one refused a login PostgreSQL accepts.)
+ */
+export function checkNonce(nonce: string, what: string, mayBeEmpty = false): string {
+  if (mayBeEmpty && nonce === '') return nonce;
   if (!PRINTABLE.test(nonce)) throw new ScramProtocolError(`${what} is empty or not printable ASCII`);
   return nonce;
 }

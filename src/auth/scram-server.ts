@@ -86,7 +86,7 @@ export class ScramServerSession {
       throw new ScramProtocolError(`${CLIENT_FIRST}: client requires an unsupported SCRAM extension`);
     }
     cursor.take('n'); // PostgreSQL ignores it and uses the startup packet's user
-    const clientNonce = checkNonce(cursor.take('r'), `${CLIENT_FIRST}: client nonce`);
+    const clientNonce = checkNonce(cursor.take('r'), `${CLIENT_FIRST}: client nonce`, true);
     // Any attributes left are optional extensions; none are supported, so they are ignored.
 
     this.nonce = clientNonce + (this.options.nonce ?? randomNonce)();

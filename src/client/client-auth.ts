@@ -184,6 +184,9 @@ export class ClientAuth {
       if (pos + 4 > end) return { kind: 'fail', error: Errors.authProtocol('truncated SASLInitialResponse') };
       const length = buf.readInt32BE(pos);
       if (length < 0 || pos + 4 + length > end) return { kind: 'fail', error: Errors.authProtocol('bad SASLInitialResponse length') };
+      // As PostgreSQL (pq_getmsgend: 08P01 "invalid message format"): the data must end the message. Bytes after it
+      // were ignored and the client let in (fuzzer seed 39 path 22: two zero bytes behind the data).
+      if (pos + 4 + length !== end) return { kind: 'fail', error: Errors.authProtocol('invalid message format: bytes after the SASLInitialResponse data') };
       this.scram = new ScramServerSession(this.scramSecret(), {
         channelBinding: plus ? (this.channelBinding ?? undefined) : undefined,
         channelBindingOffered: this.channelBinding !== null,

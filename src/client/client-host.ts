@@ -6,6 +6,7 @@ import type { ClientTls } from '../net/tls-config.js';
 import type { ScramSecretCache } from './client-auth.js';
 import type { ClientSession } from './client-session.js';
 import type { AdminConsole } from '../admin/admin-console.js';
+import type { LoginBudget } from '../pool/login-budget.js';
 
 /** What a client session needs from the process around it (the pool registry implements it). */
 export interface ClientHost {
@@ -13,6 +14,8 @@ export interface ClientHost {
   readonly secrets: ScramSecretCache;
   readonly clientTls: ClientTls;
   readonly passwords: PasswordSource;
+  /** Runs login work (startup packets, password messages) within client_login_slice per event-loop turn. */
+  readonly loginBudget: LoginBudget;
   /** The admin console (virtual databases pgbouncer / pgmux), when the process has one. */
   readonly adminConsole: AdminConsole | null;
   /** Shutting down: clients are closed (57P01) at their next transaction boundary; no new transaction starts. */

@@ -40,10 +40,11 @@ import { WriteBatch } from '../protocol/write-batch.js';
 import type { ServerConnection } from '../server/server-connection.js';
 import { SYNCED_PARAMETERS } from '../server/session-params.js';
 import { MalformedMessage } from '../protocol/malformed.js';
+import { breaksCopy } from '../link/attachment.js';
 import { ParamMap } from '../server/param-map.js';
 import { ClientAuth } from './client-auth.js';
 import { checkClientCertificate, checkTlsPolicy } from './client-tls-policy.js';
-import { NO_SERVER_STARTUP, NO_SETTINGS, startupSettings, type ServerStartup } from './startup-settings.js';
+import { NO_SERVER_STARTUP, NO_SETTINGS, overriddenCheckQuery, startupSettings, type ServerStartup } from './startup-settings.js';
 import type { PinKind } from './sql-classifier.js';
 import { SessionState, type PinPolicy } from './session-state.js';
 import { SegmentReplay } from './segment-replay.js';
@@ -124,6 +125,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   readonly waitLink: QueueLink<PoolClient> = queueLink<PoolClient>(this);
   server: ServerConnection | null = null;
   waitingSince = 0;
+  waitStartedAt = 0;
   waitNotified = false;
   /** Holds a max_client_logins_in_progress slot (the registry sets and clears it). */
   holdsLoginSlot = false;
@@ -154,6 +156,8 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   startupParams: ReadonlyMap<string, string> = NO_SETTINGS;
   /** Startup settings a server may be opened with for this client (see Pool.openServer). */
   serverStartup: ServerStartup = NO_SERVER_STARTUP;
+  /** Startup values PostgreSQL would apply and then override: checked on the server at login (overriddenCheckQuery). */
+  private overriddenCheck: string | null = null;
   /** The user's stored password as found at login (config, auth_file or auth_query). */
   private storedPassword: string | undefined = undefined;
   private pendingDbConfig: DatabaseConfig | null = null;
@@ -200,6 +204,8 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     socket: Socket,
     private readonly host: ClientHost,
     private readonly baseLog: Logger,
+    /** Accepted on the unix-domain socket (unix_socket_dir): local, never TLS, as PostgreSQL treats it. */
+    readonly viaUnixSocket = false,
   ) {
     this.tcp = socket;
     this.socket = socket;
@@ -216,6 +222,11 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
 
   get encrypted(): boolean {
     return this.socket instanceof TLSSocket;
+  }
+
+  /** TLS can still be negotiated: not yet encrypted, a certificate configured, and not a unix socket (PostgreSQL answers 'N' there). */
+  private get tlsOffered(): boolean {
+    return !this.encrypted && !this.viaUnixSocket && this.host.clientTls.context !== null;
   }
 
   /**
@@ -242,6 +253,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   }
 
   get label(): string {
+    if (this.viaUnixSocket) return 'unix';
     return `${this.tcp.remoteAddress ?? '?'}:${this.tcp.remotePort ?? '?'}`;
   }
 
@@ -252,6 +264,16 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
    * closes this client only (08P01 for a malformed message, XX000 for a bug in pgmux).
    */
   private onData(chunk: Buffer): void {
+    // Login work (the startup packet, password messages) runs within client_login_slice per event-loop turn, so
+    // a login storm cannot hold up the traffic of clients already logged in (LoginBudget keeps the order).
+    if (this.state === ClientState.Startup || this.state === ClientState.Authenticating) {
+      this.host.loginBudget.run(() => this.onDataNow(chunk));
+      return;
+    }
+    this.onDataNow(chunk);
+  }
+
+  private onDataNow(chunk: Buffer): void {
     try {
       this.handleData(chunk);
     } catch (err) {
@@ -282,7 +304,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   }
 
   private onStartupData(chunk: Buffer): void {
-    if (this.startupBuffer === null && chunk[0] === TLS_HANDSHAKE && !this.encrypted && this.host.clientTls.context !== null) {
+    if (this.startupBuffer === null && chunk[0] === TLS_HANDSHAKE && this.tlsOffered) {
       // Direct TLS (PostgreSQL 17 sslnegotiation=direct): a ClientHello instead of a startup packet.
       this.upgradeToTls(chunk);
       return;
@@ -299,7 +321,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
       }
       packet = parseStartupPacket(buf.subarray(0, length), this.negotiated);
     } catch (err) {
-      if (err instanceof StartupPacketError) return this.fail(new PgmuxError('BAD_STARTUP', err.sqlstate, err.message, { logLevel: 'info' }));
+      if (err instanceof StartupPacketError) return this.fail(new PgmuxError('BAD_STARTUP', err.sqlstate, err.message, { logLevel: 'info', protocol2: err.protocol2 }));
       throw err;
     }
     buf = buf.subarray(length);
@@ -314,7 +336,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
         // request is then read as a protocol version and refused. Before, pgmux answered every one of them.
         if (packet.kind === 'gssenc') this.negotiated.gss = true;
         else this.negotiated.ssl = true;
-        if (packet.kind === 'ssl' && !this.encrypted && this.host.clientTls.context !== null) {
+        if (packet.kind === 'ssl' && this.tlsOffered) {
           this.negotiated.gss = true;
           this.socket.write(SSL_SUPPORTED);
           this.upgradeToTls(null);
@@ -351,10 +373,12 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     // An entry of its own, else the wildcard "*" entry (same-named upstream database).
     const dbConfig = resolveDatabase(this.host.config, this.database) ?? this.host.adminConsole?.databaseFor(this.database);
     if (dbConfig === undefined) return this.fail(Errors.unknownDatabase(this.database));
-    const tlsRefusal = checkTlsPolicy(this.socket, this.host.clientTls, this.user);
+    // client_tls_sslmode does not apply to the unix socket, which never leaves the host (as in PgBouncer).
+    const tlsRefusal = this.viaUnixSocket ? null : checkTlsPolicy(this.socket, this.host.clientTls, this.user);
     if (tlsRefusal !== null) return this.fail(tlsRefusal);
 
-    const startup = startupSettings(params, this.host.config.application_name_add_host ? this.label : null);
+    const startup = startupSettings(params, this.host.config.application_name_add_host ? this.label : null, packet.repeated);
+    this.overriddenCheck = overriddenCheckQuery(startup.overridden);
     this.startupParams = startup.settings;
     this.serverStartup = startup.forServer;
     if (startup.unsupported.length > 0) this.log.info({ options: startup.unsupported }, 'ignoring unsupported switches in the options startup parameter');
@@ -365,7 +389,7 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
       const certError = checkClientCertificate(this.socket, this.host.clientTls, this.user, true);
       if (certError !== null) return this.fail(certError);
     }
-    if (authType === 'plain' && !this.encrypted && !this.host.config.auth_plain_without_tls) {
+    if (authType === 'plain' && !this.encrypted && !this.viaUnixSocket && !this.host.config.auth_plain_without_tls) {
       return this.fail(Errors.plainNeedsTls());
     }
     this.state = ClientState.Authenticating;
@@ -454,15 +478,12 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
       this.intercepts = new TransactionIntercepts(this, session, config.max_prepared_statements);
       this.replay = new SegmentReplay();
     }
-    for (const m of authMessages) this.socket.write(m);
-    this.socket.write(AUTHENTICATION_OK);
-
     const defaults = pool.defaultParams;
     if (defaults !== null) for (const name of SYNCED_PARAMETERS) {
       const value = defaults.get(name);
       if (value !== undefined) this.params.set(name, value);
     }
-    let needServer = defaults === null;
+    let needServer = defaults === null || this.overriddenCheck !== null;
     for (const [name, value] of this.startupParams) {
       const accepted = defaults?.get(name) === value ? value : pool.acceptedStartupValue(name, value);
       if (accepted === undefined) needServer = true;
@@ -470,23 +491,28 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     }
     this.host.clientLoggedIn(this);
     if (!needServer) {
-      this.sendWelcome(defaults as ReadonlyMap<string, string>);
+      // One write for the whole welcome (SASL final, AuthenticationOk, settings, key, ReadyForQuery): in a login
+      // storm every write is a syscall that can wake another process, and they used to be three.
+      this.sendWelcome(defaults as ReadonlyMap<string, string>, authMessages);
       return;
     }
+    for (const m of authMessages) this.socket.write(m);
+    this.socket.write(AUTHENTICATION_OK);
     // The first client of a pool, or one asking for non-default settings: log in through a
     // server so the client is told the values the server really has (and bad settings fail now).
     this.state = ClientState.LoggingIn;
     pool.acquire(this);
   }
 
-  private sendWelcome(serverParams: ReadonlyMap<string, string>): void {
-    const batch = new WriteBatch();
-    for (const [name, value] of serverParams) batch.addBuffer(parameterStatus(name, this.params.get(name) ?? value));
-    batch.addBuffer(backendKeyData(this.processId, this.secretKey));
-    batch.addBuffer(readyForQuery(TxStatus.Idle));
-    batch.flush(this.socket);
+  /** ParameterStatus for each setting, BackendKeyData, ReadyForQuery; with `authMessages` and AuthenticationOk first when given. */
+  private sendWelcome(serverParams: ReadonlyMap<string, string>, authMessages: Buffer[] | null = null): void {
+    const parts: Buffer[] = authMessages === null ? [] : [...authMessages, AUTHENTICATION_OK];
+    for (const [name, value] of serverParams) parts.push(parameterStatus(name, this.params.get(name) ?? value));
+    parts.push(backendKeyData(this.processId, this.secretKey), readyForQuery(TxStatus.Idle));
+    this.socket.write(Buffer.concat(parts)); // small fresh buffers: one copy, one plain write (no cork/writev)
     this.state = ClientState.Idle;
-    this.log.debug('client logged in');
+    // Not through this.log unless debug is on: it would make this client a pino child logger for nothing.
+    if (this.baseLog.isLevelEnabled('debug')) this.log.debug('client logged in');
   }
 
   // ---- FrameHandler: messages after the startup packet ----
@@ -531,10 +557,16 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
     }
     // What the server discards (it skips to Sync after an error) is discarded here too, before it has any effect.
     if (code !== FrontendCode.Sync && this.serverSkipping) return;
+    // PostgreSQL reads a request sent in the middle of COPY IN as part of the COPY: refused there, and it closes. (In
+    // transaction mode, where the server may not get the request as sent; session mode lets the server answer it.)
+    if (this.router !== null && this.state === ClientState.Active && this.server?.link?.copyIn === true && breaksCopy(code)) return this.copyBroken(code);
     // A Flush with a body fails on the server (an ERROR, then it skips to Sync) though a Flush earns no answer:
     // the link would then take the error for the next request's and lose step with the server (a desync that
     // cost the client its server connection). Refused here instead, as the protocol violation it is.
-    if (code === FrontendCode.Flush && end - start !== 5) return this.fail(Errors.malformedMessage('Flush message with a body'));
+    // Where a COPY IN may be in progress it goes on: PostgreSQL ignores it there (the link keeps an entry for the error
+    // it earns should no COPY begin). That is known when it reaches the server (sendToServer); with nothing in flight
+    // it cannot be.
+    if (code === FrontendCode.Flush && end - start !== 5 && this.state === ClientState.Idle) return this.fail(Errors.malformedMessage('Flush message with a body'));
     if (this.intercepts !== null && this.intercepts.intercept(code, buf, start, end)) return;
     this.forward(buf, start, end);
   }
@@ -623,15 +655,40 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
   private sendToServer(buf: Buffer, start: number, end: number): void {
     const link = (this.server as ServerConnection).link;
     if (link === null) return;
+    // A Flush with a body is refused (see onFrame) unless a COPY IN, which ignores it, may be in progress.
+    if (buf[start] === FrontendCode.Flush && end - start !== 5 && !link.copyMayBeOpen) throw new MalformedMessage('Flush message with a body');
     const refusal = start === 0 ? this.intercepts?.takeRefusal(buf) : undefined;
     if (refusal !== undefined) return link.injectFailure(refusal.kind, buf, refusal.error);
     // RESET needs the client's startup values put back (reset-to-startup.ts). In transaction mode the classifier
     // has seen the query already: only one that set something is decoded again (a RESET counts as setting).
-    if (buf[start] === FrontendCode.Query && this.startupParams.size > 0 && (this.checks === null || this.checks.session.settingsChanged)) {
-      const query = queryWithStartupValues(readQuery(buf, start, end), this.startupParams, (this.server as ServerConnection).startupSettings);
-      if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.own);
+    if (buf[start] === FrontendCode.Query && (this.checks === null || this.checks.session.settingsChanged)) {
+      const server = this.server as ServerConnection;
+      const targets = this.resetTargets(server);
+      if (targets.size > 0) {
+        const query = queryWithStartupValues(readQuery(buf, start, end), targets, server.startupSettings);
+        if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.own);
+      }
     }
     link.fromClient(buf[start], buf, start, end);
+  }
+
+  /**
+   * What RESET must return this client's settings to on `server`: its startup values, and the pool's default for a
+   * setting the server was opened with that this client did not give (the server would return to the value of the
+   * client it was opened for: search_path, reported and so opened with from PostgreSQL 18 on).
+   */
+  private resetTargets(server: ServerConnection): ReadonlyMap<string, string> {
+    const opened = server.startupSettings;
+    const defaults = this.pool?.defaultParams;
+    if (opened === null || defaults === null || defaults === undefined) return this.startupParams;
+    let targets: Map<string, string> | null = null;
+    for (const name of opened.keys()) {
+      const value = defaults.get(name);
+      if (this.startupParams.has(name) || value === undefined) continue;
+      targets ??= new Map(this.startupParams);
+      targets.set(name, value);
+    }
+    return targets ?? this.startupParams;
   }
 
   /**
@@ -676,6 +733,16 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
 
   onServerReady(server: ServerConnection): void {
     if (this.state === ClientState.Closed) return;
+    if (this.state === ClientState.LoggingIn && this.overriddenCheck !== null) {
+      // A setting given twice: PostgreSQL applies the earlier value too, and a bad one fails the login.
+      const check = this.overriddenCheck;
+      this.overriddenCheck = null;
+      server.runOwnQuery(check, (error) => {
+        if (error !== null) return this.fail(error);
+        this.onServerReady(server);
+      });
+      return;
+    }
     if (this.state === ClientState.LoggingIn) {
       // The server took these settings: later clients asking for the same need no server to log in.
       for (const [name, value] of this.startupParams) {
@@ -898,6 +965,12 @@ export class ClientSession implements FrameHandler, PoolClient, ClientInfo, Inte
    * Send a FATAL (or ERROR) and close. `onWire` false: close without sending it (the client's stream stopped in
    * the middle of a message, where an ErrorResponse would be read as the rest of that message).
    */
+  copyBroken(code: number): void {
+    if (this.state === ClientState.Closed) return;
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(Errors.unexpectedDuringCopy(code).toWire());
+    this.fail(Errors.copySyncLost());
+  }
+
   fail(error: PgmuxError, onWire = true): void {
     if (this.state === ClientState.Closed) return;
     this.closeReason = `${error.code}: ${error.message}`;

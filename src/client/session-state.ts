@@ -14,10 +14,14 @@ export type PinPolicy = 'pin' | 'reject' | 'allow';
 
 /**
  * Settings this session has set, as the server sees them; and the role and session user, which
- * pg_settings does not show (and RESET ALL does not reset).
+ * pg_settings does not show (and RESET ALL does not reset). Not transaction_isolation/_read_only/_deferrable:
+ * after `SET TRANSACTION ...` in a committed transaction pg_settings shows them with source 'session', but they are
+ * the transaction's, not the session's, and from PostgreSQL 16 on they cannot be RESET (GUC_NO_RESET): carried
+ * as a client's setting, pgmux's `RESET transaction_isolation` failed another client's query on that server.
  */
 const CAPTURE_SETTINGS_SQL =
   "SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings WHERE source = 'session'" +
+  " AND name NOT IN ('transaction_isolation', 'transaction_read_only', 'transaction_deferrable')" +
   " UNION ALL SELECT 'session_authorization', pg_catalog.current_setting('session_authorization')" +
   " UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
 

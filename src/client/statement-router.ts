@@ -178,7 +178,8 @@ export class StatementRouter {
   /** Record a statement the client prepared (a Parse answered by pgmux and prepared on a server at first use). */
   register(info: ParseInfo): Statement {
     const { effects, customSettings } = this.onUse === null ? { effects: 0, customSettings: [] } : classifySql(info.query);
-    const declaredTypes = info.tail.readInt16BE(Buffer.byteLength(info.query) + 1);
+    // After the query's zero (found in the bytes: text that is not valid UTF-8 decodes to more bytes than it had).
+    const declaredTypes = info.tail.readInt16BE(info.tail.indexOf(0) + 1);
     const params = parameterCount(info.query, declaredTypes);
     const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail, effects, customSettings, params };
     this.statements.set(info.name, statement);

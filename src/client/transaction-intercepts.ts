@@ -22,6 +22,9 @@ import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
 import type { SessionState } from './session-state.js';
 import { DEALLOCATE_ALL, DEALLOCATE_NONE, StatementRouter } from './statement-router.js';
 
+/** PostgreSQL's answer to a Sync with a body (pq_getmsgend), before its ReadyForQuery. */
+const INVALID_SYNC = errorResponse({ severity: 'ERROR', code: '08P01', message: 'invalid message format' });
+
 /** What the intercepts need of the client session. */
 export interface InterceptHost {
   readonly socket: Socket;
@@ -106,7 +109,8 @@ export class TransactionIntercepts {
         if (info.name === '' || this.maxPreparedStatements === 0) break;
         // A name the client has: the router has a server check the Parse, then refuse it, as PostgreSQL does.
         if (router.has(info.name)) break;
-        if (idle || this.deferredParses.length > 0) {
+        // Text that is not valid UTF-8 (decoded with U+FFFD in it) may be refused by the server at Parse: it goes there.
+        if ((idle || this.deferredParses.length > 0) && !info.query.includes('\uFFFD')) {
           // No server needed to prepare: answered here, prepared where it is first used. This is
           // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
           // clients than server connections.
@@ -117,13 +121,13 @@ export class TransactionIntercepts {
         break;
       }
       case FrontendCode.Sync:
+        // A Sync with a body is refused by PostgreSQL with an error, then ReadyForQuery (after what came before it).
         if (this.deferredParses.length > 0) {
-          this.answerDeferred(true);
+          this.answerDeferred(true, end - start !== 5);
           return true;
         }
         if (idle) {
-          // A Sync with a body is refused by PostgreSQL with an error, then ReadyForQuery.
-          if (end - start !== 5) this.host.socket.write(errorResponse({ severity: 'ERROR', code: '08P01', message: 'invalid message format' }));
+          if (end - start !== 5) this.host.socket.write(INVALID_SYNC);
           this.host.socket.write(readyForQuery(TxStatus.Idle));
           return true;
         }
@@ -172,9 +176,10 @@ export class TransactionIntercepts {
   }
 
   /** Answer deferred Parses with ParseComplete (and ReadyForQuery for a Sync). */
-  private answerDeferred(sync: boolean): void {
+  private answerDeferred(sync: boolean, malformedSync = false): void {
     const batch = new WriteBatch();
     for (let i = 0; i < this.deferredParses.length; i++) batch.addBuffer(PARSE_COMPLETE);
+    if (malformedSync) batch.addBuffer(INVALID_SYNC);
     if (sync) batch.addBuffer(readyForQuery(TxStatus.Idle));
     this.deferredParses.length = 0;
     batch.flush(this.host.socket);

@@ -1,5 +1,5 @@
 // Checks that span several settings, run once everything is merged.
-import { ConfigError } from './errors.js';
+import { ConfigError, ConfigProblems } from './errors.js';
 import { passwordKind } from './password.js';
 import type { DatabaseConfig, PgmuxConfig, UserConfig } from './schema.js';
 
@@ -9,22 +9,29 @@ export const ADMIN_DATABASES: readonly string[] = ['pgbouncer', 'pgmux'];
 /** Maps a dotted path to the key to report: the env var or flag that set it, else the path itself. */
 export type Blame = (path: string) => string;
 
+/** Runs every check, each database and user on its own, and throws all the problems found together. */
 export function checkConfig(config: PgmuxConfig, blame: Blame): void {
-  if (config.min_pool_size > config.default_pool_size) {
-    throw new ConfigError(
-      blame('min_pool_size'),
-      `must not exceed default_pool_size (${config.default_pool_size}) (got ${config.min_pool_size})`,
-    );
-  }
-  if (config.metrics_port !== 0 && config.metrics_port === config.listen_port) {
-    throw new ConfigError(
-      blame('metrics_port'),
-      `must differ from listen_port (both are ${config.listen_port}); 0 turns the metrics endpoint off`,
-    );
-  }
-  checkTls(config, blame);
-  for (const [name, db] of Object.entries(config.databases)) checkDatabase(name, db, config, blame);
-  for (const [name, user] of Object.entries(config.users)) checkUser(name, user, config, blame);
+  const problems = new ConfigProblems();
+  problems.attempt(() => {
+    if (config.min_pool_size > config.default_pool_size) {
+      throw new ConfigError(
+        blame('min_pool_size'),
+        `must not exceed default_pool_size (${config.default_pool_size}) (got ${config.min_pool_size})`,
+      );
+    }
+  });
+  problems.attempt(() => {
+    if (config.metrics_port !== 0 && config.metrics_port === config.listen_port) {
+      throw new ConfigError(
+        blame('metrics_port'),
+        `must differ from listen_port (both are ${config.listen_port}); 0 turns the metrics endpoint off`,
+      );
+    }
+  });
+  problems.attempt(() => checkTls(config, blame));
+  for (const [name, db] of Object.entries(config.databases)) problems.attempt(() => checkDatabase(name, db, config, blame));
+  for (const [name, user] of Object.entries(config.users)) problems.attempt(() => checkUser(name, user, config, blame));
+  problems.throwIfAny();
 }
 
 function checkTls(config: PgmuxConfig, blame: Blame): void {
@@ -76,13 +83,17 @@ function checkDatabase(name: string, db: DatabaseConfig, config: PgmuxConfig, bl
 }
 
 function checkUser(name: string, user: UserConfig, config: PgmuxConfig, blame: Blame): void {
-  const key = blame(`users.${name}.password`);
+  const path = `users.${name}.password`;
+  const key = blame(path);
   const authType = user.auth_type ?? config.auth_type;
   if (user.password === undefined) {
     // Without a password here it may come from auth_file or auth_query, or not be needed (trust, cert).
     const elsewhere = config.auth_file !== '' || config.auth_user !== '' || Object.values(config.databases).some((d) => d.auth_user !== undefined);
     if (authType !== 'trust' && authType !== 'cert' && !elsewhere) {
-      throw new ConfigError(key, `is required with auth_type ${authType} (unless auth_file or auth_user/auth_query supply it, or auth_type is trust or cert)`);
+      // The key may be DATABASE_URL or DB_PASSWORD rather than the path: then the reason names the password and user.
+      const what = key === path ? 'is required' : `a password for user ${JSON.stringify(name)} is required`;
+      const give = key === 'DATABASE_URL' ? 'give it in the URL (postgres://user:password@host/db)' : 'give it';
+      throw new ConfigError(key, `${what} with auth_type ${authType}: ${give}, or let auth_file or auth_user/auth_query supply it, or use auth_type trust or cert`);
     }
     return;
   }

@@ -51,9 +51,13 @@ Settings are read from, in increasing precedence: built-in defaults, the config 
 named after the setting in upper case (LISTEN_PORT=6543, ADMIN_USERS=a,b), and flags. DATABASE_URL=
 postgres://user:password@host:5432/db defines a database and a user with those credentials; so do
 DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD (DB_NAME default "*": any database) as in PgBouncer images.
+DATABASE_URL's libpq parameters are honoured (sslmode, sslrootcert, sslcert, sslkey, connect_timeout,
+application_name, options); any other is an error.
 Durations take a unit (500ms, 30s, 5min, 1h); a bare number means seconds.
 
-Every setting, with its default and meaning, is listed in the README and in config/pgmux.yaml.
+Every setting, with its default and meaning, is listed in the README and in config/pgmux.example.yaml (copy it
+to config/pgmux.yaml to use it: the example itself is never read). The startup log names the file and the
+variables the configuration came from.
 `;
 
 /** The flag to name in an error about a setting given on the command line. */

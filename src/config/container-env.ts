@@ -42,12 +42,25 @@ export function applyPrefixedSettings(draft: ConfigDraft, env: NodeJS.ProcessEnv
     if (!name.startsWith('PGBOUNCER_') || value === undefined) continue;
     const setting = BITNAMI_ALIASES[name] ?? name.slice('PGBOUNCER_'.length).toLowerCase();
     if (SETTINGS_BY_NAME.has(setting)) {
-      if (env[setting.toUpperCase()] === undefined) draft.setSetting(setting, value, name);
+      if (env[setting.toUpperCase()] === undefined) draft.problems.attempt(() => draft.setSetting(setting, value, name));
     } else if (!BITNAMI_DATABASE_VARS.includes(name)) {
       unknown.push(name);
     }
   }
   return unknown.sort();
+}
+
+const EDOBURU_VARS = ['DB_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD'];
+const BITNAMI_VARS = ['POSTGRESQL_HOST', 'POSTGRESQL_PORT', 'POSTGRESQL_DATABASE', 'POSTGRESQL_USERNAME', 'POSTGRESQL_PASSWORD', ...BITNAMI_DATABASE_VARS];
+
+/** Every variable of this module's: known names, never "did you mean" material. */
+export const CONTAINER_VARIABLES: readonly string[] = [...EDOBURU_VARS, ...BITNAMI_VARS, ...Object.keys(BITNAMI_ALIASES)];
+
+/** The DB_* or POSTGRESQL_* variables applyContainerDatabase takes a database from (names only, for the startup log). */
+export function containerVariablesRead(env: NodeJS.ProcessEnv): string[] {
+  if (nonEmpty(env.DATABASE_URL) !== undefined) return [];
+  const vars = nonEmpty(env.DB_HOST) !== undefined ? EDOBURU_VARS : nonEmpty(env.POSTGRESQL_HOST) !== undefined ? BITNAMI_VARS : [];
+  return vars.filter((name) => env[name] !== undefined);
 }
 
 /**

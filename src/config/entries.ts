@@ -1,5 +1,5 @@
 // Database and user entries: the maps under `databases:` and `users:`.
-import { ConfigError } from './errors.js';
+import { ConfigError, ConfigProblems } from './errors.js';
 import { parsePassword } from './password.js';
 import { DATABASE_FIELDS, USER_FIELDS, type DatabaseConfig, type Field, type UserConfig } from './schema.js';
 import { didYouMean } from './suggest.js';
@@ -40,14 +40,18 @@ function parseFields<C>(
   }
   const known = Object.keys(table);
   const out: Record<string, unknown> = {};
+  const problems = new ConfigProblems();
   for (const [key, value] of Object.entries(raw)) {
-    if (!Object.hasOwn(table, key)) {
-      const hint = didYouMean(key, known) || ` (allowed: ${known.join(', ')})`;
-      throw new ConfigError(`${path}.${key}`, `is not a known ${what} setting${hint}`);
-    }
-    const field: Field<unknown> = table[key as keyof C];
-    out[key] = at(`${path}.${key}`, () => field.parse(value));
+    problems.attempt(() => {
+      if (!Object.hasOwn(table, key)) {
+        const hint = didYouMean(key, known) || ` (allowed: ${known.join(', ')})`;
+        throw new ConfigError(`${path}.${key}`, `is not a known ${what} setting${hint}`);
+      }
+      const field: Field<unknown> = table[key as keyof C];
+      out[key] = at(`${path}.${key}`, () => field.parse(value));
+    });
   }
+  problems.throwIfAny();
   // Safe: every key was checked against the table and its value produced by that field's parser.
   return out as Partial<C>;
 }
@@ -55,8 +59,17 @@ function parseFields<C>(
 /** A database entry: defaults, then what `url` gives, then the explicit keys. */
 export function parseDatabase(name: string, raw: unknown, path: string): DatabaseConfig {
   const { url, ...fields } = parseFields(DATABASE_FIELDS, raw, path, 'database');
-  if (url?.password !== undefined) checkUrlPassword(url.password, `${path}.url`);
-  return { host: '127.0.0.1', port: 5432, dbname: name, ...url, ...fields };
+  const { settings, ...target } = url ?? {};
+  if (target.password !== undefined) checkUrlPassword(target.password, `${path}.url`);
+  // TLS and the connect timeout are global in pgmux: one database's URL must not change them for all the others.
+  const [first] = settings ?? [];
+  if (first !== undefined) {
+    throw new ConfigError(
+      `${path}.url`,
+      `has ${first.from}, which pgmux sets for all databases at once: set ${first.setting} at the top level instead (only DATABASE_URL's parameters set it)`,
+    );
+  }
+  return { host: '127.0.0.1', port: 5432, dbname: name, ...target, ...fields };
 }
 
 /** A password taken from a URL must still be readable as one of the three forms (see password.ts). */
@@ -84,9 +97,13 @@ export function parseEntries<T>(
   const out = emptyRecord<T>();
   if (raw === null || raw === undefined) return out;
   if (!isMap(raw)) throw new ConfigError(path, `must be a map from names to entries (got ${show(raw)})`);
+  const problems = new ConfigProblems();
   for (const [name, entry] of Object.entries(raw)) {
-    if (name.trim() === '') throw new ConfigError(path, 'must not contain an empty name');
-    out[name] = parseEntry(name, entry, `${path}.${name}`);
+    problems.attempt(() => {
+      if (name.trim() === '') throw new ConfigError(path, 'must not contain an empty name');
+      out[name] = parseEntry(name, entry, `${path}.${name}`);
+    });
   }
+  problems.throwIfAny();
   return out;
 }

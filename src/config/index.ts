@@ -1,8 +1,8 @@
 // The configuration module's public API.
 export { cliKey, HELP_TEXT, parseCli, type CliOptions } from './cli.js';
-export { ConfigError } from './errors.js';
+export { ConfigError, ConfigErrors } from './errors.js';
 export { DEFAULT_CONFIG_FILE } from './file.js';
-export { loadConfig, type ConfigNotice, type LoadedConfig, type LoadOptions } from './load.js';
+export { describeSources, loadConfig, type ConfigNotice, type ConfigSources, type LoadedConfig, type LoadOptions } from './load.js';
 export { runImportCommand } from './import-command.js';
 export { formatIniNote, parsePgbouncerIni, type IniNote, type PgbouncerImport } from './pgbouncer-ini.js';
 export { passwordKind, type PasswordKind } from './password.js';

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type LoadedConfig } from './load.js';
+import { ConfigError, describeSources, loadConfig, type LoadedConfig } from './load.js';
+import { ConfigErrors } from './errors.js';
 import { SETTINGS, type PgmuxConfig } from './schema.js';
 
 const dirs: string[] = [];
@@ -63,6 +64,9 @@ describe('defaults', () => {
     expect(config).toEqual({
       listen_addr: '127.0.0.1',
       listen_port: 6543,
+      unix_socket_dir: 'auto',
+      unix_socket_mode: '0777',
+      unix_socket_group: '',
       pool_mode: 'transaction',
       default_pool_size: 20,
       min_pool_size: 0,
@@ -76,6 +80,7 @@ describe('defaults', () => {
       max_queued_clients_per_pool: 0,
       max_server_logins_per_pool: 5,
       server_connect_rate: 100,
+      client_login_slice: 1,
       max_client_logins_in_progress: 100,
       server_idle_timeout: 600_000,
       server_lifetime: 3_600_000,
@@ -114,6 +119,7 @@ describe('defaults', () => {
       session_state_prepare: 'pin',
       max_prepared_statements: 200,
       tcp_keepalive: true,
+      tcp_keepidle: 60_000,
       log_connections: true,
       log_disconnections: true,
       log_level: 'info',
@@ -315,7 +321,7 @@ databases:
       yaml: `
 databases:
   a:
-    url: postgres://us%40er:p%40ss@db.internal:5433/real_db?sslmode=disable
+    url: postgres://us%40er:p%40ss@db.internal:5433/real_db?application_name=batch
   b:
     url: postgresql://u:pw@h1/x
     host: h2
@@ -323,7 +329,7 @@ databases:
     pool_size: 3
 `,
     });
-    expect(databases.a).toEqual({ host: 'db.internal', port: 5433, dbname: 'real_db', user: 'us@er', password: 'p@ss' });
+    expect(databases.a).toEqual({ host: 'db.internal', port: 5433, dbname: 'real_db', user: 'us@er', password: 'p@ss', application_name: 'batch' });
     expect(databases.b).toEqual({ host: 'h2', port: 5432, dbname: 'y', user: 'u', password: 'pw', pool_size: 3 });
   });
 
@@ -466,7 +472,7 @@ users:
 
   it('names DATABASE_URL in checks that concern what it defined', () => {
     expect(errorOf({ env: { DATABASE_URL: 'postgres://u@h/d' } }).message).toBe(
-      'DATABASE_URL: is required with auth_type scram-sha-256 (unless auth_file or auth_user/auth_query supply it, or auth_type is trust or cert)',
+      'DATABASE_URL: a password for user "u" is required with auth_type scram-sha-256: give it in the URL (postgres://user:password@host/db), or let auth_file or auth_user/auth_query supply it, or use auth_type trust or cert',
     );
     expect(load({ env: { DATABASE_URL: 'postgres://u@h/d', AUTH_TYPE: 'trust' } }).users).toEqual({ u: {} });
     expect(errorOf({ env: { DATABASE_URL: 'postgres://u:p@h/pgbouncer' } }).key).toBe('DATABASE_URL');
@@ -586,7 +592,7 @@ describe('validation names the key', () => {
     ['databases: [a]', 'databases: must be a map from names to entries (got a list)'],
     ['databases: {app: 5}', 'databases.app: must be a map of database settings (got 5)'],
     ['databases: {app: {hots: h}}', 'databases.app.hots: is not a known database setting; did you mean "host"?'],
-    ['databases: {app: {zzz: h}}', 'databases.app.zzz: is not a known database setting (allowed: url, host, port, dbname, user, password, pool_size, min_pool_size, reserve_pool_size, max_db_connections, pool_mode, connect_query, auth_type, auth_user)'],
+    ['databases: {app: {zzz: h}}', 'databases.app.zzz: is not a known database setting (allowed: url, host, port, dbname, user, password, pool_size, min_pool_size, reserve_pool_size, max_db_connections, pool_mode, connect_query, application_name, options, auth_type, auth_user)'],
     ['databases: {app: {host: ""}}', 'databases.app.host: must not be empty'],
     ['databases: {app: {host: 5}}', 'databases.app.host: must be a string (got 5)'],
     ['databases: {app: {port: 70000}}', 'databases.app.port: must be an integer between 1 and 65535 (got 70000)'],
@@ -668,7 +674,7 @@ describe('cross-field checks', () => {
 
   it('requires user passwords unless auth_type is trust', () => {
     expect(errorOf({ yaml: 'users: {app: {pool_mode: session}}' }).message).toBe(
-      'users.app.password: is required with auth_type scram-sha-256 (unless auth_file or auth_user/auth_query supply it, or auth_type is trust or cert)',
+      'users.app.password: is required with auth_type scram-sha-256: give it, or let auth_file or auth_user/auth_query supply it, or use auth_type trust or cert',
     );
     expect(errorOf({ yaml: 'auth_type: plain\nusers: {app:}' }).key).toBe('users.app.password');
     expect(load({ yaml: 'auth_type: trust\nusers: {app:}' }).users.app).toEqual({});
@@ -713,12 +719,160 @@ describe('the result', () => {
 });
 
 describe('the example config', () => {
-  it('loads, with database app at 127.0.0.1:5432 and user app', () => {
-    const repo = fileURLToPath(new URL('../..', import.meta.url));
-    const { config, configPath } = loadConfig({ argv: [], env: {}, cwd: repo });
-    expect(configPath).toBe(join(repo, 'config', 'pgmux.yaml'));
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+
+  it('is not read implicitly: a checkout has no config/pgmux.yaml', () => {
+    expect(loadConfig({ argv: [], env: {}, cwd: repo }).configPath).toBeNull();
+  });
+
+  it('loads when named, with database app at 127.0.0.1:5432 and user app', () => {
+    const { config, configPath } = loadConfig({ argv: ['--config', 'config/pgmux.example.yaml'], env: {}, cwd: repo });
+    expect(configPath).toBe(join(repo, 'config', 'pgmux.example.yaml'));
     expect(config.databases).toEqual({ app: { host: '127.0.0.1', port: 5432, dbname: 'app' } });
     expect(Object.keys(config.users)).toEqual(['app']);
     expect(config.listen_port).toBe(6543);
+  });
+});
+
+describe('DATABASE_URL parameters', () => {
+  const URL = 'postgres://app:pw@db:5432/appdb';
+
+  it('set the server TLS settings, so sslmode=require is never plaintext', () => {
+    const config = load({ env: { DATABASE_URL: `${URL}?sslmode=require` } });
+    expect(config.server_tls_sslmode).toBe('require');
+    const full = load({ env: { DATABASE_URL: `${URL}?sslmode=verify-full&sslrootcert=/etc/ca.pem&sslcert=/c.pem&sslkey=/k.pem` } });
+    expect([full.server_tls_sslmode, full.server_tls_ca_file, full.server_tls_cert_file, full.server_tls_key_file]).toEqual(['verify-full', '/etc/ca.pem', '/c.pem', '/k.pem']);
+  });
+
+  it('win over the file, as the environment does, and lose to flags', () => {
+    const yaml = 'server_tls_sslmode: disable\n';
+    expect(load({ yaml, env: { DATABASE_URL: `${URL}?sslmode=require` } }).server_tls_sslmode).toBe('require');
+    expect(load({ yaml, env: { DATABASE_URL: `${URL}?sslmode=require` }, argv: ['--set', 'server_tls_sslmode=verify-full'] }).server_tls_sslmode).toBe('verify-full');
+  });
+
+  it('refuse a variable that sets the same setting to another value', () => {
+    const err = errorOf({ env: { DATABASE_URL: `${URL}?sslmode=require`, SERVER_TLS_SSLMODE: 'disable' } });
+    expect(err.message).toBe('DATABASE_URL: has sslmode=require, and SERVER_TLS_SSLMODE sets server_tls_sslmode to something else: give one');
+    expect(load({ env: { DATABASE_URL: `${URL}?sslmode=require`, SERVER_TLS_SSLMODE: 'require' } }).server_tls_sslmode).toBe('require');
+  });
+
+  it('set server_connect_timeout and the database\'s startup parameters', () => {
+    const config = load({ env: { DATABASE_URL: `${URL}?connect_timeout=7&application_name=web&options=-c%20search_path%3Dapp` } });
+    expect(config.server_connect_timeout).toBe(7_000);
+    expect(config.databases.appdb).toEqual({ host: 'db', port: 5432, dbname: 'appdb', application_name: 'web', options: '-c search_path=app' });
+  });
+
+  it('name an unknown parameter with a suggestion, never repeating the URL', () => {
+    const err = errorOf({ env: { DATABASE_URL: 'postgres://app:hunter2@db/appdb?sslmdoe=require' } });
+    expect(err.key).toBe('DATABASE_URL');
+    expect(err.reason).toMatch(/^has parameter sslmdoe, which is not a libpq connection parameter; did you mean "sslmode"\?/);
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('in a database entry\'s url: application_name and options apply to it; TLS and timeouts must be set globally', () => {
+    const err = errorOf({ yaml: 'databases:\n  app:\n    url: postgres://h/app?sslmode=require\n' });
+    expect(err.message).toBe(
+      'databases.app.url: has sslmode=require, which pgmux sets for all databases at once: set server_tls_sslmode at the top level instead (only DATABASE_URL\'s parameters set it)',
+    );
+    expect(load({ yaml: 'databases:\n  app:\n    url: postgres://h/app?options=-c%20work_mem%3D64MB\n' }).databases.app.options).toBe('-c work_mem=64MB');
+  });
+});
+
+describe('all problems at once', () => {
+  it('reports every bad key of a file together, in file order', () => {
+    const yaml = ['listen_port: abc', 'pool_mdoe: session', 'databases:', '  a: {port: 0}', '  b: {hots: h, pool_size: -1}', 'users:', '  u: {pool_size: x}', ''].join('\n');
+    let error: unknown;
+    try {
+      loadFrom({ yaml });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigErrors);
+    const errors = (error as ConfigErrors).errors;
+    expect(errors.map((e) => e.key)).toEqual(['listen_port', 'pool_mdoe', 'databases.a.port', 'databases.b.hots', 'databases.b.pool_size', 'users.u.pool_size']);
+    expect((error as ConfigErrors).key).toBe('listen_port');
+    expect((error as Error).message).toMatch(/^6 problems:\n {2}listen_port: must be an integer/);
+    expect((error as Error).message).toContain('\n  pool_mdoe: is not a known setting; did you mean "pool_mode"?');
+  });
+
+  it('adds the environment\'s and the flags\' problems to the file\'s', () => {
+    try {
+      loadFrom({ yaml: 'listen_port: abc\n', env: { POOL_MODE: 'sesion' }, argv: ['--set', 'server_lifetime=forever'] });
+      throw new Error('expected an error');
+    } catch (err) {
+      expect((err as ConfigErrors).errors.map((e) => e.key)).toEqual(['listen_port', 'POOL_MODE', '--set server_lifetime']);
+    }
+  });
+
+  it('reports every failed cross-check together, once the values themselves are valid', () => {
+    try {
+      loadFrom({ yaml: 'min_pool_size: 30\ndatabases: {pgmux: {}}\nusers: {a: {}, b: {}}\n' });
+      throw new Error('expected an error');
+    } catch (err) {
+      expect((err as ConfigErrors).errors.map((e) => e.key)).toEqual(['min_pool_size', 'databases.pgmux', 'users.a.password', 'users.b.password']);
+    }
+  });
+
+  it('throws a single problem as a plain ConfigError', () => {
+    const err = errorOf({ yaml: 'listen_port: abc\n' });
+    expect(err).not.toBeInstanceOf(ConfigErrors);
+  });
+});
+
+describe('environment typos', () => {
+  it('warns about an upper-case variable one or two edits from a pgmux variable, naming the right one', () => {
+    const { notices, config } = loadFrom({ env: { DEFAULT_POOLSIZE: '5', DATABSE_URL: 'postgres://x', LOGLEVEL: 'debug' } });
+    expect(config.default_pool_size).toBe(20);
+    expect(notices).toEqual([
+      {
+        level: 'warn',
+        message: 'environment: not a pgmux variable, ignored: DATABSE_URL (did you mean DATABASE_URL?), DEFAULT_POOLSIZE (did you mean DEFAULT_POOL_SIZE?), LOGLEVEL (did you mean LOG_LEVEL?)',
+        fields: { ignored: ['DATABSE_URL', 'DEFAULT_POOLSIZE', 'LOGLEVEL'], suggestions: ['DATABASE_URL', 'DEFAULT_POOL_SIZE', 'LOG_LEVEL'] },
+      },
+    ]);
+  });
+
+  it('stays silent in a normal environment (this process\'s, and a typical container\'s)', () => {
+    const typical = {
+      PATH: '/usr/bin', HOME: '/root', PWD: '/app', OLDPWD: '/', USER: 'node', LOGNAME: 'node', SHELL: '/bin/sh', TERM: 'xterm',
+      LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TZ: 'UTC', HOSTNAME: 'pgmux-7d9f', SHLVL: '1', NODE_ENV: 'production', NODE_VERSION: '20.19.0',
+      NODE_OPTIONS: '--max-old-space-size=256', YARN_VERSION: '1.22', PGHOST: 'db', PGPORT: '5432', PGUSER: 'app', PGDATABASE: 'app',
+      PGPASSWORD: 'x', PGSSLMODE: 'require', KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', KUBERNETES_PORT: 'tcp://10.0.0.1:443',
+      POSTGRES_USER: 'app', POSTGRES_PASSWORD: 'x', POSTGRES_DB: 'app', CI: 'true', GITHUB_ACTIONS: 'true', DEBUG: '', EDITOR: 'vi', TMPDIR: '/tmp',
+      npm_config_cache: '/tmp', npm_lifecycle_event: 'start', DB_HOST: 'db', DB_USER: 'app', DB_PASSWORD: 'app-pass', PGBOUNCER_POOL_MODE: 'session',
+    };
+    expect(loadFrom({ env: typical }).notices).toEqual([]);
+    // The test runner's own environment: nothing in it is a pgmux typo.
+    const own = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PGMUX') && name !== 'DATABASE_URL'));
+    expect(loadConfig({ argv: [], env: own, cwd: tempDir() }).notices).toEqual([]);
+  });
+});
+
+describe('configuration sources', () => {
+  it('names the file, the variables and the flags read, never their values', () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'config'));
+    const file = writeFile(join(cwd, 'config'), 'pgmux.yaml', 'listen_port: 7000\n');
+    const env = { DATABASE_URL: 'postgres://app:secret@db/app', POOL_MODE: 'session', HOME: '/root', DB_HOST: 'ignored' };
+    const { sources } = loadConfig({ argv: ['--listen-port=7001', '--set', 'server_lifetime=5min'], env, cwd });
+    expect(sources).toEqual({ file, env: ['POOL_MODE', 'DATABASE_URL'], flags: ['--listen-port', '--set server_lifetime'] });
+    const line = describeSources(sources);
+    expect(line).toBe(`configuration read from file ${file}, environment POOL_MODE, DATABASE_URL, flags --listen-port, --set server_lifetime`);
+    expect(line).not.toContain('7001');
+    expect(line).not.toContain('secret');
+  });
+
+  it('says when no file and no variable was read', () => {
+    const { sources } = loadConfig({ argv: [], env: { HOME: '/root' }, cwd: tempDir() });
+    expect(describeSources(sources)).toBe(
+      'configuration read from no config file (config/pgmux.yaml does not exist; --config or PGMUX_CONFIG names one), no environment variables',
+    );
+  });
+
+  it('names PGMUX_CONFIG, DB_* and PGBOUNCER_* variables when they are what configured pgmux', () => {
+    const cwd = tempDir();
+    writeFile(cwd, 'c.yaml', '');
+    const env = { PGMUX_CONFIG: 'c.yaml', DB_HOST: 'db', DB_USER: 'u', DB_PASSWORD: 'p', PGBOUNCER_POOL_MODE: 'session', PGBOUNCER_NOPE: 'x' };
+    expect(loadConfig({ argv: [], env, cwd }).sources.env).toEqual(['PGMUX_CONFIG', 'PGBOUNCER_POOL_MODE', 'DB_HOST', 'DB_USER', 'DB_PASSWORD']);
   });
 });

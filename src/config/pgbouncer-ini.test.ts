@@ -158,10 +158,9 @@ describe('connection strings ([databases], [users])', () => {
     expect(r.unsupported.map((n) => [n.key, n.line])).toEqual([
       ['databases.app.client_encoding', 3],
       ['databases.app.timezone', 3],
-      ['databases.app.application_name', 3],
       ['databases.app.auth_dbname', 3],
     ]);
-    expect(r.document.databases).toEqual({ app: { host: 'h' } });
+    expect(r.document.databases).toEqual({ app: { host: 'h', application_name: 'x' } });
     expect(errorOf(() => ini(`${MAIN}[databases]\napp = host=h sslmode=require\n`)).message).toBe(
       'pgbouncer.ini:3: databases.app.sslmode: is not a PgBouncer connection parameter (unrecognized; PgBouncer refuses it too)',
     );
@@ -246,6 +245,7 @@ describe('[pgbouncer] settings', () => {
       max_client_conn: 100,
       auth_type: 'md5',
       client_tls_sslmode: 'disable',
+      unix_socket_dir: '/tmp',
       databases: {},
       users: {},
     });
@@ -285,7 +285,8 @@ describe('[pgbouncer] settings', () => {
         '1 = host=/tmp/pgbouncer1',
       ].join('\n'),
     );
-    expect(r.ignored.map((n) => n.key)).toEqual(['logfile', 'pidfile', 'unix_socket_dir', 'user', 'ignore_startup_parameters']);
+    expect(r.ignored.map((n) => n.key)).toEqual(['logfile', 'pidfile', 'user', 'ignore_startup_parameters']);
+    expect(r.document.unix_socket_dir).toBe('/tmp');
     expect(r.unsupported.map((n) => `${n.key}@${n.line}`)).toEqual(['server_round_robin@7', 'client_tls_ciphers@8', 'pool_mode@9', 'peers.1@11']);
     for (const note of [...r.ignored, ...r.unsupported]) {
       expect(note.file).toBe('pgbouncer.ini');

@@ -15,7 +15,7 @@
  * - Durations are seconds, possibly fractional (`reserve_pool_timeout = 0.5`); booleans are 0 or 1.
  *
  * Differences in behaviour are resolved towards PgBouncer: where a PgBouncer default differs from pgmux's
- * (`listen_port` 6432, `pool_mode` session, `auth_type` md5, `max_client_conn` 100, `client_tls_sslmode` disable)
+ * (`listen_port` 6432, `pool_mode` session, `auth_type` md5, `max_client_conn` 100, `client_tls_sslmode` disable, `unix_socket_dir` /tmp)
  * the document states PgBouncer's, and a 0 that means something else in PgBouncer is translated (ZERO_MEANS).
  *
  * Stricter than PgBouncer: integers must be integers (PgBouncer's atoi() reads "12abc" as 12), and a section
@@ -74,7 +74,6 @@ const special: Rule = { kind: 'special' };
 const ignored = (reason: string): Rule => ({ kind: 'ignored', reason });
 const unsupported = (reason: string): Rule => ({ kind: 'unsupported', reason });
 
-const NO_UNIX_SOCKETS = 'pgmux accepts TCP connections only';
 const LOGS_TO_STDOUT = 'pgmux writes JSON log lines to stdout; redirect it or let the service manager collect it';
 const DNS = 'pgmux resolves host names through the operating system for every new server connection';
 const NODE_TLS = 'pgmux uses Node.js TLS defaults (TLS 1.2 and later, OpenSSL default ciphers and curves)';
@@ -93,10 +92,10 @@ export const PGBOUNCER_SETTINGS: ReadonlyMap<string, Rule> = new Map<string, Rul
   ['server_check_delay', setting], ['server_lifetime', setting], ['server_idle_timeout', setting],
   ['server_connect_timeout', setting], ['server_login_retry', setting], ['client_login_timeout', setting],
   ['query_timeout', setting], ['query_wait_timeout', setting], ['client_idle_timeout', setting],
-  ['idle_transaction_timeout', setting], ['tcp_keepalive', setting], ['client_tls_sslmode', setting],
+  ['idle_transaction_timeout', setting], ['tcp_keepalive', setting], ['tcp_keepidle', setting], ['client_tls_sslmode', setting],
   ['client_tls_key_file', setting], ['client_tls_cert_file', setting], ['client_tls_ca_file', setting],
   ['server_tls_sslmode', setting], ['server_tls_ca_file', setting], ['server_tls_key_file', setting],
-  ['server_tls_cert_file', setting],
+  ['server_tls_cert_file', setting], ['unix_socket_dir', setting], ['unix_socket_mode', setting], ['unix_socket_group', setting],
   // Converted by a function below.
   ['listen_addr', special], ['auth_type', special], ['server_check_query', special], ['verbose', special],
   // Meaningless for pgmux.
@@ -104,7 +103,6 @@ export const PGBOUNCER_SETTINGS: ReadonlyMap<string, Rule> = new Map<string, Rul
   ['syslog', ignored(LOGS_TO_STDOUT)], ['syslog_ident', ignored(LOGS_TO_STDOUT)], ['syslog_facility', ignored(LOGS_TO_STDOUT)],
   ['pidfile', ignored('pgmux runs in the foreground and writes no PID file')],
   ['user', ignored('pgmux does not switch to another OS user; start it as the user it should run as')],
-  ['unix_socket_dir', ignored(NO_UNIX_SOCKETS)], ['unix_socket_mode', ignored(NO_UNIX_SOCKETS)], ['unix_socket_group', ignored(NO_UNIX_SOCKETS)],
   ['conffile', ignored('pgmux reads the file named on its command line')],
   ['service_name', ignored('Windows service name')], ['job_name', ignored('Windows service name')],
   ['ignore_startup_parameters', ignored('pgmux accepts every startup parameter and applies it on the server connection')],
@@ -122,10 +120,9 @@ export const PGBOUNCER_SETTINGS: ReadonlyMap<string, Rule> = new Map<string, Rul
   ['disable_pqexec', unsupported('pgmux forwards simple-query messages')],
   ['max_packet_size', unsupported(NOT_IMPLEMENTED)],
   ['tcp_defer_accept', unsupported(NOT_IMPLEMENTED)], ['tcp_socket_buffer', unsupported(NOT_IMPLEMENTED)],
-  ['tcp_keepcnt', unsupported('pgmux enables keepalive with the OS defaults (tcp_keepalive)')],
-  ['tcp_keepidle', unsupported('pgmux enables keepalive with the OS defaults (tcp_keepalive)')],
-  ['tcp_keepintvl', unsupported('pgmux enables keepalive with the OS defaults (tcp_keepalive)')],
-  ['tcp_user_timeout', unsupported(NOT_IMPLEMENTED)],
+  ['tcp_keepcnt', unsupported('Node.js cannot set TCP_KEEPCNT; the OS default applies (net.ipv4.tcp_keepalive_probes)')],
+  ['tcp_keepintvl', unsupported('Node.js cannot set TCP_KEEPINTVL; the OS default applies (net.ipv4.tcp_keepalive_intvl)')],
+  ['tcp_user_timeout', unsupported('Node.js cannot set TCP_USER_TIMEOUT; use query_timeout to bound a request on a connection that stopped answering')],
   ['client_tls_protocols', unsupported(NODE_TLS)], ['client_tls_ciphers', unsupported(NODE_TLS)],
   ['client_tls13_ciphers', unsupported(NODE_TLS)], ['client_tls_ecdhcurve', unsupported(NODE_TLS)],
   ['client_tls_dheparams', unsupported(NODE_TLS)], ['server_tls_protocols', unsupported(NODE_TLS)],
@@ -146,7 +143,7 @@ export const PGBOUNCER_SETTINGS: ReadonlyMap<string, Rule> = new Map<string, Rul
 /** PgBouncer defaults that differ from pgmux's; written into the document unless the file sets them. */
 // prettier-ignore
 export const PGBOUNCER_DEFAULTS: Readonly<Partial<Record<SettingName, string>>> = {
-  listen_port: '6432', pool_mode: 'session', auth_type: 'md5', max_client_conn: '100', client_tls_sslmode: 'disable',
+  listen_port: '6432', pool_mode: 'session', auth_type: 'md5', max_client_conn: '100', client_tls_sslmode: 'disable', unix_socket_dir: '/tmp',
 };
 
 /** Durations where PgBouncer's 0 means something other than pgmux's 0: the value pgmux needs instead (ms). */
@@ -166,10 +163,10 @@ const DATABASE_PARAMS: ReadonlyMap<string, Rule & { readonly field?: string }> =
   ['auth_user', setting], ['pool_size', setting], ['min_pool_size', setting], ['max_db_connections', setting],
   ['reserve_pool', { kind: 'setting', field: 'reserve_pool_size' }], ['reserve_pool_size', setting],
   ['pool_mode', setting], ['connect_query', setting],
-  ['client_encoding', unsupported('pgmux sends no per-database startup parameters; use ALTER DATABASE ... SET, or connect_query')],
-  ['datestyle', unsupported('pgmux sends no per-database startup parameters; use ALTER DATABASE ... SET, or connect_query')],
-  ['timezone', unsupported('pgmux sends no per-database startup parameters; use ALTER DATABASE ... SET, or connect_query')],
-  ['application_name', unsupported('pgmux sends no per-database startup parameters; clients set application_name themselves')],
+  ['client_encoding', unsupported('use the database entry\'s options (-c name=value), ALTER DATABASE ... SET, or connect_query')],
+  ['datestyle', unsupported('use the database entry\'s options (-c name=value), ALTER DATABASE ... SET, or connect_query')],
+  ['timezone', unsupported('use the database entry\'s options (-c name=value), ALTER DATABASE ... SET, or connect_query')],
+  ['application_name', setting],
   ['auth_dbname', unsupported('pgmux runs auth_query in the database the client asked for')],
   ['auth_query', unsupported('only the global auth_query is supported')],
   ['max_db_client_connections', unsupported('only max_client_conn limits client connections')],

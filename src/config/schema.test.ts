@@ -25,7 +25,7 @@ describe('SETTINGS', () => {
   });
 
   it('are all documented in the example config', () => {
-    const example = readFileSync(new URL('../../config/pgmux.yaml', import.meta.url), 'utf8');
+    const example = readFileSync(new URL('../../config/pgmux.example.yaml', import.meta.url), 'utf8');
     for (const setting of SETTINGS) expect(example, setting.name).toMatch(new RegExp(`^#? ?${setting.name}:`, 'm'));
   });
 });

@@ -3,13 +3,16 @@
 // setting is one line below; its TypeScript type is derived from that line.
 import { parsePassword } from './password.js';
 import { parsePostgresUrl, type PostgresUrl } from './url.js';
+import { parseSocketMode } from '../net/unix-listener.js';
 import {
+  InvalidValue,
   enumParser,
   formatDuration,
   intParser,
   parseBool,
   parseDuration,
   parseNameList,
+  show,
   stringParser,
   type Parser,
 } from './values.js';
@@ -75,6 +78,13 @@ function list<N extends string>(name: N, description: string) {
   return { name, kind: 'list', default: def, description, parse: parseNameList } as const satisfies Setting<N, readonly string[]>;
 }
 
+/** Octal permission bits as PgBouncer writes them: "0777", "777", or a YAML number whose digits are octal. */
+const socketMode: Parser<string> = (raw) => {
+  const text = typeof raw === 'number' && Number.isInteger(raw) ? String(raw) : raw;
+  if (typeof text !== 'string' || parseSocketMode(text) === null) throw new InvalidValue(`must be octal permission bits such as 0777 or 0770 (got ${show(raw)})`);
+  return `0${(parseSocketMode(text) as number).toString(8)}`;
+};
+
 /** "*" is PgBouncer's spelling of "all interfaces". */
 const address = stringParser({ transform: (value) => (value === '*' ? '0.0.0.0' : value) });
 
@@ -82,6 +92,9 @@ const address = stringParser({ transform: (value) => (value === '*' ? '0.0.0.0' 
 export const SETTINGS = [
   str('listen_addr', '127.0.0.1', 'Address to accept client connections on; "*" means all interfaces.', address),
   int('listen_port', 6543, 0, 65535, 'Port to accept client connections on; 0 picks a free port.'),
+  str('unix_socket_dir', 'auto', 'Directory of the unix-domain socket .s.PGSQL.<listen_port> (the name libpq looks for); "auto": /var/run/postgresql when writable (where Debian\'s libpq looks), else /tmp; empty: no socket.', stringParser({ allowEmpty: true })),
+  str('unix_socket_mode', '0777', 'Permissions of the unix-domain socket, in octal (as PgBouncer).', socketMode),
+  str('unix_socket_group', '', 'Group (name or gid) to give the unix-domain socket; empty: the group pgmux runs as.', stringParser({ allowEmpty: true })),
   oneOf('pool_mode', 'transaction', POOL_MODES, 'When a server connection goes back to the pool: when the client disconnects (session), after each transaction (transaction), or after each request, refusing transaction blocks that span requests (statement).'),
   int('default_pool_size', 20, 1, undefined, 'Server connections per (database, user) pool.'),
   int('min_pool_size', 0, 0, undefined, 'Server connections each pool keeps open even when idle.'),
@@ -95,6 +108,7 @@ export const SETTINGS = [
   int('max_queued_clients_per_pool', 0, 0, undefined, 'Clients that may wait in one pool\'s queue for a server connection; a request beyond it fails at once with 53300. 0 means unlimited.'),
   int('max_server_logins_per_pool', 5, 0, undefined, 'Server connections one pool may have connecting and logging in at the same time; more are opened as those finish. 0 means unlimited.'),
   int('server_connect_rate', 100, 0, undefined, 'New server connections one pool may open per second (a token bucket holding one second\'s worth); 0 means unlimited.'),
+  duration('client_login_slice', 0.001, 'Event-loop time that client logins (startup packets, password exchanges) may take per loop turn; the rest waits for a later turn, so during a login storm the traffic of clients already logged in is served in between. 0 means unlimited.'),
   int('max_client_logins_in_progress', 100, 0, undefined, 'Client connections that may be logging in (from connect to authentication done) at the same time; later ones wait, unread, in arrival order. 0 means unlimited.'),
   duration('server_idle_timeout', 600, 'Close server connections idle for longer than this; 0 disables.'),
   duration('server_lifetime', 3600, 'Close server connections older than this when they are next released; 0 disables.'),
@@ -133,6 +147,7 @@ export const SETTINGS = [
   oneOf('session_state_prepare', 'pin', PIN_POLICIES, 'Transaction mode, SQL-level PREPARE: pin, reject or allow (protocol-level named statements need none of this).'),
   int('max_prepared_statements', 200, 0, undefined, 'Named prepared statements tracked per server connection in transaction mode; 0 disables tracking.'),
   bool('tcp_keepalive', true, 'Enable TCP keepalive on client and server sockets.'),
+  duration('tcp_keepidle', 60, 'Idle time before the first keepalive probe on client and server sockets (as PgBouncer); 0 keeps the OS default (net.ipv4.tcp_keepalive_time). The probe interval and count are the OS\'s: Node.js cannot set TCP_KEEPINTVL, TCP_KEEPCNT or TCP_USER_TIMEOUT.'),
   bool('log_connections', true, 'Log each client connection.'),
   bool('log_disconnections', true, 'Log each client disconnection, with the reason.'),
   oneOf('log_level', 'info', LOG_LEVELS, 'Least severe log level written.'),
@@ -167,6 +182,9 @@ export interface DatabaseConfig {
   readonly pool_mode?: PoolMode;
   /** Run once on each new server connection. */
   readonly connect_query?: string;
+  /** Startup parameters of its server connections, as libpq sends them (from a URL's ?application_name=, ?options=). */
+  readonly application_name?: string;
+  readonly options?: string;
   /** Client authentication for this database (a user's own auth_type wins). */
   readonly auth_type?: AuthType;
   /** auth_user for this database's auth_query. */
@@ -222,6 +240,8 @@ export const DATABASE_FIELDS: FieldTable<DatabaseEntry> = {
   max_db_connections: { name: 'max_db_connections', kind: 'int', defaultText: 'max_db_connections', description: 'Server connections to this database in total; 0 means unlimited.', parse: intParser(0) },
   pool_mode: { name: 'pool_mode', kind: 'enum', defaultText: 'pool_mode', description: 'Pool mode for this database.', parse: poolMode },
   connect_query: { name: 'connect_query', kind: 'string', defaultText: 'none', description: 'Query run once on each new server connection.', parse: name },
+  application_name: { name: 'application_name', kind: 'string', defaultText: 'none', description: 'application_name pgmux\'s server connections log in with (a client\'s own application_name still applies to its session).', parse: name },
+  options: { name: 'options', kind: 'string', defaultText: 'none', description: 'Command-line options for the server, as libpq\'s options (e.g. "-c search_path=app"), sent when connecting: the defaults of every session; a client\'s own settings win.', parse: name },
   auth_type: { name: 'auth_type', kind: 'enum', defaultText: 'auth_type', description: 'Client authentication for this database.', parse: authType },
   auth_user: { name: 'auth_user', kind: 'string', defaultText: 'auth_user', description: 'User that runs auth_query for this database.', parse: name },
 };

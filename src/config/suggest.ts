@@ -24,10 +24,13 @@ function distance(a: string, b: string): number {
   return rows[a.length][b.length];
 }
 
-/** The candidate closest to `word`, if it is close enough to be a plausible typo. */
-export function closest(word: string, candidates: Iterable<string>): string | undefined {
+/**
+ * The candidate closest to `word`, if it is close enough to be a plausible typo: within `maxEdits` edits (default:
+ * 1 for words of up to 4 characters, 2 up to 8, else 3).
+ */
+export function closest(word: string, candidates: Iterable<string>, maxEdits?: number): string | undefined {
   const target = normalize(word);
-  const budget = target.length <= 4 ? 1 : target.length <= 8 ? 2 : 3;
+  const budget = maxEdits ?? (target.length <= 4 ? 1 : target.length <= 8 ? 2 : 3);
   let best: string | undefined;
   let bestDistance = budget + 1;
   for (const candidate of candidates) {

@@ -23,12 +23,25 @@ describe('parsePostgresUrl', () => {
     });
   });
 
-  it('accepts postgresql:// and ignores query parameters', () => {
+  it('accepts postgresql:// and interprets query parameters', () => {
     expect(parsePostgresUrl('postgresql://u@h/d?sslmode=require&application_name=x')).toEqual({
       host: 'h',
       dbname: 'd',
       user: 'u',
+      application_name: 'x',
+      settings: [{ setting: 'server_tls_sslmode', value: 'require', from: 'sslmode=require' }],
     });
+  });
+
+  it('decodes parameters as libpq does (%-escapes; a plus sign stays one) and refuses one given twice', () => {
+    expect(parsePostgresUrl('postgres://h/d?options=-c%20search_path%3Dapp%2Cpublic&application_name=a+b')).toEqual({
+      host: 'h',
+      dbname: 'd',
+      options: '-c search_path=app,public',
+      application_name: 'a+b',
+    });
+    expect(reasonOf('postgres://h/d?sslmode=require&sslmode=disable')).toBe('has parameter sslmode twice');
+    expect(reasonOf('postgres://h/d?sslmode')).toMatch(/name=value/);
   });
 
   it('percent-decodes the user, password and database name', () => {

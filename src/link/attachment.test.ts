@@ -814,7 +814,9 @@ describe('Attachment: COPY', () => {
 
     h.client(copyData('1\n'), sync(), flush(), copyData('2\n'), sync());
     expect(h.sent()).toEqual(['d(1\n)', 'S', 'H', 'd(2\n)', 'S']);
-    expect(h.link.ledger.length).toBe(1); // the Query only: the server ignores Sync during COPY IN
+    // The Query, and the two Syncs: ignored by the server if the COPY still runs when it reads them (dropped once
+    // the COPY succeeds), answered if it failed on the data before them.
+    expect(h.link.ledger.length).toBe(3);
     expect(h.state).toEqual(BUSY);
 
     h.client(copyDone());
@@ -826,12 +828,40 @@ describe('Attachment: COPY', () => {
     expect(h.state).toEqual(IDLE);
   });
 
+  it('COPY FROM STDIN as a simple Query that fails on its data: a Sync sent after the bad data is answered (seed 442)', () => {
+    const h = new Harness();
+    h.client(query('copy t from stdin'));
+    h.sent();
+    h.server(copyInResponse());
+    h.client(copyData('1\n'), copyData('x\n'), sync(), parse('s1', 'select 1'), sync());
+    expect(h.sent()).toEqual(['d(1\n)', 'd(x\n)', 'S', 'P(s1)', 'S']);
+    // The server fails the COPY on "x", answers the Query, then reads the Sync outside the COPY: a ReadyForQuery.
+    expect(h.server(error('22P02', 'invalid input syntax for type integer: "x"'), rfq('I'))).toEqual([None, Ready]);
+    expect(h.server(rfq('I'))).toEqual([Ready]);
+    expect(h.server(parseComplete(), rfq('I'))).toEqual([None, Ready]);
+    expect(h.received()).toEqual(['G', 'E(22P02)', 'Z(I)', 'Z(I)', '1', 'Z(I)']);
+    expect(h.state).toEqual(IDLE);
+  });
+
+  it('... and one the server read inside the COPY before it failed is dropped at the next answer', () => {
+    const h = new Harness();
+    h.client(query('copy t from stdin'));
+    h.sent();
+    h.server(copyInResponse());
+    h.client(copyData('1\n'), sync(), copyData('x\n'), copyDone(), parse('s1', 'select 1'), sync());
+    h.sent();
+    expect(h.server(error('22P02', 'invalid input syntax for type integer: "x"'), rfq('I'))).toEqual([None, Ready]);
+    expect(h.server(parseComplete(), rfq('I'))).toEqual([None, Ready]);
+    expect(h.received()).toEqual(['G', 'E(22P02)', 'Z(I)', '1', 'Z(I)']);
+    expect(h.state).toEqual(IDLE);
+  });
+
   it('a Sync sent right after the COPY Query (before CopyInResponse) is dropped from the ledger', () => {
     const h = new Harness();
     h.client(query('copy t from stdin'), sync());
     expect(h.link.ledger.length).toBe(2);
     h.server(copyInResponse());
-    expect(h.link.ledger.length).toBe(1);
+    expect(h.link.ledger.definite).toBe(1);
     h.client(copyData('1\n'), copyDone());
     expect(h.server(commandComplete('COPY 1'), rfq('I'))).toEqual([None, Ready]);
     expect(h.state).toEqual(IDLE);
@@ -844,15 +874,15 @@ describe('Attachment: COPY', () => {
     expect(h.link.ledger.length).toBe(6);
     expect(h.server(parseComplete(), bindComplete(), noData(), copyInResponse())).toEqual(nones(4));
     expect(h.link.copyIn).toBe(true);
-    expect(h.link.ledger.length).toBe(1); // the Execute; both Syncs dropped
+    expect(h.link.ledger.definite).toBe(1); // the Execute; both Syncs only answered if the COPY fails before them
     expect(h.link.ledger.next).toBe(Owed.Execute);
     expect(h.state).toEqual(BUSY);
 
     h.client(copyData('1\n'), sync(), copyData('2\n'), copyDone(), sync());
     expect(h.sent()).toEqual(['d(1\n)', 'S', 'd(2\n)', 'c', 'S']);
-    expect(h.link.ledger.length).toBe(2); // Execute, and the Sync after CopyDone
+    expect(h.link.ledger.length).toBe(5); // Execute, the three Syncs sent during the COPY, and the Sync after CopyDone
     expect(h.server(commandComplete('COPY 2'))).toEqual([None]);
-    expect(h.link.ledger.length).toBe(1);
+    expect(h.link.ledger.length).toBe(1); // the COPY succeeded: the server read the first Sync inside it
     expect(h.server(rfq('I'))).toEqual([Ready]);
     expect(h.received()).toEqual(['1', '2', 'n', 'G', 'C(COPY 2)', 'Z(I)']);
     expect(h.state).toEqual(IDLE);
@@ -892,7 +922,7 @@ describe('Attachment: COPY', () => {
     const h = new Harness();
     h.client(parse('', 'copy t from stdin'), bind(), execute(), sync());
     h.server(parseComplete(), bindComplete(), copyInResponse());
-    expect(h.link.ledger.length).toBe(1);
+    expect(h.link.ledger.definite).toBe(1);
     h.client(copyData('oops\n'));
     expect(h.server(error('22P02', 'invalid input syntax for type integer'))).toEqual([None]);
     expect(h.link.copyIn).toBe(false);
@@ -926,20 +956,67 @@ describe('Attachment: COPY', () => {
     expect(h.state).toEqual(IDLE);
   });
 
-  it('COPY in the middle of a pipeline: answers before it, the copy, then the rest', () => {
+  it('COPY in the middle of a pipeline: answers before it, the copy, then a Query sent after CopyDone', () => {
     const h = new Harness();
-    // An extended batch, a COPY Query and a COPY OUT Query, all sent at once.
-    h.client(parse('', 'select 1'), bind(), execute(), sync(), query('copy t from stdin'), query('copy t to stdout'));
+    // An extended batch, a COPY Query, its data and CopyDone, and a COPY OUT Query, all sent at once.
+    h.client(parse('', 'select 1'), bind(), execute(), sync(), query('copy t from stdin'), copyData('1\n'), copyDone(), query('copy t to stdout'));
     expect(h.link.ledger.length).toBe(6);
     expect(h.server(parseComplete(), bindComplete(), dataRow('1'), commandComplete('SELECT 1'), rfq('I'))).toEqual([...nones(4), Ready]);
     expect(h.state).toEqual(BUSY);
     expect(h.server(copyInResponse())).toEqual([None]);
-    expect(h.link.ledger.length).toBe(2); // dropSyncsAfterNext leaves the next Query alone
-    h.client(copyData('1\n'), copyDone());
+    expect(h.link.copyIn).toBe(false); // the client ended it already
+    expect(h.link.ledger.length).toBe(2);
     expect(h.server(commandComplete('COPY 1'), rfq('I'))).toEqual([None, Ready]);
     expect(h.state).toEqual(BUSY);
     expect(h.server(copyOutResponse(), copyDataB('1\n'), copyDoneB(), commandComplete('COPY 1'), rfq('I'))).toEqual([...nones(4), Ready]);
     expect(h.received()).toEqual(['1', '2', 'D(1)', 'C(SELECT 1)', 'Z(I)', 'G', 'C(COPY 1)', 'Z(I)', 'H', 'd(1\n)', 'c', 'C(COPY 1)', 'Z(I)']);
+    expect(h.state).toEqual(IDLE);
+  });
+
+  it('a request sent after a Query that turns out to start COPY IN (before CopyDone) breaks the COPY', () => {
+    // PostgreSQL reads the second Query as part of the COPY: "unexpected message type 0x51", then it closes. In
+    // transaction mode pgmux says so itself (the router may not have sent the request as it came)...
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(query('copy t from stdin'), sync(), query('select 1'), copyData('1\n'), copyDone());
+    expect(h.server(copyInResponse())).toEqual([LinkEvent.CopyBroken]);
+    expect(h.link.copyBrokenBy).toBe(0x51);
+    expect(h.received()).toEqual(['G']);
+    // ... in session mode the server answers it (the Query stays owed: a COPY that fails on its data first reads it
+    // as a Query after all).
+    const s = new Harness();
+    s.client(query('copy t from stdin'), sync(), copyData('x\n'), query('select 1'));
+    expect(s.server(copyInResponse())).toEqual([None]);
+    expect(s.link.copyIn).toBe(false);
+    expect(s.server(error('22P02', 'invalid input syntax for type integer'), rfq('I'))).toEqual([None, Ready]);
+    expect(s.server(commandComplete('SELECT 1'), rfq('I'))).toEqual([None, Ready]);
+    expect(s.state).toEqual(IDLE);
+  });
+
+  it('a Flush with a body after an Execute: dropped when COPY IN begins, refused by the server (skip to Sync) otherwise', () => {
+    const copy = new Harness();
+    copy.client(parse('', 'copy t from stdin'), bind(), execute(), msg('H', Buffer.from('xy')), sync(), copyData('1\n'), copyDone(), sync());
+    expect(copy.link.copyMayBeOpen).toBe(false);
+    expect(copy.server(parseComplete(), bindComplete(), copyInResponse(), commandComplete('COPY 1'), rfq('I'))).toEqual([...nones(4), Ready]);
+    expect(copy.state).toEqual(IDLE);
+
+    const select = new Harness();
+    select.client(parse('', 'select 1'), bind(), execute(), msg('H', Buffer.from('xy')));
+    expect(select.link.copyMayBeOpen).toBe(true);
+    select.client(parse('', 'select 2'), sync());
+    expect(select.server(parseComplete(), bindComplete(), dataRow('1'), commandComplete('SELECT 1'), error('08P01', 'invalid message format'), rfq('I'))).toEqual([...nones(5), Ready]);
+    expect(select.received()).toEqual(['1', '2', 'D(1)', 'C(SELECT 1)', 'E(08P01)', 'Z(I)']);
+    expect(select.state).toEqual(IDLE);
+  });
+
+  it('Syncs after an Execute stay owed when it does not start COPY; Queries sent later do not change what a COPY would swallow', () => {
+    // (seed 6: the Queries after CopyDone reset the count of Syncs the COPY ignores, and the link lost step.)
+    const h = new Harness();
+    h.client(parse('', 'copy t from stdin'), bind(), execute(), copyData('1\n'), sync(), sync(), copyDone(), query('rollback'), query('select 1'));
+    expect(h.server(parseComplete(), bindComplete(), copyInResponse())).toEqual(nones(3));
+    expect(h.link.copyIn).toBe(false);
+    expect(h.link.ledger.definite).toBe(3); // the Execute and the two Queries: both Syncs are the COPY's to ignore
+    expect(h.server(commandComplete('COPY 1'), commandComplete('ROLLBACK'), rfq('I'))).toEqual([None, None, Ready]);
+    expect(h.server(commandComplete('SELECT 1'), rfq('I'))).toEqual([None, Ready]);
     expect(h.state).toEqual(IDLE);
   });
 
@@ -948,7 +1025,7 @@ describe('Attachment: COPY', () => {
     h.client(parse('', 'select 1'), bind(), execute(), sync(), parse('', 'copy t from stdin'), bind(), execute(), sync());
     expect(h.server(parseComplete(), bindComplete(), dataRow('1'), commandComplete('SELECT 1'), rfq('I'))).toEqual([...nones(4), Ready]);
     expect(h.server(parseComplete(), bindComplete(), copyInResponse())).toEqual(nones(3));
-    expect(h.link.ledger.length).toBe(1);
+    expect(h.link.ledger.definite).toBe(1);
     h.client(copyData('1\n'), copyDone(), sync());
     expect(h.server(commandComplete('COPY 1'), rfq('I'))).toEqual([None, Ready]);
     expect(h.received()).toEqual(['1', '2', 'D(1)', 'C(SELECT 1)', 'Z(I)', '1', '2', 'G', 'C(COPY 1)', 'Z(I)']);

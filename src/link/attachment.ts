@@ -21,7 +21,7 @@ import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
 import { NO_UNNAMED_STATEMENT, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
-import { endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
+import { dropSyncsInCopy, endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
 
 /** 25P02: what the server answers every message in an aborted transaction block. */
 const IN_FAILED_TRANSACTION = '25P02';
@@ -32,6 +32,25 @@ function isDeallocateTag(buf: Buffer, start: number, end: number): boolean {
   return end - start - 5 > DEALLOCATE_TAG.length && buf.compare(DEALLOCATE_TAG, 0, DEALLOCATE_TAG.length, start + 5, start + 5 + DEALLOCATE_TAG.length) === 0;
 }
 
+/**
+ * Whether a client message sent during COPY IN breaks it: PostgreSQL takes only COPY data, CopyDone, CopyFail, Flush
+ * and Sync there (copyfromparse.c CopyGetData); anything else is "unexpected message type 0x.. during COPY from
+ * stdin", and the connection closes.
+ */
+export function breaksCopy(code: number): boolean {
+  switch (code) {
+    case FrontendCode.CopyData:
+    case FrontendCode.CopyDone:
+    case FrontendCode.CopyFail:
+    case FrontendCode.Flush:
+    case FrontendCode.Sync:
+    case FrontendCode.Terminate: // the client session's business (it follows the requests owed)
+      return false;
+    default:
+      return true;
+  }
+}
+
 /** What one server message meant for the link's owners. */
 export const enum LinkEvent {
   None = 0,
@@ -39,6 +58,13 @@ export const enum LinkEvent {
   Ready,
   /** The server answered something nobody asked for: nothing about it can be trusted. */
   Desync,
+  /**
+   * Transaction mode: COPY IN began, and the client had already sent a request in the middle of it (`copyBrokenBy`).
+   * PostgreSQL reads that as part of the COPY, refuses it with 08P01 and closes the connection; the server may not
+   * have got it as the client sent it (pgmux answers some itself, or sends a stand-in), so pgmux answers the client
+   * as PostgreSQL does and closes it (and the server, mid-COPY, with it).
+   */
+  CopyBroken,
 }
 
 export interface LinkCounters {
@@ -67,14 +93,19 @@ export class Attachment implements StatementTarget {
   txStatus: number;
   /** Between the server's CopyInResponse and the client's CopyDone/CopyFail. */
   copyIn = false;
+  /** The current or last COPY IN failed on the server (an ErrorResponse while in it): see Owed.SyncInCopy. */
+  private copyFailed = false;
+  /** The server is in COPY IN (from its CopyInResponse to its answer), whatever the client has sent since. */
+  private serverInCopy = false;
+  /** The client ended the current COPY IN with CopyFail. */
+  private clientFailedCopy = false;
+  /** The type of the client's message that broke a COPY IN (LinkEvent.CopyBroken); 0: none. */
+  copyBrokenBy = 0;
   /**
    * Extended-protocol messages were sent and no Sync (or Query) since: the server is inside the
    * batch's implicit transaction even when every answer owed has arrived (Parse/Bind/Execute/Flush).
    */
   private unsynced = false;
-  /** Syncs sent after the latest Execute or Query and before a CopyDone/CopyFail: ignored if that started COPY IN. */
-  private syncsBeforeCopyEnd = 0;
-  private copyEndSent = false;
   /** When the oldest request now owed was sent (performance.now() ms): query_timeout, query time. */
   requestSince = 0;
   /** A query_timeout cancel went out for the requests now owed. */
@@ -105,6 +136,11 @@ export class Attachment implements StatementTarget {
     txStatus: number = TxStatus.Idle,
   ) {
     this.txStatus = txStatus;
+  }
+
+  /** A COPY IN is in progress, or may be: an Execute or Query is owed, with nothing but COPY data, Syncs and Flushes since. */
+  get copyMayBeOpen(): boolean {
+    return this.copyIn || this.ledger.copyOpen;
   }
 
   /** Every owed answer arrived and the server is idle: it may go back to the pool. */
@@ -140,6 +176,9 @@ export class Attachment implements StatementTarget {
       if (code !== FrontendCode.Sync) return false;
       this.ledger.skippingToSync = false;
     }
+    // A request sent after an Execute or Query not yet answered: if that one starts COPY IN, the server reads this
+    // as part of the COPY (and refuses it there).
+    if (breaksCopy(code)) this.ledger.breakCopy(code);
     this.replay?.record(code, buf, start, end);
     return true;
   }
@@ -170,20 +209,21 @@ export class Attachment implements StatementTarget {
         break;
       case FrontendCode.Execute:
         this.unsynced = true;
-        this.mayStartCopy();
         ledger.push(Owed.Execute);
         break;
       case FrontendCode.Sync:
-        if (this.copyIn) break; // ignored by the server during COPY IN
+        if (this.copyIn) {
+          // Ignored by the server during COPY IN, answered if it fails before reading this (Owed.SyncInCopy).
+          ledger.push(Owed.SyncInCopy);
+          break;
+        }
         this.unsynced = false;
-        if (!this.copyEndSent) this.syncsBeforeCopyEnd++;
         ledger.push(Owed.Sync);
         this.syncsSent++;
         break;
       case FrontendCode.Query:
         // A simple Query ends the implicit transaction of an unsynced batch too.
         this.unsynced = false;
-        this.mayStartCopy();
         this.queryDropsUnnamed();
         ledger.push(Owed.Query);
         break;
@@ -192,11 +232,17 @@ export class Attachment implements StatementTarget {
         break;
       case FrontendCode.CopyDone:
       case FrontendCode.CopyFail:
+        if (code === FrontendCode.CopyFail && (this.copyIn || ledger.copyOpen)) this.clientFailedCopy = true;
         this.copyIn = false;
-        this.copyEndSent = true;
+        ledger.copyEnded();
+        break;
+      case FrontendCode.Flush:
+        // One with a body is ignored during COPY IN and refused otherwise (the client session lets it through only
+        // where a COPY IN may be in progress: see copyMayBeOpen).
+        if (end - start !== 5 && !this.copyIn) ledger.push(Owed.FlushWithBody);
         break;
       default:
-        break; // Flush, CopyData: earn nothing of their own
+        break; // CopyData: earns nothing of its own
     }
     this.toServer.add(buf, start, end);
   }
@@ -210,12 +256,6 @@ export class Attachment implements StatementTarget {
   private queryDropsUnnamed(): void {
     this.statements.unnamedOwner = null;
     this.router?.querySent();
-  }
-
-  /** An Execute or Query, which may start COPY: count the Syncs the server would ignore during it. */
-  private mayStartCopy(): void {
-    this.syncsBeforeCopyEnd = 0;
-    this.copyEndSent = false;
   }
 
   /** Send the client's Query extended with statements of pgmux's own, whose results the client does not get. */
@@ -270,6 +310,9 @@ export class Attachment implements StatementTarget {
 
   fromServer(code: number, buf: Buffer, start: number, end: number): LinkEvent {
     const ledger = this.ledger;
+    // A ReadyForQuery after a failed COPY answers a Sync sent during it; anything else means the server read
+    // those Syncs inside the COPY.
+    if (ledger.next === Owed.SyncInCopy && !(code === BackendCode.ReadyForQuery && this.copyFailed)) dropSyncsInCopy(ledger);
     switch (code) {
       case BackendCode.ParseComplete:
         return this.complete(Owed.Parse, buf, start, end);
@@ -301,10 +344,19 @@ export class Attachment implements StatementTarget {
         return LinkEvent.None;
       case BackendCode.CopyInResponse:
         if (ledger.next !== Owed.Query && ledger.next !== Owed.Execute) return this.desync(code);
-        this.copyIn = true;
-        this.syncsDone += ledger.dropSyncsAfterNext(this.syncsBeforeCopyEnd);
+        // The server read what was sent after the message that started COPY as part of it: the Syncs right after it
+        // earn nothing; a request sent before CopyDone/CopyFail broke the COPY. Still in COPY IN (for what the client
+        // sends next) only if the client has not ended or broken it yet.
+        this.copyBrokenBy = ledger.nextCopyBrokenBy;
+        this.copyIn = ledger.nextCopyOpen;
+        this.copyFailed = false;
+        this.serverInCopy = true;
+        this.syncsDone += ledger.enterCopy();
         this.forward(buf, start, end);
-        return LinkEvent.None;
+        // In session mode the server got the request as the client sent it: it answers as PostgreSQL does (the
+        // request's entry stays owed, for a COPY that failed on its data before the request was read). In
+        // transaction mode the router may have answered it itself or sent another message: see LinkEvent.CopyBroken.
+        return this.copyBrokenBy === 0 || this.router === null ? LinkEvent.None : LinkEvent.CopyBroken;
       case BackendCode.ErrorResponse:
         return this.onError(buf, start, end);
       case BackendCode.ReadyForQuery:
@@ -336,6 +388,8 @@ export class Attachment implements StatementTarget {
       if (name !== null) this.statements.confirm(name, this.syncsDone);
     }
     ledger.shift();
+    this.serverInCopy = false;
+    if (!this.copyFailed) dropSyncsInCopy(ledger);
     if (reply === Reply.Forward) this.forward(buf, start, end);
     this.emitSynthesized();
     return LinkEvent.None;
@@ -344,6 +398,11 @@ export class Attachment implements StatementTarget {
   private onError(buf: Buffer, start: number, end: number): LinkEvent {
     const ledger = this.ledger;
     const next = ledger.next;
+    // A COPY the client's CopyFail ended read everything sent before it inside the COPY (57014 "COPY from stdin
+    // failed"); one that failed on its data left what came after the bad line unread (see Owed.SyncInCopy).
+    if (this.serverInCopy) this.copyFailed = !(this.clientFailedCopy && readErrorFields(buf, start, end).get('C') === '57014');
+    this.serverInCopy = false;
+    this.clientFailedCopy = false;
     this.copyIn = false;
     let replacement = next !== undefined && ledger.nextReply === Reply.ReplaceError ? ledger.nextPayload : null;
     // Only the stand-in's own failure is replaced (no such column, or no such statement): one for another
@@ -427,6 +486,10 @@ export class Attachment implements StatementTarget {
     if (ledger.nextReply === Reply.PartlyOwn) this.partlyOwnOwed--;
     if (next === Owed.Sync) this.syncsDone++;
     ledger.shift();
+    // A Sync sent during a COPY that failed before the server read it: it ended the batch sent before it.
+    if (next === Owed.SyncInCopy) this.unsynced = ledger.unsyncedTail;
+    this.serverInCopy = false;
+    if (!this.copyFailed) dropSyncsInCopy(ledger);
     this.txStatus = buf[start + 5];
     this.copyIn = false;
     this.results = 0;
@@ -478,6 +541,9 @@ export class Attachment implements StatementTarget {
     this.toClient.clear();
     this.heldError = null;
     this.copyIn = false;
+    this.serverInCopy = false;
+    this.copyFailed = false;
+    this.clientFailedCopy = false;
     this.unsynced = false;
     this.partlyOwnOwed = 0;
     this.results = 0;

@@ -29,6 +29,17 @@ export const enum Owed {
   Query,
   /** FunctionCallResponse, then ReadyForQuery. */
   FunctionCall,
+  /**
+   * A Flush with a body, sent where a COPY IN may be in progress: ignored by the server during COPY IN (the entry is
+   * dropped when COPY begins), otherwise refused with an ErrorResponse (08P01 "invalid message format").
+   */
+  FlushWithBody,
+  /**
+   * A Sync sent during COPY IN: the server ignores it if it reads it while the COPY runs, and answers it with
+   * ReadyForQuery if it reads it after the COPY failed on data sent before it (which one pgmux cannot know). Dropped
+   * when the COPY succeeds, or when another answer comes first; see Attachment.copyFailed.
+   */
+  SyncInCopy,
 }
 
 /** How the answer reaches the client. */
@@ -50,12 +61,17 @@ export const enum Reply {
 
 /** Whether a message of this kind belongs to an extended-protocol batch (an error skips the rest up to Sync). */
 export function isExtended(kind: Owed): boolean {
-  return kind <= Owed.Close;
+  return kind <= Owed.Close || kind === Owed.FlushWithBody;
 }
 
 /** Whether this kind's answer ends with ReadyForQuery. */
 export function endsWithReady(kind: Owed): boolean {
-  return kind >= Owed.Sync;
+  return kind >= Owed.Sync && kind !== Owed.FlushWithBody;
+}
+
+/** Drop the SyncInCopy entries at the head of `ledger`: the server read them inside the COPY, which ignores them. */
+export function dropSyncsInCopy(ledger: RequestLedger): void {
+  while (ledger.next === Owed.SyncInCopy) ledger.shift();
 }
 
 /** The statements pgmux added to a client's Query: their results (one per statement, from 0) and their text. */
@@ -78,6 +94,23 @@ export class RequestLedger {
   private readonly owned: Array<OwnStatements | null> = [];
   /** The statement router's journal mark when the message was routed (StatementRouter.rollback). */
   private readonly marks: number[] = [];
+  /**
+   * What the server would make of the messages sent after an Execute or Query if that one starts COPY IN (see
+   * `enterCopy`): the Syncs (and Flushes with a body) sent right after it, which the server ignores during COPY IN ...
+   */
+  private readonly copySyncs: number[] = [];
+  /**
+   * ... and the type of the client's message that broke the copy (0: none): a request sent before any CopyDone or
+   * CopyFail, which the server reads as part of the COPY (it fails the COPY with 08P01 "unexpected message type"
+   * and closes the connection: "protocol synchronization was lost").
+   */
+  private readonly copyBrokenBy: number[] = [];
+  /**
+   * The latest Execute or Query (an absolute index) whose copy is still open: nothing but Syncs (and COPY data,
+   * Flush) was sent after it, no CopyDone or CopyFail. -1: none. At most one is open: any other request sent
+   * after it breaks it.
+   */
+  private openCopy = -1;
   /** The mark entries pushed from now on get (set as each client message is admitted). */
   mark = 0;
   private head = 0;
@@ -96,6 +129,11 @@ export class RequestLedger {
   }
 
   push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null, owned: OwnStatements | null = null, clientName: string | null = null): void {
+    if ((kind === Owed.Sync || kind === Owed.FlushWithBody) && this.openCopy >= this.head) this.copySyncs[this.openCopy]++;
+    // A synthesized reply stands for a message the server never gets: it cannot start COPY.
+    if (reply !== Reply.Synthesize && (kind === Owed.Execute || kind === Owed.Query)) this.openCopy = this.kinds.length;
+    this.copySyncs.push(0);
+    this.copyBrokenBy.push(0);
     this.kinds.push(kind);
     this.replies.push(reply);
     this.payloads.push(payload);
@@ -148,6 +186,23 @@ export class RequestLedger {
     return this.owned[this.head]?.insertions ?? NO_INSERTIONS;
   }
 
+  /** The entries certain to be answered: all but the Syncs sent during a COPY (Owed.SyncInCopy). */
+  get definite(): number {
+    let n = 0;
+    for (let i = this.head; i < this.kinds.length; i++) if (this.kinds[i] !== Owed.SyncInCopy) n++;
+    return n;
+  }
+
+  /** Whether an extended-protocol entry is owed with no Sync (or Query) sent after it. */
+  get unsyncedTail(): boolean {
+    for (let i = this.kinds.length - 1; i >= this.head; i--) {
+      const kind = this.kinds[i];
+      if (kind === Owed.Sync || kind === Owed.SyncInCopy || kind === Owed.Query) return false;
+      if (isExtended(kind)) return true;
+    }
+    return false;
+  }
+
   /** Whether an entry of this kind is owed. */
   owes(kind: Owed): boolean {
     for (let i = this.head; i < this.kinds.length; i++) if (this.kinds[i] === kind) return true;
@@ -185,6 +240,57 @@ export class RequestLedger {
     return synced;
   }
 
+  /** The client sent CopyDone or CopyFail: the open copy (if any) ends there; what follows is not part of it. */
+  copyEnded(): void {
+    this.openCopy = -1;
+  }
+
+  /** The client sent a request of type `code` (not a Sync, Flush or COPY message): it breaks the open copy, if any. */
+  breakCopy(code: number): void {
+    if (this.openCopy < this.head) return;
+    this.copyBrokenBy[this.openCopy] = code;
+    this.openCopy = -1;
+  }
+
+  /** Whether an Execute or Query is owed whose copy (should it start COPY IN) the client has not ended or broken. */
+  get copyOpen(): boolean {
+    return this.openCopy >= this.head && this.openCopy < this.kinds.length;
+  }
+
+  /** Whether the next entry's copy is still open (the client has not ended or broken it yet). */
+  get nextCopyOpen(): boolean {
+    return this.openCopy === this.head && this.head < this.kinds.length;
+  }
+
+  /** The type of the client's message that broke the next entry's copy (0: none). */
+  get nextCopyBrokenBy(): number {
+    return this.head < this.kinds.length ? this.copyBrokenBy[this.head] : 0;
+  }
+
+  /**
+   * COPY IN began for the next entry (an Execute or Query): the Syncs (and Flushes with a body) sent right after it
+   * were read by the server as part of the COPY, which ignores them, and earn nothing. Returns how many were dropped.
+   */
+  enterCopy(): number {
+    const syncs = this.copySyncs[this.head] ?? 0;
+    if (syncs === 0) return 0;
+    this.copySyncs[this.head] = 0;
+    // The Syncs become SyncInCopy: ignored if the server reads them inside the COPY, answered if the COPY fails
+    // on data sent before them (the client may have sent data and Syncs before the CopyInResponse came back).
+    // A Flush with a body earns nothing either way here.
+    let flushes = 0;
+    for (let i = this.head + 1; i <= this.head + syncs; i++) {
+      if (this.kinds[i] === Owed.Sync) this.kinds[i] = Owed.SyncInCopy;
+      else flushes++;
+    }
+    if (flushes > 0) {
+      for (let i = this.head + syncs; i > this.head; i--) {
+        if (this.kinds[i] === Owed.FlushWithBody) this.removeAt(i);
+      }
+    }
+    return syncs;
+  }
+
   /**
    * COPY IN began for the next entry: the server ignores Syncs until the copy ends, so the Syncs
    * sent right after the message that started it (at most `max`: those sent before CopyDone) earn nothing.
@@ -194,14 +300,30 @@ export class RequestLedger {
     while (i < this.kinds.length && this.kinds[i] === Owed.Sync && i - (this.head + 1) < max) i++;
     const dropped = i - (this.head + 1);
     if (dropped === 0) return 0;
-    this.kinds.splice(this.head + 1, dropped);
-    this.replies.splice(this.head + 1, dropped);
-    this.payloads.splice(this.head + 1, dropped);
-    this.names.splice(this.head + 1, dropped);
-    this.owned.splice(this.head + 1, dropped);
-    this.clientNames.splice(this.head + 1, dropped);
-    this.marks.splice(this.head + 1, dropped);
+    this.removeAfterHead(dropped);
     return dropped;
+  }
+
+  /** Removes `n` entries right after the next one. */
+  private removeAt(i: number): void {
+    for (const column of [this.kinds, this.replies, this.payloads, this.names, this.owned, this.clientNames, this.marks, this.copySyncs, this.copyBrokenBy] as unknown[][]) column.splice(i, 1);
+    if (this.openCopy > i) this.openCopy--;
+    else if (this.openCopy === i) this.openCopy = -1;
+  }
+
+  private removeAfterHead(n: number): void {
+    const at = this.head + 1;
+    this.kinds.splice(at, n);
+    this.replies.splice(at, n);
+    this.payloads.splice(at, n);
+    this.names.splice(at, n);
+    this.owned.splice(at, n);
+    this.clientNames.splice(at, n);
+    this.marks.splice(at, n);
+    this.copySyncs.splice(at, n);
+    this.copyBrokenBy.splice(at, n);
+    if (this.openCopy >= at + n) this.openCopy -= n;
+    else if (this.openCopy >= at) this.openCopy = -1;
   }
 
   clear(): void {
@@ -218,6 +340,9 @@ export class RequestLedger {
     this.owned.length = 0;
     this.clientNames.length = 0;
     this.marks.length = 0;
+    this.copySyncs.length = 0;
+    this.copyBrokenBy.length = 0;
+    this.openCopy = -1;
     this.head = 0;
   }
 }

@@ -61,6 +61,11 @@ export class HistogramFamily<L extends string> {
     return entry.histogram;
   }
 
+  /** Every series' histogram (for the status page's per-second percentiles). */
+  histograms(): IterableIterator<{ histogram: DurationHistogram }> {
+    return this.series.values();
+  }
+
   /** What prom-client's Registry asks every metric for (text rendering, JSON, Registry.merge). */
   async get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: MetricValue[] }> {
     const values: MetricValue[] = [];

@@ -5,14 +5,16 @@
  *   GET /healthz      200 while the process runs (draining included)
  *   GET /readyz       200 when not draining or paused and every upstream is reachable, else 503 (JSON says why)
  *   GET /             the status page
- *   GET /status.json  the status page's data
+ *   GET /status.json  the status page's data; ?history=1 adds the sampled history (15 min at 1 s),
+ *                     ?since=<ms> only the samples taken after that time (the page's incremental polls)
+ *   GET /status/pool.json?database=&user=  one pool's clients and server connections (the page's drill-down)
  *
  * It stays up while pgmux drains, so the end of a shutdown can still be scraped; Pgmux closes it last.
  */
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Metrics } from './metrics.js';
+import type { Metrics, StatusReport } from './metrics.js';
 import type { Readiness } from './readiness.js';
 import { STATUS_PAGE, STATUS_PAGE_CSP } from './status-page.js';
 
@@ -62,15 +64,17 @@ export class MetricsServer {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
       return;
     }
-    const path = (req.url ?? '/').split('?', 1)[0];
-    this.route(path, res).catch((err: unknown) => {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    this.route(path, new URLSearchParams(q < 0 ? '' : target.slice(q + 1)), res).catch((err: unknown) => {
       this.log.error({ err: (err as Error).message, path }, 'metrics endpoint request failed');
       if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
       res.end('internal error\n');
     });
   }
 
-  private async route(path: string, res: ServerResponse): Promise<void> {
+  private async route(path: string, query: URLSearchParams, res: ServerResponse): Promise<void> {
     switch (path) {
       case '/metrics': {
         const body = await this.metrics.render();
@@ -85,9 +89,22 @@ export class MetricsServer {
         send(res, report.ready ? 200 : 503, 'application/json', json({ status: report.ready ? 'ready' : 'not ready', ...report }));
         return;
       }
-      case '/status.json':
-        send(res, 200, 'application/json', json(this.metrics.status()));
+      case '/status.json': {
+        // With /readyz's verdict, so the page's badge cannot be green while a probe gets 503.
+        const { ready, reasons } = await this.readiness.check();
+        const status: StatusReport = { ...this.metrics.status(), readiness: { ready, reasons } };
+        const since = Number(query.get('since'));
+        if (query.get('history') === '1') status.history = this.metrics.historyReport();
+        else if (query.has('since') && Number.isFinite(since)) status.history = this.metrics.historyReport(since);
+        send(res, 200, 'application/json', json(status));
         return;
+      }
+      case '/status/pool.json': {
+        const detail = this.metrics.poolDetail(query.get('database') ?? '', query.get('user') ?? '');
+        if (detail === null) send(res, 404, 'application/json', json({ error: 'no such pool' }));
+        else send(res, 200, 'application/json', json(detail));
+        return;
+      }
       case '/':
       case '/index.html':
         send(res, 200, 'text/html; charset=utf-8', STATUS_PAGE, {

@@ -17,7 +17,10 @@ import { ClientState } from '../client/client-state.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { PoolStats } from '../pool/pool-stats.js';
 import type { Pool } from '../pool/pool.js';
-import { HistogramFamily } from './histogram-family.js';
+import type { PgmuxEvent } from '../pool/event-log.js';
+import { DURATION_BUCKETS, HistogramFamily } from './histogram-family.js';
+import { poolDetail, type PoolDetail } from './pool-detail.js';
+import { HistogramWindow, SAMPLE_INTERVAL_MS, StatusHistory, type HistoryReport } from './status-history.js';
 
 const POOL_LABELS = ['database', 'user', 'pool_mode'] as const;
 type PoolLabel = (typeof POOL_LABELS)[number];
@@ -61,6 +64,10 @@ interface Tracked {
   readonly lastErrors: Map<string, number>;
   readonly lastPins: Map<string, number>;
   seen: number;
+  /** For the events the sampler notices: logged-in servers and servers lost at the last sample, logins failing then. */
+  servers: number;
+  lost: number;
+  failing: boolean;
 }
 
 /**
@@ -110,6 +117,8 @@ export interface StatusReport {
   time: number;
   uptimeSeconds: number;
   draining: boolean;
+  /** /readyz's verdict, added by the HTTP server to /status.json (it owns the readiness probes). */
+  readiness?: { ready: boolean; reasons: string[] };
   totals: {
     clients: number;
     maxClientConn: number;
@@ -130,6 +139,12 @@ export interface StatusReport {
     oldestWaitSeconds: number;
   };
   pools: StatusPool[];
+  /** p50/p99 (seconds) of the last sample window (one second); null where nothing was observed in it. */
+  percentiles: Record<'wait' | 'query' | 'transaction', { p50: number | null; p99: number | null }>;
+  /** The sampled history (status.json?history=1, or ?since=<ms> for the samples after that time). */
+  history?: HistoryReport;
+  /** The latest events (reloads, pauses, kills, upstream trouble), newest first. */
+  events: PgmuxEvent[];
 }
 
 export interface MetricsHost {
@@ -139,6 +154,9 @@ export interface MetricsHost {
   /** Reloads so far, by outcome (owned by whoever implements reload). */
   reloads(): { ok: number; failed: number };
 }
+
+/** Events in each /status.json. */
+const STATUS_EVENTS = 50;
 
 let processRegistry: Registry | null = null;
 
@@ -209,8 +227,20 @@ export class Metrics {
   );
   private readonly waitHistogram = new HistogramFamily<PoolLabel>(
     'pgmux_client_wait_seconds',
-    'Time clients waited in the queue for a server connection (clients served at once are not observed).',
+    'Time clients waited for a server connection, from the request to the assignment (0 for a client served at once: every request is observed).',
   );
+
+  /** The status page's per-second history, filled by the sampler while it runs (start/stop). */
+  readonly history = new StatusHistory();
+  private sampler: NodeJS.Timeout | null = null;
+  private readonly waitWindow = new HistogramWindow(DURATION_BUCKETS);
+  private readonly queryWindow = new HistogramWindow(DURATION_BUCKETS);
+  private readonly xactWindow = new HistogramWindow(DURATION_BUCKETS);
+  /** Totals at the previous sample (NaN before the first, which only sets the baseline). */
+  private readonly lastSample = { at: Number.NaN, xacts: 0, queries: 0, waits: 0, waitUs: 0, serverLoginFailures: 0, clientLoginFailures: 0 };
+  private readonly lastErrors = new Map<string, number>();
+  private readonly lastPins = new Map<string, number>();
+  private readonly keyedScratch = new Map<string, number>();
 
   constructor(private readonly host: MetricsHost) {
     host.pools.onPoolCreated = (pool) => this.track(pool);
@@ -226,6 +256,148 @@ export class Metrics {
   async render(): Promise<string> {
     this.refresh();
     return Registry.merge([this.registry, processMetrics()]).metrics();
+  }
+
+  /** Starts the once-a-second sampler behind the status page's history (unref'd: it never keeps the process up). */
+  start(): void {
+    if (this.sampler !== null) return;
+    this.sample();
+    this.sampler = setInterval(() => this.sample(), SAMPLE_INTERVAL_MS);
+    this.sampler.unref();
+  }
+
+  stop(): void {
+    if (this.sampler !== null) clearInterval(this.sampler);
+    this.sampler = null;
+  }
+
+  /**
+   * One history sample: counters and histogram buckets differenced against the previous sample.
+   * Reuses preallocated arrays and maps; the cost is one pass over the pools and clients (as a scrape).
+   */
+  sample(): void {
+    const census = this.refresh();
+    const nowMs = performance.now();
+    const last = this.lastSample;
+    let xacts = 0;
+    let queries = 0;
+    let waits = 0;
+    let waitUs = 0;
+    let serverLoginFailures = 0;
+    for (const s of this.series.values()) {
+      xacts += s.totals.xactCount;
+      queries += s.totals.queryCount;
+      waits += s.totals.waitCount;
+      waitUs += s.totals.waitTimeUs;
+      serverLoginFailures += s.totals.serverLoginFailures;
+    }
+    const clientLoginFailures = this.host.pools.loginFailuresTotal;
+    windowOf(this.waitWindow, this.waitHistogram);
+    windowOf(this.queryWindow, this.queryHistogram);
+    windowOf(this.xactWindow, this.xactHistogram);
+    this.noticeEvents();
+    const history = this.history;
+    const first = Number.isNaN(last.at);
+    const slot = first ? -1 : history.begin();
+    const errors = this.keyedDeltas((s) => s.errors, this.lastErrors, first ? null : (k) => history.errorsByClass.column(k), slot);
+    this.keyedDeltas((s) => s.pins, this.lastPins, first ? null : (k) => history.pinsByReason.column(k), slot);
+    if (!first) {
+      const dt = Math.max(1, nowMs - last.at) / 1000;
+      const v = history.next;
+      const dWaits = waits - last.waits;
+      v.tps = Math.max(0, xacts - last.xacts) / dt;
+      v.qps = Math.max(0, queries - last.queries) / dt;
+      v.clients = census.clients;
+      let active = 0;
+      let waiting = 0;
+      let serversActive = 0;
+      let serversIdle = 0;
+      let serversConnecting = 0;
+      let oldest = 0;
+      for (const view of census.pools) {
+        active += view.clients.active;
+        waiting += view.clients.waiting;
+        serversActive += view.servers.active;
+        serversIdle += view.servers.idle;
+        serversConnecting += view.servers.connecting;
+        oldest = Math.max(oldest, view.oldestWaitSeconds);
+      }
+      v.clientsActive = active;
+      v.clientsWaiting = waiting;
+      v.serversActive = serversActive;
+      v.serversIdle = serversIdle;
+      v.serversConnecting = serversConnecting;
+      v.waitAvg = dWaits > 0 ? Math.max(0, waitUs - last.waitUs) / dWaits / 1e6 : Number.NaN;
+      v.waitOldest = oldest;
+      v.waitP50 = this.waitWindow.quantile(0.5);
+      v.waitP99 = this.waitWindow.quantile(0.99);
+      v.queryP50 = this.queryWindow.quantile(0.5);
+      v.queryP99 = this.queryWindow.quantile(0.99);
+      v.xactP50 = this.xactWindow.quantile(0.5);
+      v.xactP99 = this.xactWindow.quantile(0.99);
+      v.serverLoginFailures = Math.max(0, serverLoginFailures - last.serverLoginFailures);
+      v.clientLoginFailures = Math.max(0, clientLoginFailures - last.clientLoginFailures);
+      v.errors = errors;
+      history.commit(census.at);
+    }
+    last.at = nowMs;
+    last.xacts = xacts;
+    last.queries = queries;
+    last.waits = waits;
+    last.waitUs = waitUs;
+    last.serverLoginFailures = serverLoginFailures;
+    last.clientLoginFailures = clientLoginFailures;
+  }
+
+  /**
+   * Events seen from the pools' state at each sample: server logins starting and stopping to fail,
+   * and a pool losing all its logged-in server connections to the server or network (an upstream restart).
+   */
+  private noticeEvents(): void {
+    const events = this.host.pools.events;
+    for (const [pool, t] of this.tracked) {
+      const failing = pool.logins.failing;
+      if (failing && !t.failing) events.add('login-failing', pool.name, `server logins failing: ${pool.logins.lastError?.message ?? 'connection failed'}`);
+      else if (!failing && t.failing) events.add('login-recovered', pool.name, 'server logins succeed again');
+      t.failing = failing;
+      const lost = pool.stats.serversLost - t.lost;
+      if (t.servers > 0 && lost >= t.servers) {
+        events.add('upstream-lost', pool.name, `all ${t.servers} server connection(s) lost (${pool.stats.lastServerLoss}): the upstream restarted or went away`);
+      }
+      t.lost = pool.stats.serversLost;
+      t.servers = pool.idle.length + pool.active.size + pool.resetting.size;
+    }
+  }
+
+  /** Sums a keyed counter over the series, writes each key's gain since the last sample into its column; returns the total gain. */
+  private keyedDeltas(
+    values: (s: Series) => ReadonlyMap<string, number>,
+    last: Map<string, number>,
+    column: ((key: string) => Float64Array) | null,
+    slot: number,
+  ): number {
+    const totals = this.keyedScratch;
+    for (const s of this.series.values()) for (const [k, n] of values(s)) totals.set(k, (totals.get(k) ?? 0) + n);
+    let gained = 0;
+    for (const [k, n] of totals) {
+      const d = Math.max(0, n - (last.get(k) ?? 0));
+      last.set(k, n);
+      if (column === null || d === 0) continue;
+      column(k)[slot] = d;
+      gained += d;
+    }
+    totals.clear();
+    return gained;
+  }
+
+  /** The history for status.json: everything (`since` 0) or the samples after `since` (ms since the epoch). */
+  historyReport(since = 0): HistoryReport {
+    return this.history.report(since);
+  }
+
+  /** The status page's drill-down into one pool: its clients and server connections; null for no such pool. */
+  poolDetail(database: string, user: string): PoolDetail | null {
+    return poolDetail(this.host.pools, database, user);
   }
 
   /** The status page's data. */
@@ -296,6 +468,12 @@ export class Metrics {
       draining: this.host.draining(),
       totals,
       pools,
+      events: this.host.pools.events.recent(STATUS_EVENTS),
+      percentiles: {
+        wait: { p50: finite(this.waitWindow.quantile(0.5)), p99: finite(this.waitWindow.quantile(0.99)) },
+        query: { p50: finite(this.queryWindow.quantile(0.5)), p99: finite(this.queryWindow.quantile(0.99)) },
+        transaction: { p50: finite(this.xactWindow.quantile(0.5)), p99: finite(this.xactWindow.quantile(0.99)) },
+      },
     };
   }
 
@@ -320,6 +498,9 @@ export class Metrics {
       lastErrors: new Map(),
       lastPins: new Map(),
       seen: this.generation,
+      servers: 0,
+      lost: pool.stats.serversLost,
+      failing: false,
     };
     this.tracked.set(pool, t);
     this.attach(pool, t);
@@ -580,6 +761,17 @@ export class Metrics {
       },
     });
   }
+}
+
+/** The buckets a histogram family gained since the last sample, summed over its series. */
+function windowOf(w: HistogramWindow, family: HistogramFamily<PoolLabel>): void {
+  w.reset();
+  for (const { histogram } of family.histograms()) w.sum(histogram.counts);
+  w.delta();
+}
+
+function finite(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
 }
 
 function saturation(view: PoolView): number {

@@ -16,9 +16,11 @@ import { Errors, type PgmuxError } from '../errors.js';
 import { TxStatus } from '../protocol/codes.js';
 import type { AdminConsole } from '../admin/admin-console.js';
 import type { ServerTarget } from '../server/server-connection.js';
+import { EventLog } from './event-log.js';
 import { Pool, type PoolHost, type PoolSettings } from './pool.js';
 import { WaitQueue } from './wait-queue.js';
 import { addCounters, averages, StatsHistory, ZERO_COUNTERS } from './pool-stats.js';
+import { LoginBudget } from './login-budget.js';
 
 const JANITOR_INTERVAL_MS = 200;
 
@@ -42,6 +44,8 @@ export class PoolRegistry implements ClientHost, PoolHost {
   private orphans = 0;
   /** Configuration reloads (RELOAD, SIGHUP) that were applied / rejected, for metrics. */
   readonly reloads = { ok: 0, failed: 0 };
+  /** Reloads, pauses, kills, upstream trouble: the status page's events list. */
+  readonly events = new EventLog();
   private readonly byCancelKey = new Map<number, ClientSession>();
   private serverIds = 0;
   private failedLogins = 0;
@@ -56,6 +60,8 @@ export class PoolRegistry implements ClientHost, PoolHost {
   /** Clients holding a max_client_logins_in_progress slot, and those waiting (unread) for one, in arrival order. */
   loginsInProgress = 0;
   readonly loginQueue = new WaitQueue<ClientSession>();
+  /** client_login_slice: login work gets a bounded share of each event-loop turn. */
+  readonly loginBudget: LoginBudget;
   /** Set by Pgmux.stop(): see ClientHost.draining. */
   draining = false;
 
@@ -64,6 +70,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     public config: PgmuxConfig,
     private readonly log: Logger,
   ) {
+    this.loginBudget = new LoginBudget(config.client_login_slice);
     this.clientTls = loadClientTls(config);
     this.serverTls = loadServerTls(config);
     this.passwords = new PasswordSource(config, this.serverTls, log);
@@ -308,6 +315,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     if (database === undefined) this.pausedAll = true;
     else this.pausedDbs.add(database);
     for (const pool of this.poolsOf(database)) pool.pause();
+    this.events.add('pause', database ?? '', database === undefined ? 'PAUSE: every database paused' : `PAUSE ${database}`);
   }
 
   /** Whether PAUSE [db] has finished: no server connection of the database(s) left. */
@@ -324,6 +332,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
       this.pausedDbs.delete(database);
     }
     for (const pool of this.poolsOf(database)) if (!this.isPaused(pool.database)) pool.resume();
+    this.events.add('resume', database ?? '', database === undefined ? 'RESUME: every database resumed' : `RESUME ${database}`);
   }
 
   /** RECONNECT [db]: servers close when next released; new ones connect as needed. */
@@ -340,7 +349,10 @@ export class PoolRegistry implements ClientHost, PoolHost {
   kill(database?: string): void {
     if (database === undefined) this.pausedAll = true;
     else this.pausedDbs.add(database);
-    for (const pool of this.poolsOf(database)) pool.kill(Errors.databaseKilled(pool.database));
+    const pools = this.poolsOf(database);
+    const clients = pools.reduce((n, p) => n + p.clients.size, 0);
+    for (const pool of pools) pool.kill(Errors.databaseKilled(pool.database));
+    this.events.add('kill', database ?? '', `${database === undefined ? 'KILL' : `KILL ${database}`}: ${clients} client(s) dropped, paused until RESUME`);
   }
 
   /** DISABLE db / ENABLE db: refuse or allow new client logins. */
@@ -356,6 +368,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
       const server = client.server;
       if (server !== null) client.pool?.closeNeeded.add(server);
       client.fail(Errors.clientKilled(id));
+      this.events.add('kill-client', client.pool?.name ?? '', `KILL_CLIENT ${id}`);
       return true;
     }
     return false;
@@ -378,11 +391,17 @@ export class PoolRegistry implements ClientHost, PoolHost {
 
     const previous = this.config;
     this.config = next;
+    this.loginBudget.setBudget(next.client_login_slice);
     this.clientTls = clientTls;
     this.serverTls = serverTls;
     this.passwords = passwords;
     this.secrets.useKey(passwords.saltKey());
-    const summary: ReloadSummary = { resized: [], retargeted: [], removed: [] };
+    const summary: ReloadSummary = {
+      added: Object.keys(next.databases).filter((name) => !Object.hasOwn(previous.databases, name)),
+      resized: [],
+      retargeted: [],
+      removed: [],
+    };
     for (const [key, pool] of [...this.pools]) {
       if (key.includes('\0orphan')) continue;
       const db = resolveDatabase(next, pool.database);
@@ -463,11 +482,13 @@ export class PoolRegistry implements ClientHost, PoolHost {
       host: dbConfig.host,
       port: dbConfig.port,
       keepalive: this.config.tcp_keepalive,
+      keepidleMs: this.config.tcp_keepidle,
       login: {
         user: upstreamUser,
         database: dbConfig.dbname,
         password: forced ? dbConfig.password : client.password,
         scramKeys: forced ? undefined : client.scramKeys,
+        ...startupParameters(dbConfig),
       },
       tls: this.serverTls,
       connectQuery: dbConfig.connect_query,
@@ -523,12 +544,26 @@ export class PoolRegistry implements ClientHost, PoolHost {
 
 /** What a reload changed, by pool name (database/user). */
 export interface ReloadSummary {
+  /** Databases the new configuration has and the previous one did not (their pools open with their first client). */
+  added: string[];
   /** New pool size, mode or timeouts. */
   resized: string[];
   /** New upstream target: servers close when released (RECONNECT semantics). */
   retargeted: string[];
   /** Database gone (or its forced user changed): no new clients, forgotten when the last leaves. */
   removed: string[];
+}
+
+/** The database's own startup parameters for its server logins (see UpstreamLogin.parameters). */
+function startupParameters(db: DatabaseConfig): { parameters?: Readonly<Record<string, string>> } {
+  const parameters: Record<string, string> = {};
+  if (db.application_name !== undefined) parameters.application_name = db.application_name;
+  if (db.options !== undefined) parameters.options = db.options;
+  return Object.keys(parameters).length === 0 ? {} : { parameters };
+}
+
+function sameParameters(a: Readonly<Record<string, string>> | undefined, b: Readonly<Record<string, string>> | undefined): boolean {
+  return a?.application_name === b?.application_name && a?.options === b?.options;
 }
 
 function sameSettings(a: PoolSettings, b: PoolSettings): boolean {
@@ -544,6 +579,7 @@ function sameTarget(a: ServerTarget, b: ServerTarget): boolean {
     a.login.user === b.login.user &&
     a.login.database === b.login.database &&
     a.login.password === b.login.password &&
+    sameParameters(a.login.parameters, b.login.parameters) &&
     a.tls === b.tls &&
     a.connectQuery === b.connectQuery
   );

@@ -32,6 +32,9 @@ export class PoolStats {
   preparedMisses = 0;
   /** Server connections whose connect or login failed (the upstream down, refusing, or too slow). */
   serverLoginFailures = 0;
+  /** Logged-in server connections that the server or the network closed (not pgmux), and the latest reason. */
+  serversLost = 0;
+  lastServerLoss = '';
   /** The most server connections this pool ever had connecting and logging in at once (max_server_logins_per_pool). */
   serverLoginsPeak = 0;
   /** Requests refused because the queue was full (max_queued_clients_per_pool). */

@@ -204,14 +204,15 @@ describe('backend messages', () => {
     expect(fields.get('H')).toBe(FULL_ERROR.hint);
   });
 
-  it('lays out NegotiateProtocolVersion: minor version, count, NUL-terminated names', () => {
+  it('lays out NegotiateProtocolVersion: version code 3.minor (as PostgreSQL and libpq 18 read it), count, NUL-terminated names', () => {
     const b = body(negotiateProtocolVersion(2, ['_pq_.compression', '_pq_.ünï']), 'v');
-    expect(b.readInt32BE(0)).toBe(2);
+    expect(b.readInt32BE(0)).toBe(0x0003_0002);
     expect(b.readInt32BE(4)).toBe(2);
     expect(b.subarray(8).toString('utf8')).toBe('_pq_.compression\0_pq_.ünï\0');
 
+    // 3.0 is 196608, not 0: a bare 0 made libpq 18 refuse the login ("downgrade to pre-3.0 protocol version").
     const none = negotiateProtocolVersion(0, []);
-    expect(none).toEqual(Buffer.from([0x76, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]));
+    expect(none).toEqual(Buffer.from([0x76, 0, 0, 0, 12, 0, 3, 0, 0, 0, 0, 0, 0]));
   });
 
   it('returns fresh buffers from the builders', () => {

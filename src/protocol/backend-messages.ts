@@ -106,6 +106,15 @@ export function errorResponse(fields: ErrorFields): Buffer {
   return noticeLike(BackendCode.ErrorResponse, fields);
 }
 
+/**
+ * An error in the version-2 protocol's format ('E', then "SEVERITY:  message\n" and a zero, no length), which is
+ * how PostgreSQL answers a startup packet asking for a protocol below 3.0 (libpq reads it as a pre-3.0 server's
+ * error).
+ */
+export function errorResponseV2(f: ErrorFields): Buffer {
+  return Buffer.from(`E${f.severity}:  ${f.message}\n\0`, 'utf8');
+}
+
 export function noticeResponse(fields: ErrorFields): Buffer {
   return noticeLike(BackendCode.NoticeResponse, fields);
 }
@@ -147,12 +156,17 @@ export function encodeErrorFields(code: number, fields: ReadonlyMap<string, stri
   return buf;
 }
 
-/** NegotiateProtocolVersion: the newest minor version we speak and the options we did not recognise. */
+/**
+ * NegotiateProtocolVersion: the newest 3.x minor version we speak and the options we did not recognise. The first
+ * field is the whole version code (3 << 16 | minor), as PostgreSQL sends it (PG_PROTOCOL_LATEST, then from 18 on
+ * FrontendProtocol), although the protocol docs call it the minor version: libpq 18 reads it as the version code
+ * and refuses a bare minor ("server requested downgrade to pre-3.0 protocol version"), as pgmux once sent.
+ */
 export function negotiateProtocolVersion(minorSupported: number, unrecognised: readonly string[]): Buffer {
   let length = 8;
   for (const o of unrecognised) length += Buffer.byteLength(o) + 1;
   const buf = message(BackendCode.NegotiateProtocolVersion, length);
-  buf.writeInt32BE(minorSupported, 5);
+  buf.writeInt32BE(0x0003_0000 | minorSupported, 5);
   buf.writeInt32BE(unrecognised.length, 9);
   let pos = 13;
   for (const o of unrecognised) {

@@ -247,6 +247,42 @@ describe('parseStartupPacket: protocol 3', () => {
     expect(startupError(() => parseStartupPacket(p)).sqlstate).toBe('08P01');
   });
 
+  // Fuzzer seed 11 path 8: PostgreSQL's ProcessStartupPacket reads the packet as if a zero followed it and only
+  // checks that the list ends at the last byte, never that byte's value: a client whose last byte is not zero logs
+  // in. pgmux refused it ("unterminated parameter").
+  it('takes any last byte as the terminator where the list ends just before it, as PostgreSQL does', () => {
+    for (const last of [0xf9, 0x41, 0x01]) {
+      const p = packet(PROTOCOL_V3, Buffer.concat([Buffer.from('user\0alice\0application_name\0x\0'), Buffer.from([last])]));
+      const parsed = parseStartupPacket(p);
+      if (parsed.kind !== 'startup') throw new Error(parsed.kind);
+      expect([...parsed.params]).toEqual([['user', 'alice'], ['application_name', 'x'], ['database', 'alice']]);
+    }
+  });
+
+  it('keeps the earlier values of a parameter given twice (PostgreSQL applies each)', () => {
+    const p = parseStartupPacket(startup([['user', 'a'], ['DateStyle', 'garbage'], ['x', '1'], ['DateStyle', 'ISO'], ['DateStyle', 'SQL']]));
+    if (p.kind !== 'startup') throw new Error(p.kind);
+    expect(p.params.get('DateStyle')).toBe('SQL');
+    expect(p.repeated).toEqual([['DateStyle', 'garbage'], ['DateStyle', 'ISO']]);
+  });
+
+  it('says what PostgreSQL says for every layout it refuses', () => {
+    for (const rest of ['user', 'user\0', 'user\0alice', 'user\0alice\0db', 'user\0alice\0\0x', 'user\0alice\0']) {
+      const err = startupError(() => parseStartupPacket(packet(PROTOCOL_V3, Buffer.from(rest))));
+      expect(err.message, JSON.stringify(rest)).toBe('invalid startup packet layout: expected terminator as last byte');
+    }
+  });
+
+  // Fuzzer seed 3 path 6: PostgreSQL answers a version below 3.0 in the version-2 format (it sets FrontendProtocol
+  // to the client's before it refuses), which the fuzzer (and a v3 reader) sees as no message at all.
+  it('marks a refusal of a version below 3.0 for the version-2 format, and only that', () => {
+    for (const major of [1, 2]) expect(startupError(() => parseStartupPacket(startup([['user', 'a']], version(major, 0)))).protocol2).toBe(true);
+    expect(startupError(() => parseStartupPacket(startup([['user', 'a']], version(0, 5)))).protocol2).toBe(true);
+    expect(startupError(() => parseStartupPacket(startup([['user', 'a']], version(4, 0)))).protocol2).toBe(false);
+    // Fuzzer seed 3 path 7: 0.0 is answered in the v3 format (elog.c: FrontendProtocol 0 is "not set yet").
+    expect(startupError(() => parseStartupPacket(startup([['user', 'a']], version(0, 0)))).protocol2).toBe(false);
+  });
+
   it('StartupPacketError is an Error with a message', () => {
     const err = new StartupPacketError('08P01', 'bad');
     expect(err).toBeInstanceOf(Error);

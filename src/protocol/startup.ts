@@ -20,6 +20,8 @@ export type StartupPacket =
       protocolOptions: string[];
       /** The `replication` parameter asks for a walsender (true, on, database ...), which pgmux does not serve. */
       replication: boolean;
+      /** Earlier values of parameters the packet gives again later (`params` holds the last), in packet order. */
+      repeated: Array<[string, string]>;
     };
 
 /** The SSL / GSSENC negotiations a connection has been through: a second request is not one any more. */
@@ -49,6 +51,8 @@ export class StartupPacketError extends Error {
   constructor(
     readonly sqlstate: string,
     message: string,
+    /** The client asked for a protocol below 3.0: the error goes in the version-2 format, as PostgreSQL sends it. */
+    readonly protocol2 = false,
   ) {
     super(message);
   }
@@ -89,23 +93,30 @@ export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATE
     throw new StartupPacketError(
       '0A000',
       `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`,
+      // PostgreSQL answers a client below 3.0 in that client's own format (ErrorResponse without a length), except
+      // version 0.0, which its elog.c takes for "not set yet" and answers in the current format.
+      major < PROTOCOL_V3 >>> 16 && code !== 0,
     );
   }
   const params = new Map<string, string>();
   const protocolOptions: string[] = [];
   let replication = false;
-  let pos = 8;
+  const repeated: Array<[string, string]> = [];
+  // PostgreSQL's ProcessStartupPacket, step for step: the packet is read as if one more zero followed it, so a
+  // string may run to the packet's end; a name with no room for a value ends the list; and the list must end exactly
+  // at the last byte, which is then the terminator whatever its value (PostgreSQL never looks at it). Before, pgmux
+  // refused a non-zero last byte (08P01 "unterminated parameter") where PostgreSQL logs the client in.
   const end = buf.length;
-  for (;;) {
-    if (pos >= end) throw new StartupPacketError('08P01', 'invalid startup packet layout: expected terminator as last byte');
-    if (buf[pos] === 0) {
-      if (pos !== end - 1) throw new StartupPacketError('08P01', 'invalid startup packet layout: data after terminator');
-      break;
-    }
-    const nameEnd = buf.indexOf(0, pos);
-    if (nameEnd < 0 || nameEnd + 1 >= end) throw new StartupPacketError('08P01', 'invalid startup packet layout: unterminated parameter');
-    const valueEnd = buf.indexOf(0, nameEnd + 1);
-    if (valueEnd < 0) throw new StartupPacketError('08P01', 'invalid startup packet layout: unterminated parameter value');
+  const stringEnd = (from: number): number => {
+    const nul = buf.indexOf(0, from);
+    return nul < 0 ? end : nul;
+  };
+  let pos = 8;
+  while (pos < end) {
+    if (buf[pos] === 0) break;
+    const nameEnd = stringEnd(pos);
+    if (nameEnd + 1 >= end) break; // no value: refused below, unless this name is the last byte
+    const valueEnd = stringEnd(nameEnd + 1);
     const name = buf.toString('utf8', pos, nameEnd);
     const value = buf.toString('utf8', nameEnd + 1, valueEnd);
     if (name === 'replication') {
@@ -115,22 +126,27 @@ export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATE
       replication = requested;
     }
     if (name.startsWith('_pq_.')) protocolOptions.push(name);
-    else params.set(name, value);
+    else {
+      const earlier = params.get(name);
+      if (earlier !== undefined) repeated.push([name, earlier]);
+      params.set(name, value);
+    }
     pos = valueEnd + 1;
   }
+  if (pos !== end - 1) throw new StartupPacketError('08P01', 'invalid startup packet layout: expected terminator as last byte');
   const user = params.get('user');
   if (user === undefined || user === '') {
     throw new StartupPacketError('28000', 'no PostgreSQL user name specified in startup packet');
   }
   if (!params.get('database')) params.set('database', user);
-  return { kind: 'startup', minorVersion: minor, params, protocolOptions, replication };
+  return { kind: 'startup', minorVersion: minor, params, protocolOptions, replication, repeated };
 }
 
 /**
  * Splits the `options` startup parameter into `-c name=value` / `--name=value` settings, with
  * PostgreSQL's backslash escaping of spaces. Other switches are returned in `unsupported`.
  */
-export function parseOptionsParameter(options: string): { settings: Map<string, string>; unsupported: string[] } {
+export function parseOptionsParameter(options: string): { settings: Map<string, string>; unsupported: string[]; assignments: Array<[string, string]> } {
   const words: string[] = [];
   let current = '';
   let inWord = false;
@@ -151,6 +167,7 @@ export function parseOptionsParameter(options: string): { settings: Map<string, 
   if (inWord) words.push(current);
 
   const settings = new Map<string, string>();
+  const assignments: Array<[string, string]> = [];
   const unsupported: string[] = [];
   for (let i = 0; i < words.length; i++) {
     const w = words[i];
@@ -161,10 +178,12 @@ export function parseOptionsParameter(options: string): { settings: Map<string, 
     else if (w === '-e') assignment = 'datestyle=euro'; // European date order, as postgres -e
     const eq = assignment === undefined ? -1 : assignment.indexOf('=');
     if (assignment !== undefined && eq > 0) {
-      settings.set(assignment.slice(0, eq).replace(/-/g, '_'), assignment.slice(eq + 1));
+      const setting: [string, string] = [assignment.slice(0, eq).replace(/-/g, '_'), assignment.slice(eq + 1)];
+      settings.set(setting[0], setting[1]);
+      assignments.push(setting);
     } else {
       unsupported.push(w);
     }
   }
-  return { settings, unsupported };
+  return { settings, unsupported, assignments };
 }

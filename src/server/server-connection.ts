@@ -62,6 +62,8 @@ export interface ServerClient {
   onServerLost(error: PgmuxError, midMessage: boolean): void;
   /** Send this error and close the client (its server is cleaned up as for any client that leaves). */
   fail(error: PgmuxError): void;
+  /** The client broke a COPY IN with a request of type `code` (LinkEvent.CopyBroken): answer as PostgreSQL does, and close. */
+  copyBroken(code: number): void;
 }
 
 /** What a server connection reports to its pool. */
@@ -89,6 +91,8 @@ export interface ServerTarget {
   login: UpstreamLogin;
   tls: ServerTls;
   keepalive: boolean;
+  /** tcp_keepidle: idle time before the first probe (0: the OS default). */
+  keepidleMs: number;
   /** Run once after login, before the connection is first used (connect_query). */
   connectQuery?: string;
   /** Named statements kept prepared per connection (max_prepared_statements). */
@@ -165,6 +169,8 @@ export class ServerConnection implements FrameHandler {
   /** Login finished; before that a close is a failed login. */
   private loggedIn = false;
   private closeHandled = false;
+  /** The server ended this connection (an error on an idle connection), although pgmux closes the socket. */
+  private endedByServer = false;
   /** close() was called: the connection is never handed out or reset again. */
   private closing = false;
   private pausedForClient = false;
@@ -194,7 +200,7 @@ export class ServerConnection implements FrameHandler {
     this.statements = new PreparedCache(target.maxPreparedStatements);
     const raw = net.connect({ host: target.host, port: target.port, noDelay: true });
     this.socket = raw;
-    if (target.keepalive) raw.setKeepAlive(true, 60_000);
+    if (target.keepalive) raw.setKeepAlive(true, target.keepidleMs);
     raw.once('connect', () => {
       if (!wantsTls(target.tls.mode)) return this.startLogin(raw);
       negotiateUpstreamTls(raw, target.host, target.tls).then(
@@ -231,6 +237,12 @@ export class ServerConnection implements FrameHandler {
   }
 
   /** pgmux's own queries are running: the attached client's messages wait. */
+  /** performance.now() ms when the attached client's transaction began (its first request); null between transactions. */
+  get transactionSince(): number | null {
+    if (this.txStatus !== TxStatus.Idle) return this.xactSince;
+    return this.link?.busy ? this.link.requestSince : null;
+  }
+
   get ownQueryRunning(): boolean {
     return this.own.length > 0;
   }
@@ -315,6 +327,13 @@ export class ServerConnection implements FrameHandler {
     if (fatal && event !== LinkEvent.Desync) this.fatalPassedOn = true;
     if (event === LinkEvent.None) return;
     if (event === LinkEvent.Desync) return this.desync(link.desyncReason);
+    if (event === LinkEvent.CopyBroken) {
+      // The server fails the COPY at the client's request, then closes: nothing more it sends is the client's.
+      this.reader.stop();
+      this.flushToClient();
+      client.copyBroken(link.copyBrokenBy);
+      return;
+    }
 
     const previous = this.txStatus;
     this.txStatus = link.txStatus;
@@ -699,6 +718,7 @@ export class ServerConnection implements FrameHandler {
         const fields = readErrorFields(buf, start, end);
         this.log.warn({ sqlstate: fields.get('C'), err: fields.get('M') }, 'idle server connection got an error');
         this.close(`server error ${fields.get('C')}: ${fields.get('M')}`);
+        this.endedByServer = true; // e.g. 57P01 at an upstream shutdown: a loss, though pgmux closes the socket
         return;
       }
       default:
@@ -742,6 +762,10 @@ export class ServerConnection implements FrameHandler {
     this.afterOwnQueries = null;
     this.detach();
     this.log.debug({ reason: this.closeReason }, 'server connection closed');
+    if (!this.closing || this.endedByServer) {
+      this.owner.stats.serversLost++;
+      this.owner.stats.lastServerLoss = this.closeReason;
+    }
     // After the server's own FATAL the client closes as it would directly: a second FATAL (08006, "server
     // connection lost") after PostgreSQL's was one PostgreSQL never sends.
     if (client !== null) client.onServerLost(Errors.serverConnectionLost(this.owner.name, this.closeReason), midMessage || this.fatalPassedOn);

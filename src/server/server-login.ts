@@ -24,6 +24,11 @@ export interface UpstreamLogin {
   password?: string;
   /** ClientKey recovered from a client's SCRAM proof (SCRAM passthrough), with the verifier's ServerKey. */
   scramKeys?: { clientKey: Buffer; serverKey: Buffer };
+  /**
+   * The database's own startup parameters (application_name, options: from its URL), sent on every login as libpq
+   * sends them; the client's settings, sent after them, win.
+   */
+  parameters?: Readonly<Record<string, string>>;
 }
 
 export interface LoginResult {
@@ -48,7 +53,7 @@ export class ServerLogin {
   ) {}
 
   start(): void {
-    const packet: Record<string, string> = {};
+    const packet: Record<string, string> = { ...this.login.parameters };
     if (this.settings !== null) for (const [name, value] of this.settings) packet[name] = value;
     packet.user = this.login.user;
     packet.database = this.login.database;

@@ -69,13 +69,23 @@ function equal(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && samePrefix(a, b);
 }
 
+/** pgmux sent more XX000 errors than PostgreSQL did (PostgreSQL raises some itself: "cache lookup failed for type 104"). */
+function pgmuxInternalError(got: Outcome, want: Outcome | null): boolean {
+  const count = (o: Outcome | null) => (o === null ? 0 : o.codes.filter((c) => c === 'XX000').length);
+  return count(got) > count(want);
+}
+
 export function judgeSession(got: Outcome, want: Outcome): Verdict {
   if (want.timedOut) return fail('direct-timeout', got, want, 'PostgreSQL did not answer the case: the fuzzer built something it cannot run');
-  if (got.codes.includes('XX000')) return fail('internal-error', got, want);
+  if (pgmuxInternalError(got, want)) return fail('internal-error', got, want);
   if (got.timedOut) return fail('hang', got, want, 'no answer to the probe, and no close');
   if (got.closed === want.closed && equal(got.messages, want.messages)) return pass();
-  const last = got.messages[got.messages.length - 1] ?? '';
-  if (got.closed && isProtocolError(last) && samePrefix(got.messages.slice(0, -1), want.messages)) {
+  // The refusal may be more than one ErrorResponse 08P01: PostgreSQL's own answer to a request sent in the middle of
+  // COPY IN is an ERROR ("unexpected message type ... during COPY from stdin") and a FATAL ("protocol synchronization
+  // was lost"), which pgmux gives in transaction mode without knowing whether the COPY failed on its data first.
+  let refusal = got.messages.length;
+  while (refusal > 0 && isProtocolError(got.messages[refusal - 1])) refusal--;
+  if (got.closed && refusal < got.messages.length && samePrefix(got.messages.slice(0, refusal), want.messages)) {
     // Where PostgreSQL took every message without any error, a refusal is pgmux failing a valid stream. (Where it
     // reported an error, it may have skipped the message pgmux refused: it does not read what it skips to Sync.)
     if (want.closed || want.codes.length > 0) return pass('refused');
@@ -98,7 +108,7 @@ function loginClass(o: Outcome): string {
  * ordinary sessions), wherever PostgreSQL refuses it too (for its own reasons: pg_hba.conf, the value).
  */
 export function judgeStartup(got: Outcome, want: Outcome, replication = false): Verdict {
-  if (got.codes.includes('XX000')) return fail('internal-error', got, want);
+  if (pgmuxInternalError(got, want)) return fail('internal-error', got, want);
   const g = loginClass(got);
   const w = loginClass(want);
   if (g === 'ok' && w === 'ok') {
@@ -110,16 +120,34 @@ export function judgeStartup(got: Outcome, want: Outcome, replication = false): 
   // before it is complete: PostgreSQL reads a packet's declared length first).
   if (g === 'error:08P01' && got.closed && w !== 'ok') return pass('refused');
   if (replication && g === 'error:0A000' && w.startsWith('error:')) return pass('refused');
+  // Where PostgreSQL asks for a password (it then waits for it, or refuses what came in its place: 08P01, 28P01), and
+  // pgmux refuses, with the state's proper code and saying why, for a reason of its own that no password can mend,
+  // then closes: a user it has no password for, whom it cannot log in upstream as (28000; the fuzzer's pgmux trusts
+  // its clients, and a mutated user name is such a user), or a database it does not serve (3D000; PostgreSQL checks
+  // the database only after authentication). A startup conversation never answers a password request, so no client
+  // that could log in is refused.
+  const asked = ['waiting', 'error:08P01', 'error:28P01'].includes(w);
+  const own = /^E FATAL\/FATAL (28000 .* but pgmux has no password for it|3D000 database ".*" does not exist in pgmux)$/.test(got.messages[0] ?? '');
+  if (asked && own && got.closed && got.messages.length === 1) return pass('refused');
+  // Two startup settings that fail (a bad value 22023, an unknown name 42704, not settable 42501 / 55P02): PostgreSQL
+  // names the first in its order (the options, then the parameters); pgmux opens the server with the reported ones
+  // (DateStyle, TimeZone ...) and sets the others after, so it may name another. Either way the client is refused
+  // with a setting's proper code and closed (where only one fails, the same one is named: the order is the same).
+  const settingCode = (k: string): boolean => ['error:22023', 'error:42704', 'error:42501', 'error:55P02'].includes(k);
+  if (settingCode(g) && settingCode(w) && got.closed && want.closed && got.messages.length === 1) return pass('refused');
   return fail(g === 'waiting' ? 'hang' : 'startup-mismatch', got, want, `pgmux ${g}, PostgreSQL ${w}`);
 }
 
 /** SQLSTATEs with which a refused login may end. */
 const AUTH_CODES = new Set(['08P01', '28P01', '28000']);
-/** Mutations after which a correct server must still let the client in (PostgreSQL ignores what they add). */
-const BENIGN_SCRAM = new Set(['none', 'plus', 'first-extra-attr', 'final-extension']);
+/**
+ * Mutations after which a correct server must still let the client in (PostgreSQL ignores what they add; an empty
+ * client nonce it accepts: is_scram_printable("") is true, and the server's half of the nonce keeps it fresh).
+ */
+const BENIGN_SCRAM = new Set(['none', 'plus', 'first-extra-attr', 'final-extension', 'nonce-empty']);
 
 export function judgeAuth(c: AuthConversation, got: Outcome, want: Outcome | null): Verdict {
-  if (got.codes.includes('XX000')) return fail('internal-error', got, want);
+  if (pgmuxInternalError(got, want)) return fail('internal-error', got, want);
   const g = loginClass(got);
   const refusedWell = g === 'closed' || (g.startsWith('error:') && AUTH_CODES.has(g.slice(6)) && got.closed);
   if (want !== null) {
@@ -134,7 +162,10 @@ export function judgeAuth(c: AuthConversation, got: Outcome, want: Outcome | nul
   }
   // Over TLS the frame mutations are not applied (runner.ts): those conversations are correct logins.
   const unmutated = c.mutation === 'none' || c.mutation === 'first-frame' || c.mutation === 'final-frame' || c.mutation === 'frame';
-  const mustPass = unmutated || (c.method === 'scram' && c.mutation === 'plus');
+  // 'mech-plus-unoffered' names SCRAM-SHA-256-PLUS only where it was not offered (runner.ts): where it was (pgmux
+  // over TLS), the client makes a correct SCRAM-SHA-256 login (flag 'n', it does not bind), which must be let in.
+  const plusOffered = c.mutation === 'mech-plus-unoffered' && /^offered (.*,)?SCRAM-SHA-256-PLUS(,|$)/m.test(got.trace ?? '');
+  const mustPass = unmutated || plusOffered || (c.method === 'scram' && c.mutation === 'plus');
   const mayPass = c.method === 'scram' && BENIGN_SCRAM.has(c.mutation);
   if (g === 'ok') return mustPass || mayPass ? pass() : fail('auth-accepted', got, null, `pgmux let in a client after ${c.mutation}`);
   if (mustPass) return fail('auth-refused-valid', got, null, `pgmux refused (${g}) a correct login`);

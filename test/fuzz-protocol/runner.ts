@@ -752,8 +752,13 @@ export class ProtocolFuzzer {
           const row = ms.findIndex((m) => m.code === 'D' && m.body.toString('latin1').includes('pgmux'));
           return row >= 0 && ms.slice(row).some((m) => m.code === 'Z');
         }, this.options.caseTimeoutMs);
-        // What the rest of the commands answer comes right behind the probe's.
-        await new Promise((r) => setTimeout(r, 5));
+        // What the rest of the commands answer comes right behind the probe's: wait until nothing more arrives
+        // (a fixed few milliseconds were not enough on a loaded machine, and late answers were then charged to
+        // the Terminate that ends the conversation).
+        for (let seen = -1, waited = 0; seen !== conn.messages().length && waited < 2000; waited += 50) {
+          seen = conn.messages().length;
+          await new Promise((r) => setTimeout(r, 50));
+        }
         const messages = conn.takeMessages();
         // A Terminate among the frames (as PostgreSQL would read them) ends the session without a word.
         const terminated = M.pgView(done.bytes).types.includes(0x58);

