@@ -30,6 +30,7 @@ import { MismatchError, differentialProperty } from '../test/fuzz/property.js';
 import { DifferentialRunner, ServerCrash, TOLERABLE, type Outcome, type Tolerable } from '../test/fuzz/runner.js';
 import { PGMUX_SETTINGS, prepareTarget, type FuzzTarget } from '../test/fuzz/target.js';
 import { startPostgres } from '../test/harness/postgres.js';
+import { intOption } from './cli-args.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,20 +51,13 @@ const { values } = parseArgs({
   },
 });
 
-function int(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer (got ${text})`);
-  return n;
-}
-
-const runs = int('runs', values.runs, 1000);
-const seed = int('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
+const runs = intOption('runs', values.runs, 1000);
+const seed = intOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
 const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
 const arbitrary: Partial<ArbitraryOptions> = { starNamed: values['star-named'] };
-if (values['max-clients'] !== undefined) arbitrary.maxClients = int('max-clients', values['max-clients'], 8);
-if (values['max-steps'] !== undefined) arbitrary.maxSteps = int('max-steps', values['max-steps'], 14);
-if (values['max-startup'] !== undefined) arbitrary.maxStartup = int('max-startup', values['max-startup'], 4);
+if (values['max-clients'] !== undefined) arbitrary.maxClients = intOption('max-clients', values['max-clients'], 8);
+if (values['max-steps'] !== undefined) arbitrary.maxSteps = intOption('max-steps', values['max-steps'], 14);
+if (values['max-startup'] !== undefined) arbitrary.maxStartup = intOption('max-startup', values['max-startup'], 4);
 if (values.pool !== undefined) {
   const [a, b] = values.pool.split('-').map(Number);
   arbitrary.minPool = a;
@@ -118,7 +112,7 @@ async function main(): Promise<number> {
     const runner = new DifferentialRunner(target, {
       starNamed: values['star-named'],
       tolerate,
-      stepTimeoutMs: int('step-timeout', values['step-timeout'], 10_000),
+      stepTimeoutMs: intOption('step-timeout', values['step-timeout'], 10_000),
     });
     const known = new Set<string>();
     const onRun = (o: Outcome) => {

@@ -29,6 +29,7 @@ import { ProtocolFuzzer, DEFAULT_RUNNER_OPTIONS } from '../test/fuzz-protocol/ru
 import { FuzzTarget, prepareDatabase } from '../test/fuzz-protocol/target.js';
 import { makeCertificates } from '../test/harness/certs.js';
 import { startPostgres } from '../test/harness/postgres.js';
+import { intOption } from './cli-args.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,17 +51,10 @@ const { values } = parseArgs({
   },
 });
 
-function int(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer (got ${text})`);
-  return n;
-}
-
-const frames = int('frames', values.frames, 100_000);
-const seed = int('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
+const frames = intOption('frames', values.frames, 100_000);
+const seed = intOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31));
 const seconds = values.seconds === undefined ? Infinity : Number(values.seconds);
-const concurrency = int('concurrency', values.concurrency, 8);
+const concurrency = intOption('concurrency', values.concurrency, 8);
 let weights: Weights = DEFAULT_WEIGHTS;
 if (values.weights !== undefined) {
   const [session, startup, ssl, auth, admin] = values.weights.split(',').map(Number);
@@ -90,13 +84,13 @@ async function main(): Promise<number> {
       ...(certs === null ? {} : { tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile } }),
     });
     await target.start();
-    const fuzzer = new ProtocolFuzzer(target, address, { ...DEFAULT_RUNNER_OPTIONS, caseTimeoutMs: int('case-timeout', values['case-timeout'], DEFAULT_RUNNER_OPTIONS.caseTimeoutMs) });
+    const fuzzer = new ProtocolFuzzer(target, address, { ...DEFAULT_RUNNER_OPTIONS, caseTimeoutMs: intOption('case-timeout', values['case-timeout'], DEFAULT_RUNNER_OPTIONS.caseTimeoutMs) });
     await fuzzer.start();
     console.log(`protocol fuzzer: seed ${seed}, pgmux pid ${target.pid} on port ${target.port}, PostgreSQL on ${cluster.port}`);
     if (values.replay !== undefined) {
       const conversation = JSON.parse(readFileSync(values.replay, 'utf8')) as Conversation;
       const kinds = new Map<string, number>();
-      for (let i = 0; i < int('times', values.times, 20); i++) {
+      for (let i = 0; i < intOption('times', values.times, 20); i++) {
         const failures = await fuzzer.runBatch({ conversations: [conversation] });
         for (const f of failures) {
           if (!kinds.has(f.signature)) console.log(`run ${i}: ${f.report}\n`);
@@ -115,8 +109,8 @@ async function main(): Promise<number> {
       frames,
       seconds,
       concurrency,
-      round: int('round', values.round, 25),
-      sweepEvery: int('sweep-every', values['sweep-every'], 4),
+      round: intOption('round', values.round, 25),
+      sweepEvery: intOption('sweep-every', values['sweep-every'], 4),
       shrink: values.shrink,
       keepGoing: !values.stop,
       weights,

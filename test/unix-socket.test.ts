@@ -11,6 +11,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCertificates, type TestCerts } from './harness/certs.js';
 import { pgInfo } from './harness/context.js';
+import { startPostgres } from './harness/postgres.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { libpqEnv, runProcess } from './harness/process.js';
 import { runPsql } from './harness/psql.js';
@@ -70,15 +71,28 @@ describe('the unix-domain socket', () => {
   });
 
   it('answers an SSLRequest with N, as PostgreSQL does on a unix socket', async () => {
-    const socket = net.connect(socketFile());
-    const answer = await new Promise<Buffer>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.once('data', resolve);
-      socket.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]));
-    });
-    socket.destroy();
-    expect(answer.toString('latin1')).toBe('N');
-  });
+    const sslRequest = async (file: string): Promise<string> => {
+      const socket = net.connect(file);
+      try {
+        const answer = await new Promise<Buffer>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.once('data', resolve);
+          socket.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]));
+        });
+        return answer.toString('latin1');
+      } finally {
+        socket.destroy();
+      }
+    };
+    expect(await sslRequest(socketFile())).toBe('N');
+    // The same bytes on the socket of a PostgreSQL that serves TLS (with the same certificate) on TCP.
+    const tlsCluster = await startPostgres({ name: 'unix-ssl', ssl: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile } });
+    try {
+      expect(await sslRequest(path.join(tlsCluster.socketDir, `.s.PGSQL.${tlsCluster.port}`))).toBe('N');
+    } finally {
+      await tlsCluster.stop();
+    }
+  }, 60_000);
 
   it('serves the admin console (psql -h <dir> -d pgbouncer), which lists the client as unix', async () => {
     const r = await runPsql(`host=${dir} port=${px.port} dbname=pgbouncer user=${ADMIN.name}`, ['SHOW CLIENTS'], ADMIN.password);

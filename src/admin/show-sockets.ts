@@ -8,7 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { ClientState, type ClientInfo } from '../client/client-state.js';
+import { operatorState, type ClientInfo } from '../client/client-state.js';
 import type { Pool, PoolClient } from '../pool/pool.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { ServerConnection } from '../server/server-connection.js';
@@ -55,17 +55,10 @@ function splitLabel(label: string): [string, number | null] {
   return [label.slice(0, i), Number.isInteger(port) ? port : null];
 }
 
+/** SHOW CLIENTS states are PgBouncer's: a client still logging in is listed as idle. */
 function clientState(client: ClientInfo): string {
-  switch (client.state) {
-    case ClientState.Waiting:
-      return 'waiting';
-    case ClientState.LoggingIn:
-      return client.server === null ? 'waiting' : 'active';
-    case ClientState.Active:
-      return 'active';
-    default:
-      return 'idle';
-  }
+  const state = operatorState(client);
+  return state === 'login' ? 'idle' : state;
 }
 
 function clientRow(client: ClientInfo, now: number, running = false): Cell[] {

@@ -57,3 +57,22 @@ export interface ClientInfo {
   /** A CancelRequest with this client's key arrived. */
   cancelRequested(): void;
 }
+
+/** A client as an operator sees it: queued for a server, served by one, between requests, or still logging in. */
+export type OperatorState = 'waiting' | 'active' | 'idle' | 'login';
+
+/** One place for that view (SHOW CLIENTS, the status page): a client logging in counts as waiting until its server is attached. */
+export function operatorState(client: ClientInfo): OperatorState {
+  switch (client.state) {
+    case ClientState.Waiting:
+      return 'waiting';
+    case ClientState.Active:
+      return 'active';
+    case ClientState.LoggingIn:
+      return client.server === null ? 'waiting' : 'active';
+    case ClientState.Idle:
+      return 'idle';
+    default:
+      return 'login';
+  }
+}

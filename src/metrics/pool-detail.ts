@@ -4,7 +4,7 @@
  * address: the page is served without authentication on the metrics port, so it shows what an
  * operator needs to find a stuck client (application name, state, wait, transaction age) and no more.
  */
-import { ClientState, type ClientInfo } from '../client/client-state.js';
+import { ClientState, operatorState, type ClientInfo, type OperatorState } from '../client/client-state.js';
 import type { Pool, PoolClient } from '../pool/pool.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { ServerConnection } from '../server/server-connection.js';
@@ -15,7 +15,7 @@ export const DETAIL_ROWS = 200;
 export interface DetailClient {
   id: number;
   applicationName: string;
-  state: 'active' | 'waiting' | 'idle' | 'login';
+  state: OperatorState;
   /** Seconds queued for a server, when waiting. */
   waitSeconds: number | null;
   /** Seconds since the transaction in progress began, when it has one. */
@@ -46,21 +46,6 @@ export interface PoolDetail {
   serversTotal: number;
 }
 
-function clientState(client: ClientInfo): DetailClient['state'] {
-  switch (client.state) {
-    case ClientState.Waiting:
-      return 'waiting';
-    case ClientState.Active:
-      return 'active';
-    case ClientState.LoggingIn:
-      return client.server === null ? 'waiting' : 'active';
-    case ClientState.Idle:
-      return 'idle';
-    default:
-      return 'login';
-  }
-}
-
 /** Waiting first (longest first), then active (longest transaction first), then the rest. */
 function order(a: DetailClient, b: DetailClient): number {
   const rank = (c: DetailClient) => (c.state === 'waiting' ? 0 : c.state === 'active' ? 1 : 2);
@@ -81,7 +66,7 @@ export function poolDetail(registry: PoolRegistry, database: string, user: strin
       clients.push({
         id: c.id,
         applicationName: c.params.get('application_name') ?? c.applicationName,
-        state: clientState(c),
+        state: operatorState(c),
         waitSeconds: c.waitLink.queued ? Math.max(0, now - c.waitingSince) / 1000 : null,
         transactionSeconds: since === null ? null : Math.max(0, mono - since) / 1000,
         connectedSeconds: Math.max(0, now - c.connectedAt) / 1000,

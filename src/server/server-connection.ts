@@ -236,13 +236,13 @@ export class ServerConnection implements FrameHandler {
     return `${this.target.host}:${this.target.port}`;
   }
 
-  /** pgmux's own queries are running: the attached client's messages wait. */
   /** performance.now() ms when the attached client's transaction began (its first request); null between transactions. */
   get transactionSince(): number | null {
     if (this.txStatus !== TxStatus.Idle) return this.xactSince;
     return this.link?.busy ? this.link.requestSince : null;
   }
 
+  /** pgmux's own queries are running: the attached client's messages wait. */
   get ownQueryRunning(): boolean {
     return this.own.length > 0;
   }

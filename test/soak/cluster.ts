@@ -14,6 +14,7 @@ import pg from 'pg';
 import { PG_OS_USER, startPostgres, type PostgresInstance } from '../harness/postgres.js';
 import { APP_DATABASE, APP_ROLE } from '../harness/roles.js';
 import { sleep } from '../harness/wait.js';
+import { connectQuietly } from '../harness/pg-connect.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -69,24 +70,8 @@ export async function startSoakCluster(schema: string): Promise<SoakCluster> {
   let restarting = false;
   let child: ChildProcess | undefined;
 
-  const connect = async (db: string): Promise<pg.Client> => {
-    const client = new pg.Client({
-      host: instance.host,
-      port: instance.port,
-      user: instance.superuser,
-      password: instance.password,
-      database: db,
-      connectionTimeoutMillis: 5_000,
-    });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      throw err;
-    }
-    return client;
-  };
+  const connect = (db: string): Promise<pg.Client> =>
+    connectQuietly({ host: instance.host, port: instance.port, user: instance.superuser, password: instance.password, database: db, connectionTimeoutMillis: 5_000 });
 
   const withSuperuser = async <T>(fn: (client: pg.Client) => Promise<T>, db = APP_DATABASE): Promise<T> => {
     const client = await connect(db);

@@ -13,6 +13,7 @@ import { freePort } from '../harness/postgres.js';
 import { waitForOutput, type ChildProc } from '../harness/process.js';
 import { APP_DATABASE, APP_ROLE } from '../harness/roles.js';
 import { sleep } from '../harness/wait.js';
+import { connectQuietly } from '../harness/pg-connect.js';
 
 export const ADMIN_USER = { name: 'soak_admin', password: 'soak-admin-pass' };
 
@@ -136,23 +137,8 @@ export class PgmuxTarget {
   }
 
   /** A connection to the admin console. */
-  async admin(): Promise<pg.Client> {
-    const client = new pg.Client({
-      host: '127.0.0.1',
-      port: this.port,
-      user: ADMIN_USER.name,
-      password: ADMIN_USER.password,
-      database: 'pgbouncer',
-      connectionTimeoutMillis: 10_000,
-    });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      throw err;
-    }
-    return client;
+  admin(): Promise<pg.Client> {
+    return connectQuietly({ host: '127.0.0.1', port: this.port, user: ADMIN_USER.name, password: ADMIN_USER.password, database: 'pgbouncer', connectionTimeoutMillis: 10_000 });
   }
 
   /** One admin command on a fresh console connection; the rows it returned. */
