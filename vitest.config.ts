@@ -10,9 +10,10 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       {
-        // Next to the code, no Postgres: seconds (`npx vitest run --project unit`).
+        // Next to the code, no Postgres: seconds (`npx vitest run --project unit`). The benchmark's pure parts
+        // (report arithmetic, the floor forwarder's login parsing) too.
         extends: true,
-        test: { name: 'unit', include: ['src/**/*.test.ts'] },
+        test: { name: 'unit', include: ['src/**/*.test.ts', 'bench/**/*.test.ts'] },
       },
       {
         // Real PostgreSQL started once for the run (test/global-setup.ts), real drivers.

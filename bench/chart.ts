@@ -1,12 +1,12 @@
 /**
- * The results as an SVG chart, written by hand (no chart library): pgbench throughput of the three targets side by
- * side per scenario, normalised to direct Postgres = 1.0, and below it the connection storm and idle memory of the
- * two poolers. Self-contained (no fonts, scripts or links), so GitHub renders it in the README as an image.
+ * The results as an SVG chart, written by hand (no chart library): pgbench throughput of every target side by side
+ * per scenario, normalised to direct Postgres = 1.0, and below it the connection storm and idle memory of the
+ * poolers. Self-contained (no fonts, scripts or links), so GitHub renders it in the README as an image.
  */
 import type { BenchResults } from './results.js';
-import { TARGET_NAMES, type TargetName } from './target-names.js';
+import { POOLER_NAMES, TARGET_NAMES, type TargetName } from './target-names.js';
 
-const COLORS: Record<TargetName, string> = { direct: '#8c8c8c', pgbouncer: '#4e79a7', pgmux: '#e8742a' };
+const COLORS: Record<TargetName, string> = { direct: '#8c8c8c', pgbouncer: '#4e79a7', pgbouncer125: '#76b7b2', pgmux: '#e8742a', floor: '#b07aa1' };
 const FONT = 'font-family="-apple-system, BlinkMacSystemFont, Segoe UI, Helvetica, Arial, sans-serif"';
 const TEXT = '#24292f';
 const MUTED = '#57606a';
@@ -121,7 +121,7 @@ export function renderChart(results: BenchResults): string {
   const pgbench = results.scenarios.filter((s) => s.kind === 'pgbench');
   const storm = results.scenarios.find((s) => s.kind === 'storm');
   const idle = results.scenarios.find((s) => s.kind === 'idle');
-  const poolers = present.filter((t) => t !== 'direct');
+  const poolers = present.filter((t) => POOLER_NAMES.includes(t));
   const parts: string[] = [];
   let y = 0;
 
@@ -135,7 +135,9 @@ export function renderChart(results: BenchResults): string {
   let lx = 0;
   for (const t of present) {
     const info = results.targets[t];
-    const label = `${info.label}${info.version !== undefined && t !== 'direct' ? ` ${info.version}` : ''}${info.available ? '' : ' (missing)'}`;
+    // PgBouncer labels already name the version (major.minor): show the full one instead. The floor's is Node's.
+    const name = t.startsWith('pgbouncer') && info.version !== undefined ? `PgBouncer ${info.version}` : info.label;
+    const label = `${name}${info.version !== undefined && t === 'pgmux' ? ` ${info.version}` : ''}${info.available ? '' : ' (missing)'}`;
     parts.push(`<rect x="${lx}" y="46" width="12" height="12" fill="${COLORS[t]}"/>`);
     parts.push(text(lx + 17, 56.5, label, `font-size="12" fill="${TEXT}"`));
     lx += 30 + label.length * 6.6;

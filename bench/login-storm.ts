@@ -12,8 +12,9 @@
  * The storm clients run in their own process (bench/conn-worker.ts) with the SCRAM keys derived once, so the
  * clients' own PBKDF2 does not count against the pooler; their remaining CPU (HMACs, 5,000 sockets in one node
  * process) does compete with the pooler for the cores, which is why the PgBouncer row of the same run is the fair
- * yardstick. The open-files limit is raised to 65,536 where allowed. PgBouncer is looked up on PATH (e.g.
- * PATH=../shared/bin/pgbouncer-1.25:$PATH). PGMUX_BENCH_NODE_ARGS passes node flags to pgmux (e.g. --cpu-prof).
+ * yardstick. The open-files limit is raised to 65,536 where allowed. `pgbouncer` is the one on PATH (Debian's),
+ * `pgbouncer125` the 1.25.2 build in ../shared/bin/pgbouncer-1.25 (`--targets pgmux,pgbouncer125`).
+ * PGMUX_BENCH_NODE_ARGS passes node flags to pgmux (e.g. --cpu-prof).
  *
  * Last measured (2-CPU machine at load average 10-20 from other jobs, so noisy; docs/operations.md has the table):
  * pgmux ratio median 3.2 [1.6-5.9] over 5 runs with client_login_slice 1ms (the default), 6.8 [3.5-7.9] with 2ms,
@@ -166,9 +167,9 @@ async function main(): Promise<void> {
     const results: TargetResult[] = [];
     for (const name of TARGETS) if (env.targets.has(name)) results.push(await measure(env, name, logDir, log));
     const pgmux = results.find((r) => r.target === 'pgmux');
-    const bouncer = results.find((r) => r.target === 'pgbouncer');
-    if (pgmux !== undefined && bouncer !== undefined) {
-      console.log(`pgmux/pgbouncer in this run: storm p99 ${(pgmux.stormP99Ms / bouncer.stormP99Ms).toFixed(2)}x, ratio ${pgmux.ratio} vs ${bouncer.ratio}, storm duration ${(pgmux.stormDurationMs / bouncer.stormDurationMs).toFixed(2)}x`);
+    for (const bouncer of results.filter((r) => r.target.startsWith('pgbouncer'))) {
+      if (pgmux === undefined) break;
+      console.log(`pgmux/${bouncer.target} in this run: storm p99 ${(pgmux.stormP99Ms / bouncer.stormP99Ms).toFixed(2)}x, ratio ${pgmux.ratio} vs ${bouncer.ratio}, storm duration ${(pgmux.stormDurationMs / bouncer.stormDurationMs).toFixed(2)}x`);
     }
     console.log(JSON.stringify(results));
   } finally {

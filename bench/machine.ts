@@ -12,7 +12,10 @@ export interface MachineInfo {
   node: string;
   postgres: string;
   pgbench: string;
+  /** Debian's PgBouncer. */
   pgbouncer: string | null;
+  /** PgBouncer 1.25 (absent in results written before it was a target). */
+  pgbouncer125?: string | null;
   pgmux: string | null;
   /** Open-files limit the poolers and client tools ran with. */
   nofile: number;
@@ -26,7 +29,7 @@ function firstLine(file: string, args: string[]): string {
   }
 }
 
-export function machineInfo(binDir: string, versions: { pgbouncer: string | null; pgmux: string | null }): MachineInfo {
+export function machineInfo(binDir: string, versions: { pgbouncer: string | null; pgbouncer125: string | null; pgmux: string | null }): MachineInfo {
   const cpus = os.cpus();
   return {
     cpuModel: cpus[0]?.model.trim() ?? 'unknown',
@@ -37,6 +40,7 @@ export function machineInfo(binDir: string, versions: { pgbouncer: string | null
     postgres: firstLine(path.join(binDir, 'postgres'), ['--version']),
     pgbench: firstLine(path.join(binDir, 'pgbench'), ['--version']),
     pgbouncer: versions.pgbouncer,
+    pgbouncer125: versions.pgbouncer125,
     pgmux: versions.pgmux,
     nofile: effectiveNofile(),
   };

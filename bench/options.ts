@@ -22,15 +22,18 @@ export interface BenchOptions {
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-Starts PostgreSQL, PgBouncer and pgmux (built from this repo), runs pgbench scenarios, a connection storm and an
-idle-memory test against each, and writes bench/results/latest.{json,md,svg} (and updates README.md's Performance
-section) after a full run.
+Starts PostgreSQL, PgBouncer 1.18 (Debian's), PgBouncer 1.25 (../shared/bin/pgbouncer-1.25), pgmux (built from
+this repo) and the floor (a bare Node.js forwarder, bench/floor-forwarder.ts), runs pgbench scenarios against each
+and a connection storm and an idle-memory test against the poolers, and writes bench/results/latest.{json,md,svg}
+(and updates README.md's Performance section) after a full run; other runs write to bench/results/tmp/ unless
+--out names a file.
 
   --duration S        seconds per pgbench run (default 10)
   --repeat N          repeat every scenario N times and report medians (default 3)
   --only LIST         comma-separated scenario ids or prefixes: select, select-prepared, select-simple-32,
                       tpcb, connect, storm, idle
-  --targets LIST      subset of direct,pgbouncer,pgmux (default all)
+  --targets LIST      subset of ${TARGET_NAMES.join(',')} (default all; pgbouncer is
+                      Debian's 1.18, pgbouncer125 the 1.25 build, floor the bare forwarder)
   --scale N           pgbench -i scale factor (default 10)
   --storm-clients N   clients in the connection storm (default 5000)
   --idle-clients N    idle clients for the memory test (default 10000)

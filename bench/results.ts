@@ -29,6 +29,8 @@ export interface ScenarioInfo {
   id: string;
   title: string;
   kind: 'pgbench' | 'storm' | 'idle';
+  /** pgbench scenarios: the built-in script (absent in results written before it was recorded). */
+  script?: 'select-only' | 'tpcb-like';
 }
 
 /** Medians across repeats; `null` where no run produced the number. */

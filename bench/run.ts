@@ -1,10 +1,12 @@
 /**
- * `npm run bench`: pgmux against PgBouncer and direct Postgres on this machine, in one command.
+ * `npm run bench`: pgmux against PgBouncer 1.18 and 1.25, direct Postgres and the Node.js floor on this machine, in
+ * one command.
  *
- * Starts Postgres (the test harness's throwaway cluster), PgBouncer and the built pgmux as separate processes with
- * equivalent settings, runs every scenario against every target in turn (targets interleaved per scenario, their
- * order rotated each time, so background noise hits all alike), repeats the lot `--repeat` times, and writes JSON
- * (every run + medians + machine), Markdown and an SVG chart under bench/results/. See `--help`.
+ * Starts Postgres (the test harness's throwaway cluster), both PgBouncers, the built pgmux and the floor (a bare
+ * forwarder, floor.ts) as separate processes with equivalent settings, runs every scenario against every target
+ * that takes part in it in turn (targets interleaved per scenario, their order rotated each time, so background
+ * noise hits all alike), repeats the lot `--repeat` times, and writes JSON (every run + medians + machine), Markdown
+ * and an SVG chart under bench/results/. See `--help`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,7 +24,7 @@ import { computeMedians, toJson, type BenchResults, type Measured, type RunRecor
 import { allScenarios, selectScenarios, type Scenario } from './scenarios.js';
 import { runStorm } from './storm.js';
 import { PG_MAX_CONNECTIONS, POOL_SETTINGS, type Target } from './target.js';
-import { TARGET_LABELS, TARGET_NAMES } from './target-names.js';
+import { runsScenario, TARGET_LABELS, TARGET_NAMES, targetLabel } from './target-names.js';
 import { startTargets, type BenchEnv } from './targets.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -114,7 +116,7 @@ async function runAll(env: BenchEnv, scenarios: readonly Scenario[], opts: Bench
     // Every repeat: the idle-memory test restarts the poolers, and a fresh pgmux has a cold JIT.
     if (withPgbench) await warmUp(env, opts);
     for (const [si, scenario] of scenarios.entries()) {
-      const eligible = available.filter((t) => scenario.kind === 'pgbench' || t !== 'direct');
+      const eligible = available.filter((t) => runsScenario(t, scenario.kind));
       const shift = (repeat - 1 + si) % Math.max(1, eligible.length);
       for (const name of [...eligible.slice(shift), ...eligible.slice(0, shift)]) {
         if (stopped()) return runs;
@@ -134,16 +136,20 @@ function assemble(env: BenchEnv, scenarios: readonly Scenario[], opts: BenchOpti
   const targets = {} as BenchResults['targets'];
   for (const t of opts.targets) {
     const target = env.targets.get(t);
-    targets[t] = { label: TARGET_LABELS[t], available: target !== undefined, version: target?.version, reason: env.missing.get(t) };
+    targets[t] = { label: targetLabel(t, target?.version), available: target !== undefined, version: target?.version, reason: env.missing.get(t) };
   }
-  const scenarioInfo = scenarios.map((s) => ({ id: s.id, title: s.title, kind: s.kind }));
+  const scenarioInfo = scenarios.map((s) => ({ id: s.id, title: s.title, kind: s.kind, ...(s.kind === 'pgbench' ? { script: s.script } : {}) }));
   return {
     schema: 1,
     startedAt,
     finishedAt: new Date().toISOString(),
     quick: opts.quick,
     options: { durationS: opts.durationS, repeat: opts.repeat, scale: opts.scale, only: opts.only ?? null, stormClients: opts.stormClients, idleClients: opts.idleClients },
-    machine: machineInfo(env.pg.binDir, { pgbouncer: env.targets.get('pgbouncer')?.version ?? null, pgmux: env.targets.get('pgmux')?.version ?? null }),
+    machine: machineInfo(env.pg.binDir, {
+      pgbouncer: env.targets.get('pgbouncer')?.version ?? null,
+      pgbouncer125: env.targets.get('pgbouncer125')?.version ?? null,
+      pgmux: env.targets.get('pgmux')?.version ?? null,
+    }),
     settings: { ...POOL_SETTINGS, pg_max_connections: PG_MAX_CONNECTIONS, pgbench_threads: 2 },
     targets,
     scenarios: scenarioInfo,
@@ -160,7 +166,7 @@ async function main(): Promise<void> {
   }
   const scenarios = selectScenarios(allScenarios(opts), opts.only);
   const full = !opts.quick && opts.only === undefined && opts.targets.length === TARGET_NAMES.length;
-  const perRepeat = scenarios.reduce((n, s) => n + (s.kind === 'pgbench' ? opts.targets.length : opts.targets.filter((t) => t !== 'direct').length), 0);
+  const perRepeat = scenarios.reduce((n, s) => n + opts.targets.filter((t) => runsScenario(t, s.kind)).length, 0);
   log(`${scenarios.length} scenarios × ${opts.repeat} repeats (${perRepeat * opts.repeat} runs, pgbench ${opts.durationS} s each)`);
 
   const nofile = effectiveNofile();

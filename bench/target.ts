@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { processCpuUs, sleep, stopChild } from './proc.js';
 import type { TargetName } from './target-names.js';
 
-/** Settings both poolers share (PgBouncer names; pgmux uses the same ones). */
+/** Settings the poolers share (PgBouncer names; pgmux uses the same ones). */
 export const POOL_SETTINGS = {
   pool_mode: 'transaction',
   default_pool_size: 20,
@@ -17,8 +17,14 @@ export const POOL_SETTINGS = {
   auth_type: 'scram-sha-256',
 } as const;
 
-/** Direct runs go up to 400 clients; poolers hold 20 each and the tools need a few more. */
+/**
+ * Direct runs and the floor go up to 400 server connections; the three poolers hold 20 each, the floor keeps
+ * FLOOR_SPARE logged-in spares, and the tools need a few more: 400 + 60 + 8 + a few < 500 - 3 reserved.
+ */
 export const PG_MAX_CONNECTIONS = 500;
+
+/** Logged-in server connections the floor (floor.ts) keeps ready beyond those its clients hold. */
+export const FLOOR_SPARE = 8;
 
 export interface Target {
   readonly name: TargetName;
@@ -38,6 +44,8 @@ export interface PoolerSetup {
   pg: PostgresInstance;
   database: string;
   user: string;
+  /** The user's password (for a pooler's first login, see pgbouncer.ts). */
+  password: string;
   /** PgBouncer-format auth_file holding the role's SCRAM verifier, readable by the OS user below. */
   authFile: string;
   /** Directory for configs and logs, owned by `osUser`. */
@@ -76,7 +84,8 @@ export async function tail(file: string, lines = 20): Promise<string> {
 
 /**
  * A pooler run as a child process. `spawn` starts it and says how to explain a failed start (its stderr, its
- * log's tail); it is ready once its port accepts connections. restart() starts it afresh on the same port.
+ * log's tail); it is ready once its port accepts connections and `afterListen` (when given) has resolved.
+ * restart() starts it afresh on the same port.
  */
 export async function poolerProcess(
   name: TargetName,
@@ -85,6 +94,7 @@ export async function poolerProcess(
   version: string,
   setup: PoolerSetup,
   spawn: () => { proc: ChildProcess; diagnostics: () => Promise<string> },
+  afterListen?: () => Promise<void>,
 ): Promise<Target> {
   let child: ChildProcess | undefined;
   const launch = async (): Promise<void> => {
@@ -92,6 +102,7 @@ export async function poolerProcess(
     child = proc;
     try {
       await waitForPort(port, () => proc.exitCode === null && proc.signalCode === null, name);
+      await afterListen?.();
     } catch (err) {
       await stopChild(proc);
       throw new Error(`${(err as Error).message}: ${await diagnostics()}`.trim());

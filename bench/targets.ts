@@ -1,7 +1,8 @@
 /**
- * The three things a benchmark runs against: Postgres itself, PgBouncer and pgmux in front of it, with equivalent
- * settings (transaction mode, pool size 20, SCRAM-SHA-256 for clients from the same verifier, no TLS, connection
- * logging off). Each pooler is a separate process so its CPU time and RSS can be read from /proc.
+ * What a benchmark runs against: Postgres itself; PgBouncer 1.18 (Debian's), PgBouncer 1.25 and pgmux in front of
+ * it with equivalent settings (transaction mode, pool size 20, SCRAM-SHA-256 for clients from the same verifier, no
+ * TLS, connection logging off); and the floor, a bare Node.js forwarder (floor.ts). Each pooler and the floor is a
+ * separate process so its CPU time and RSS can be read from /proc.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -10,7 +11,8 @@ import path from 'node:path';
 import { PG_OS_USER, startPostgres, type PostgresInstance } from '../test/harness/postgres.js';
 import { APP_DATABASE, APP_ROLE } from '../test/harness/roles.js';
 import type { LoginTarget } from './connections.js';
-import { startPgbouncer } from './pgbouncer.js';
+import { startFloor } from './floor.js';
+import { startPgbouncer, startPgbouncer125 } from './pgbouncer.js';
 import { startPgmuxProcess } from './pgmux-process.js';
 import { treeCpuUs } from './proc.js';
 import { PG_MAX_CONNECTIONS, type PoolerSetup, type Target } from './target.js';
@@ -63,7 +65,10 @@ export interface StartOptions {
   log: (line: string) => void;
 }
 
-/** Starts Postgres and whichever of the poolers are wanted; a pooler that cannot start is reported, not fatal. */
+/**
+ * Starts Postgres and whichever of the poolers (and the floor) are wanted; one that cannot start is reported
+ * (logged, and recorded in `missing` for the report), not fatal.
+ */
 export async function startTargets(opts: StartOptions): Promise<BenchEnv> {
   opts.log('starting PostgreSQL');
   const pg = await startPostgres({ name: 'bench', settings: { max_connections: PG_MAX_CONNECTIONS } });
@@ -83,12 +88,13 @@ export async function startTargets(opts: StartOptions): Promise<BenchEnv> {
 
     const targets = new Map<TargetName, Target>();
     const missing = new Map<TargetName, string>();
-    const setup: PoolerSetup = { pg, database, user, authFile, workDir, osUser, log: opts.log };
+    const setup: PoolerSetup = { pg, database, user, password: APP_ROLE.password ?? '', authFile, workDir, osUser, log: opts.log };
     if (opts.wanted.includes('direct')) targets.set('direct', directTarget(pg, pgVersion));
-    for (const name of ['pgbouncer', 'pgmux'] as const) {
+    const starters = { pgbouncer: startPgbouncer, pgbouncer125: startPgbouncer125, pgmux: startPgmuxProcess, floor: startFloor } as const;
+    for (const name of ['pgbouncer', 'pgbouncer125', 'pgmux', 'floor'] as const) {
       if (!opts.wanted.includes(name)) continue;
       try {
-        const target = name === 'pgbouncer' ? await startPgbouncer(setup) : await startPgmuxProcess(setup);
+        const target = await starters[name](setup);
         targets.set(name, target);
         stops.push(() => target.stop());
       } catch (err) {

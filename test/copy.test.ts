@@ -12,7 +12,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClientSession } from '../src/client/client-session.js';
+import type { ClientInfo } from '../src/client/client-info.js';
 import type { Pool } from '../src/pool/pool.js';
 import type { ServerConnection } from '../src/server/server-connection.js';
 import { adminClient, createTestDatabase } from './harness/context.js';
@@ -179,7 +179,7 @@ function activeServer(): ServerConnection | undefined {
   return pool().active.values().next().value;
 }
 
-function sessionFor(): ClientSession | undefined {
+function sessionFor(): ClientInfo | undefined {
   return [...px.pgmux.registry.clients][0];
 }
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { TRUST_ROLE } from './harness/roles.js';
-import { queryMessage, type RawConnection } from './harness/wire.js';
+import { message, queryMessage, type RawConnection } from './harness/wire.js';
 import { normalise, WireClient } from './harness/wire-client.js';
 import { judgeSession, type Outcome } from './fuzz-protocol/judge.js';
 
@@ -90,6 +90,20 @@ interface Finding {
    */
   refusable?: Array<'transaction' | 'session'>;
 }
+
+/** A NUL-terminated string of raw bytes (names that are not UTF-8 must reach the wire as they are). */
+function cstr(bytes: string | Buffer): Buffer {
+  return Buffer.concat([typeof bytes === 'string' ? Buffer.from(bytes) : bytes, Buffer.from([0])]);
+}
+const NOT_UTF8 = Buffer.from([0x73, 0xff, 0x31]); // 's', a byte no UTF-8 text has, '1'
+const ALSO_NOT_UTF8 = Buffer.from([0x73, 0xfe, 0x31]); // decoded, both read "s\uFFFD1"
+const parse = (name: string | Buffer, sql: string | Buffer): Buffer => message('P', Buffer.concat([cstr(name), cstr(sql), Buffer.alloc(2)]));
+const bind = (statement: string | Buffer, portal: string | Buffer = ''): Buffer =>
+  message('B', Buffer.concat([cstr(portal), cstr(statement), Buffer.alloc(6)]));
+const describeStatement = (name: string | Buffer): Buffer => message('D', Buffer.concat([Buffer.from('S'), cstr(name)]));
+const closeStatement = (name: string | Buffer): Buffer => message('C', Buffer.concat([Buffer.from('S'), cstr(name)]));
+const execute = (): Buffer => message('E', Buffer.concat([cstr(''), Buffer.alloc(4)]));
+const sync = (): Buffer => message('S');
 
 const FINDINGS: Finding[] = [
   {
@@ -179,6 +193,51 @@ const FINDINGS: Finding[] = [
     name: 'a Sync after the bad line of a failing COPY, sent before its CopyInResponse (seed 442)',
     parts: [hex(COPY_QUERY, '6400000006310a', '640000000d780a351914f7dd938b', SYNC, '500000001600434f4d4d49540000020000001700000019', '43000000065000', SYNC, ROLLBACK)],
     refusable: ['transaction'],
+  },
+  {
+    // Long run seed 448: PostgreSQL refuses names that are not UTF-8 (22021) as it reads them. pgmux decoded them
+    // (to U+FFFD) and answered the second Parse itself, as a statement it had deferred: a ParseComplete where
+    // PostgreSQL said 22021.
+    name: 'named Parses whose names are not UTF-8 and decode alike (seed 448)',
+    parts: [Buffer.concat([parse(NOT_UTF8, 'select 1'), sync(), parse(ALSO_NOT_UTF8, 'select 2'), sync(), bind(ALSO_NOT_UTF8), execute(), sync()])],
+  },
+  {
+    name: 'Describe and Close of a statement whose name is not UTF-8, after one of that decoded name',
+    parts: [Buffer.concat([parse('s\uFFFD1', 'select 3'), sync(), describeStatement(NOT_UTF8), sync(), closeStatement(NOT_UTF8), sync(), bind('s\uFFFD1'), execute(), sync()])],
+  },
+  {
+    // A Query or an unnamed Parse whose text is not UTF-8 is refused before it runs: the unnamed statement the
+    // client had is still there for the Bind after it, directly.
+    name: 'the unnamed statement outlives a Query and an unnamed Parse whose text is not UTF-8',
+    parts: [
+      Buffer.concat([parse('', 'select 4 as four'), sync()]),
+      Buffer.concat([message('Q', cstr(Buffer.from([0x73, 0x65, 0x6c, 0x65, 0x63, 0x74, 0x20, 0x27, 0xc3, 0x28, 0x27]))), parse('', Buffer.from([0x73, 0x65, 0x6c, 0x65, 0x63, 0x74, 0x20, 0x27, 0x80, 0x27]))]),
+      Buffer.concat([sync(), bind(''), execute(), sync()]),
+    ],
+  },
+  {
+    // Long run seed 1204 path 17: a malformed Describe of the unnamed statement, pipelined behind the Sync of the
+    // segment that Parsed it, was held back (what it must do depends on that segment's answer) and decoded later
+    // inside the server's handler: XX000 and a logged internal error. Refused at once now, as the client's (08P01).
+    name: 'a malformed Describe of an unnamed statement Parsed in the segment before, pipelined (seed 1204)',
+    parts: [Buffer.concat([parse('', 'select 1'), sync(), hex('4400000007530078'), sync()])],
+    refusable: ['transaction'],
+  },
+  {
+    // Long run seeds 1321 and 1415: a Close pgmux answers itself (CloseComplete), with no Flush or Sync after it, then
+    // a message with an impossible length. PostgreSQL had buffered its CloseComplete and closes without sending it;
+    // pgmux had sent its own at once. It now holds replies it makes up until the client asks for answers.
+    name: 'a Close pgmux answers itself, then a message with length -1 (seed 1415)',
+    parts: [Buffer.concat([closeStatement('nosuch_stmt'), hex('48ffffffff')])],
+    refusable: ['transaction', 'session'],
+  },
+  {
+    // Long run seed 1372: a Sync with a body sent during a simple-query COPY IN, after data the COPY fails on. The
+    // server reads it after the COPY as any Sync (08P01 "invalid message format", then ReadyForQuery); pgmux took the
+    // error for the next request's, released the server one ReadyForQuery early and the next client of that
+    // server got it ("got 'Z' while owing message kind 1").
+    name: 'a Sync with a body after the bad line of a failing COPY (seed 1372)',
+    parts: [hex(COPY_QUERY), hex('6400000006310a', '4800000004', '6400000006780a', '530000000500', COPY_FAIL, SYNC, ROLLBACK)],
   },
   {
     name: 'a Sync with a body after a deferred named Parse, well framed',

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ClientSession } from '../src/client/client-session.js';
+import type { ClientInfo } from '../src/client/client-info.js';
 import type { Pool } from '../src/pool/pool.js';
 import { ClientTracker, startLoad } from './harness/clients.js';
 import { adminClient, createTestDatabase } from './harness/context.js';
@@ -58,11 +58,11 @@ function pool(target: TestPgmux = px): Pool {
 }
 
 /** pgmux's session object for a node-postgres client (matched by the pgmux-issued BackendKeyData). */
-function sessionOf(client: pg.Client, target: TestPgmux = px): ClientSession {
+function sessionOf(client: pg.Client, target: TestPgmux = px): ClientInfo {
   const processID = (client as unknown as { processID: number }).processID;
   const found = [...target.pgmux.registry.clients].find((s) => s.processId === processID);
   expect(found, `no pgmux client with processId ${processID}`).toBeDefined();
-  return found as ClientSession;
+  return found as ClientInfo;
 }
 
 interface Seen {

@@ -9,7 +9,8 @@
  * Commands run one at a time per session, in order (PAUSE and WAIT_CLOSE wait before answering).
  */
 import type { Logger } from 'pino';
-import { ClientState, type ClientInfo } from '../client/client-state.js';
+import type { ClientInfo } from '../client/client-info.js';
+import { ClientState } from '../client/client-state.js';
 import { ADMIN_DATABASES } from '../config/checks.js';
 import { checkConfig } from '../config/checks.js';
 import { ConfigError, resolveDatabase, SETTINGS_BY_NAME, type DatabaseConfig, type PgmuxConfig } from '../config/index.js';

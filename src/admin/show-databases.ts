@@ -77,7 +77,7 @@ export function showDatabases(host: AdminHost): Buffer {
   }
   // The admin console, as PgBouncer shows its own "pgbouncer" database.
   let adminClients = 0;
-  for (const c of registry.clients) if (c.admin !== null) adminClients++;
+  for (const c of registry.clients) if (c.isAdmin) adminClients++;
   rs.row([ADMIN_DATABASES[0], null, host.port, ADMIN_DATABASES[0], ADMIN_DATABASES[0], 2, 0, 0, 0, 'statement', null, 0, 0, 0, adminClients, 0, 0]);
   return rs.finish();
 }
@@ -98,7 +98,7 @@ export function showUsers(host: AdminHost): Buffer {
   const names = new Set<string>(Object.keys(config.users));
   for (const pool of registry.pools.values()) names.add(pool.user);
   const clientsByUser = new Map<string, number>();
-  for (const c of registry.clients) if (c.pool !== null || c.admin !== null) clientsByUser.set(c.user, (clientsByUser.get(c.user) ?? 0) + 1);
+  for (const c of registry.clients) if (c.pool !== null || c.isAdmin) clientsByUser.set(c.user, (clientsByUser.get(c.user) ?? 0) + 1);
   const rs = new ResultSet(USERS_COLUMNS);
   for (const name of names) {
     const u = Object.hasOwn(config.users, name) ? config.users[name] : undefined;

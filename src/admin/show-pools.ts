@@ -84,7 +84,7 @@ export function showPools(registry: PoolRegistry, now: number = Date.now()): Buf
   }
   // The admin console's own pool, as PgBouncer lists "pgbouncer/pgbouncer" (its clients are the console sessions).
   let admins = 0;
-  for (const c of registry.clients) if (c.admin !== null) admins++;
+  for (const c of registry.clients) if (c.isAdmin) admins++;
   rs.row([ADMIN_DATABASES[0], ADMIN_DATABASES[0], admins, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'statement', null, 0, 0, 0, null]);
   return rs.finish();
 }

@@ -8,7 +8,8 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { operatorState, type ClientInfo } from '../client/client-state.js';
+import type { ClientInfo } from '../client/client-info.js';
+import { operatorState } from '../client/client-state.js';
 import type { Pool, PoolClient } from '../pool/pool.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { ServerConnection } from '../server/server-connection.js';

@@ -1,7 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 
 import {
-  deriveScramKeys,
   hmacSha256,
   randomNonce,
   SCRAM_KEY_LENGTH,
@@ -19,6 +18,7 @@ import {
   parseIterationCount,
   readMessage,
 } from './scram-message.js';
+import { ScramKeyCache } from './scram-key-cache.js';
 import { SCRAM_SHA_256 } from './scram-secret.js';
 
 /**
@@ -52,7 +52,18 @@ export interface ScramClientOptions {
    * PostgreSQL does. Defaults to true when `channelBinding` is given.
    */
   serverSupportsBinding?: boolean;
+  /**
+   * Where keys derived from a password are cached (default: one cache shared by every server login of the
+   * process, UPSTREAM_KEY_CACHE). Each (password, salt, iterations) costs one PBKDF2, not one per server login.
+   */
+  keyCache?: ScramKeyCache;
 }
+
+/**
+ * The keys of pgmux's own server logins. A pool's users are few and PostgreSQL's salt is its verifier's, stable
+ * until the password changes, so a handful of entries serve every login; the bound only caps a pathological config.
+ */
+export const UPSTREAM_KEY_CACHE = new ScramKeyCache(1024);
 
 type ClientState = 'initial' | 'sent-client-first' | 'sent-client-final' | 'done';
 
@@ -154,7 +165,9 @@ export class ScramClientSession {
 
   private keysFor(salt: Buffer, iterations: number): { clientKey: Buffer; serverKey: Buffer } {
     const credentials = this.credentials;
-    if ('password' in credentials) return deriveScramKeys(credentials.password, salt, iterations);
+    // Synchronous on a miss: the server login answers server-first in the same turn. Once per
+    // (password, salt, iterations) per process; every later server login is a cache hit.
+    if ('password' in credentials) return (this.options.keyCache ?? UPSTREAM_KEY_CACHE).deriveSync(credentials.password, salt, iterations);
     const saltDiffers = credentials.salt !== undefined && !credentials.salt.equals(salt);
     const iterationsDiffer = credentials.iterations !== undefined && credentials.iterations !== iterations;
     if (saltDiffers || iterationsDiffer) {

@@ -24,7 +24,6 @@ export interface ScramMessage {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/; // RFC 5802 "printable": %x21-7E except ','
-const ATTRIBUTE = /^([A-Za-z])=(.*)$/s;
 
 export function readMessage(payload: string | Buffer, what: string): ScramMessage {
   let bytes: Buffer;
@@ -40,12 +39,20 @@ export function readMessage(payload: string | Buffer, what: string): ScramMessag
 
 /** Splits `a=1,b=2` into attributes, each one ASCII letter, '=', and a value. */
 export function parseAttributes(text: string, what: string): ScramAttribute[] {
-  return text.split(',').map((part, i) => {
-    const match = ATTRIBUTE.exec(part);
+  const attributes: ScramAttribute[] = [];
+  let start = 0;
+  for (;;) {
+    const comma = text.indexOf(',', start);
+    const end = comma < 0 ? text.length : comma;
+    const letter = text.charCodeAt(start) | 0x20; // lower case, if it is a letter
     // Not repeated: what a confused client sends here may be its password.
-    if (match === null) throw new ScramProtocolError(`${what}: attribute ${i + 1} is malformed`);
-    return { name: match[1], value: match[2] };
-  });
+    if (end - start < 2 || letter < 0x61 || letter > 0x7a || text.charCodeAt(start + 1) !== 0x3d /* = */) {
+      throw new ScramProtocolError(`${what}: attribute ${attributes.length + 1} is malformed`);
+    }
+    attributes.push({ name: text[start], value: text.slice(start + 2, end) });
+    if (comma < 0) return attributes;
+    start = comma + 1;
+  }
 }
 
 /** Reads attributes in the order the grammar requires them. */

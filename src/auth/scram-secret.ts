@@ -8,10 +8,14 @@ export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
 const DEFAULT_ITERATIONS = 4096;
 const DEFAULT_SALT_BYTES = 16;
 
-/** What a SCRAM server needs to verify a client; never the password itself. */
-export interface ScramSecret {
+/** What server-first-message tells a client: enough to start an exchange while the keys are derived. */
+export interface ScramSalt {
   readonly iterations: number;
   readonly salt: Buffer;
+}
+
+/** What a SCRAM server needs to verify a client; never the password itself. */
+export interface ScramSecret extends ScramSalt {
   readonly storedKey: Buffer;
   readonly serverKey: Buffer;
 }
@@ -46,7 +50,7 @@ export function formatScramVerifier(secret: ScramSecret): string {
 
 /**
  * Derives a secret from a plaintext password (SASLprep applied, see saslprep.ts).
- * Costs one PBKDF2 run; callers verifying plaintext passwords repeatedly should cache it.
+ * Costs one synchronous PBKDF2 run; logins use a ScramKeyCache (scram-key-cache.ts) instead.
  */
 export function makeScramSecret(
   password: string,

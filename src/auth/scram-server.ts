@@ -10,7 +10,7 @@ import {
   parseAttributes,
   readMessage,
 } from './scram-message.js';
-import { SCRAM_SHA_256, type ScramSecret } from './scram-secret.js';
+import { SCRAM_SHA_256, type ScramSalt, type ScramSecret } from './scram-secret.js';
 
 export interface ScramServerOptions {
   /** Returns the server's part of the nonce; injectable for test vectors. */
@@ -40,25 +40,42 @@ export type ScramServerResult =
   /** `reason` is set only when the proof was not even checked because channel binding failed. */
   | { ok: false; reason?: 'channel-binding' };
 
+/** A client-final-message that passed every check but the proof's (readClientFinal), for verify(). */
+export interface ScramClientFinal {
+  /** client-first-bare,server-first,client-final-without-proof, one character a byte. */
+  readonly authMessage: string;
+  readonly proof: Buffer;
+  readonly bindingOk: boolean;
+}
+
 type ServerState = 'awaiting-client-first' | 'awaiting-client-final' | 'done';
 
 const CLIENT_FIRST = 'client-first-message';
 const CLIENT_FINAL = 'client-final-message';
-const COMMA = Buffer.from(',');
+/** `c=` of a client that does not bind: base64 of its gs2 header, for the two headers there are. */
+const UNBOUND_BINDING: ReadonlyMap<string, string> = new Map([['n,,', 'biws'], ['y,,', 'eSws']]);
 
 /**
  * Server side of one SCRAM-SHA-256(-PLUS) exchange: verifies a client against a secret.
  * Build the secret with parseScramVerifier() or, for a plaintext password, makeScramSecret().
+ *
+ * The keys are needed only for the proof: a session may be built with the salt and iteration count alone
+ * (`ScramSalt`) while the keys are derived, and be given them at client-final (handleClientFinal's or verify()'s
+ * `secret`, which must have that salt and count).
+ *
+ * Per login this costs two HMACs and a SHA-256 (the proof, ServerSignature) and string work: messages are kept as
+ * their one-byte-per-character text, never re-encoded, and the AuthMessage is hashed from that text.
  */
 export class ScramServerSession {
   private state: ServerState = 'awaiting-client-first';
-  private gs2Header: Buffer = Buffer.alloc(0);
-  private clientFirstBare: Buffer = Buffer.alloc(0);
+  /** gs2 header and client-first-message-bare as text (one character a byte): strings, so no view is kept. */
+  private gs2Header = '';
+  private clientFirstBare = '';
   private serverFirst = '';
   private nonce = '';
 
   constructor(
-    private readonly secret: ScramSecret,
+    private readonly secret: ScramSecret | ScramSalt,
     private readonly options: ScramServerOptions = {},
   ) {
     const data = options.channelBinding;
@@ -74,13 +91,12 @@ export class ScramServerSession {
   /** Takes the SASLInitialResponse data, returns server-first-message. */
   handleClientFirst(payload: string | Buffer): string {
     this.begin('awaiting-client-first', CLIENT_FIRST);
-    const { bytes, text } = readMessage(payload, CLIENT_FIRST);
+    const { text } = readMessage(payload, CLIENT_FIRST);
     const bareStart = this.parseGs2Header(text);
-    // Copies: the payload may be a view into a receive buffer that gets reused.
-    this.gs2Header = Buffer.from(bytes.subarray(0, bareStart));
-    this.clientFirstBare = Buffer.from(bytes.subarray(bareStart));
+    this.gs2Header = text.slice(0, bareStart);
+    this.clientFirstBare = text.slice(bareStart);
 
-    const bare = parseAttributes(text.slice(bareStart), CLIENT_FIRST);
+    const bare = parseAttributes(this.clientFirstBare, CLIENT_FIRST);
     const cursor = new AttributeCursor(bare, CLIENT_FIRST);
     if (cursor.peekName() === 'm') {
       throw new ScramProtocolError(`${CLIENT_FIRST}: client requires an unsupported SCRAM extension`);
@@ -99,10 +115,19 @@ export class ScramServerSession {
   /**
    * Takes the SASLResponse data. `ok: false` means a wrong password (answer 28P01), or with
    * `reason: 'channel-binding'` a client bound to another certificate than ours; on success `clientKey` is what lets pgmux log in upstream as this user (passthrough).
+   * `secret`: the keys, when the session was built with the salt alone.
    */
-  handleClientFinal(payload: string | Buffer): ScramServerResult {
+  handleClientFinal(payload: string | Buffer, secret?: ScramSecret): ScramServerResult {
+    return this.verify(this.readClientFinal(payload), secret);
+  }
+
+  /**
+   * The checks of client-final that need no keys (syntax, nonce, channel binding data); a protocol error throws
+   * here. What it returns holds copies only: verify() may run later, when the keys are there.
+   */
+  readClientFinal(payload: string | Buffer): ScramClientFinal {
     this.begin('awaiting-client-final', CLIENT_FINAL);
-    const { bytes, text } = readMessage(payload, CLIENT_FINAL);
+    const { text } = readMessage(payload, CLIENT_FINAL);
     const attributes = parseAttributes(text, CLIENT_FINAL);
     const cursor = new AttributeCursor(attributes, CLIENT_FINAL);
 
@@ -118,15 +143,21 @@ export class ScramServerSession {
         `${CLIENT_FINAL}: proof is ${proof.length} bytes, expected ${SCRAM_KEY_LENGTH}`,
       );
     }
+    const withoutProof = text.slice(0, text.length - last.value.length - ',p='.length);
+    const authMessage = `${this.clientFirstBare},${this.serverFirst},${withoutProof}`;
+    return { authMessage, proof, bindingOk };
+  }
 
-    const withoutProof = bytes.subarray(0, bytes.length - last.value.length - ',p='.length);
-    const authMessage = Buffer.concat([
-      this.clientFirstBare, COMMA, Buffer.from(this.serverFirst, 'latin1'), COMMA, withoutProof,
-    ]);
-    if (!bindingOk) return { ok: false, reason: 'channel-binding' };
-    const clientKey = xorBuffers(proof, hmacSha256(this.secret.storedKey, authMessage));
-    if (!timingSafeEqual(sha256(clientKey), this.secret.storedKey)) return { ok: false };
-    const serverSignature = hmacSha256(this.secret.serverKey, authMessage);
+  /** Checks the proof of a client-final this session read: the two HMACs and the SHA-256 of a login. */
+  verify(final: ScramClientFinal, secret: ScramSecret | ScramSalt = this.secret): ScramServerResult {
+    if (!('storedKey' in secret)) throw new Error('ScramServerSession: no keys to check the proof with');
+    if (secret !== this.secret && (secret.iterations !== this.secret.iterations || !secret.salt.equals(this.secret.salt))) {
+      throw new Error('ScramServerSession: the keys are not of the salt and iteration count sent to the client');
+    }
+    if (!final.bindingOk) return { ok: false, reason: 'channel-binding' };
+    const clientKey = xorBuffers(final.proof, hmacSha256(secret.storedKey, final.authMessage));
+    if (!timingSafeEqual(sha256(clientKey), secret.storedKey)) return { ok: false };
+    const serverSignature = hmacSha256(secret.serverKey, final.authMessage);
     return { ok: true, serverFinal: `v=${serverSignature.toString('base64')}`, clientKey };
   }
 
@@ -180,9 +211,9 @@ export class ScramServerSession {
    */
   private checkBinding(value: string): boolean {
     const header = this.gs2Header;
-    const data = header[0] === 0x70 /* p */ ? this.options.channelBinding : undefined;
+    const data = header.startsWith('p') ? this.options.channelBinding : undefined;
     if (data === undefined) {
-      if (value !== header.toString('base64')) {
+      if (value !== (UNBOUND_BINDING.get(header) ?? Buffer.from(header, 'latin1').toString('base64'))) {
         throw new ScramProtocolError(
           `${CLIENT_FINAL}: channel binding does not match the gs2 header`,
         );
@@ -190,10 +221,11 @@ export class ScramServerSession {
       return true;
     }
     const received = decodeBase64(value, `${CLIENT_FINAL}: channel binding`);
-    if (received.length < header.length || !received.subarray(0, header.length).equals(header)) {
+    const headerBytes = Buffer.from(header, 'latin1');
+    if (received.length < headerBytes.length || !received.subarray(0, headerBytes.length).equals(headerBytes)) {
       throw new ScramProtocolError(`${CLIENT_FINAL}: channel binding does not start with the gs2 header`);
     }
-    const expected = Buffer.concat([header, data]);
+    const expected = Buffer.concat([headerBytes, data]);
     return received.length === expected.length && timingSafeEqual(received, expected);
   }
 

@@ -5,6 +5,7 @@ import {
   makeScramSecret,
   parseScramVerifier,
   ScramClientSession,
+  ScramKeyCache,
   ScramProtocolError,
   ScramServerSession,
   type ScramSecret,
@@ -282,5 +283,39 @@ describe('client rejects malformed server messages', () => {
     expect(() => new ScramClientSession({ clientKey: Buffer.alloc(3), serverKey: Buffer.alloc(32) })).toThrow(
       RangeError,
     );
+  });
+});
+
+describe('what a login costs', () => {
+  it('pgmux logging in upstream derives the keys of a password once per salt and iteration count', () => {
+    const keyCache = new ScramKeyCache(4);
+    const secret = makeScramSecret('hunter2');
+    for (let i = 0; i < 3; i++) {
+      expect(exchange(new ScramClientSession({ password: 'hunter2' }, { keyCache }), new ScramServerSession(secret)).ok).toBe(true);
+    }
+    expect(keyCache.stats).toEqual({ hits: 2, derivedSync: 1, derivedAsync: 0 });
+    // The server's verifier changed (a new salt): derived again, and the old entry cannot answer for it.
+    expect(exchange(new ScramClientSession({ password: 'hunter2' }, { keyCache }), new ScramServerSession(makeScramSecret('hunter2'))).ok).toBe(true);
+    expect(keyCache.stats.derivedSync).toBe(2);
+    // A cached wrong password still fails: the entry is keyed on the password.
+    expect(exchange(new ScramClientSession({ password: 'hunter3' }, { keyCache }), new ScramServerSession(secret)).ok).toBe(false);
+  });
+
+  it('a server session can start with the salt alone and be given the keys at client-final', () => {
+    const secret = rfcSecret();
+    const server = new ScramServerSession({ salt: secret.salt, iterations: secret.iterations }, { nonce: () => RFC.serverNonce });
+    expect(server.handleClientFirst(RFC.clientFirst)).toBe(RFC.serverFirst);
+    const final = server.readClientFinal(RFC.clientFinal);
+    expect(() => server.verify(final)).toThrow(/no keys/);
+    expect(() => server.verify(final, makeScramSecret('pencil', { iterations: 4096 }))).toThrow(/not of the salt/);
+    expect(server.verify(final, secret)).toMatchObject({ ok: true, serverFinal: RFC.serverFinal });
+    expect(server.verify(final, makeScramSecret('pen', { salt: RFC.salt, iterations: 4096 }))).toEqual({ ok: false });
+  });
+
+  it('client-final is read once: a second message is out of order even before the proof is checked', () => {
+    const server = new ScramServerSession(rfcSecret(), { nonce: () => RFC.serverNonce });
+    server.handleClientFirst(RFC.clientFirst);
+    server.readClientFinal(RFC.clientFinal);
+    expect(() => server.readClientFinal(RFC.clientFinal)).toThrow(/out of order/);
   });
 });

@@ -4,9 +4,23 @@ import type { Pool } from '../pool/pool.js';
 import type { PasswordSource } from '../auth/password-source.js';
 import type { ClientTls } from '../net/tls-config.js';
 import type { ScramSecretCache } from './client-auth.js';
-import type { ClientSession } from './client-session.js';
-import type { AdminConsole } from '../admin/admin-console.js';
+import type { ClientInfo, RegisteredClient } from './client-info.js';
 import type { LoginBudget } from '../pool/login-budget.js';
+
+/** A logged-in admin console session, as its client connection sees it: it takes every message after login. */
+export interface AdminConnection {
+  onFrame(code: number, buf: Buffer, start: number, end: number): void;
+}
+
+/** The admin console (virtual databases pgbouncer / pgmux), as a client logging in sees it. */
+export interface AdminEntry {
+  /** The stand-in database entry the console's logins go through (TLS policy, auth_type). */
+  readonly database: DatabaseConfig;
+  /** The stand-in entry when `name` is one of the console's names. */
+  databaseFor(name: string): DatabaseConfig | undefined;
+  /** An authenticated client: greeted, or failed (null) when it may not use the console. */
+  open(client: ClientInfo, authMessages: Buffer[]): AdminConnection | null;
+}
 
 /** What a client session needs from the process around it (the pool registry implements it). */
 export interface ClientHost {
@@ -16,8 +30,8 @@ export interface ClientHost {
   readonly passwords: PasswordSource;
   /** Runs login work (startup packets, password messages) within client_login_slice per event-loop turn. */
   readonly loginBudget: LoginBudget;
-  /** The admin console (virtual databases pgbouncer / pgmux), when the process has one. */
-  readonly adminConsole: AdminConsole | null;
+  /** The admin console, when the process has one. */
+  readonly adminConsole: AdminEntry | null;
   /** Shutting down: clients are closed (57P01) at their next transaction boundary; no new transaction starts. */
   readonly draining: boolean;
   /** Whether accepting one more logged-in client would exceed max_client_conn. */
@@ -29,11 +43,11 @@ export interface ClientHost {
   poolFor(database: string, dbConfig: DatabaseConfig, user: string, password: string | undefined, scramKeys?: { clientKey: Buffer; serverKey: Buffer }): Pool;
   /** Route a CancelRequest (pgmux-issued key) to the client it belongs to. */
   cancel(processId: number, secretKey: number): void;
-  clientLoggedIn(client: ClientSession): void;
+  clientLoggedIn(client: RegisteredClient): void;
   /** The client became pinned to its server for this reason (first time per client and reason). */
-  clientPinned(client: ClientSession, kind: string): void;
-  loginFailed(client: ClientSession, error: PgmuxError): void;
-  clientClosed(client: ClientSession, reason: string): void;
+  clientPinned(client: RegisteredClient, kind: string): void;
+  loginFailed(client: RegisteredClient, error: PgmuxError): void;
+  clientClosed(client: RegisteredClient, reason: string): void;
   /** The client finished logging in, failed or left: its max_client_logins_in_progress slot (or queue place) goes. */
-  loginEnded(client: ClientSession): void;
+  loginEnded(client: RegisteredClient): void;
 }

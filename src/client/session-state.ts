@@ -12,6 +12,9 @@ import { PIN_EFFECTS, PIN_KINDS, SqlEffect, type PinKind } from './sql-classifie
 
 export type PinPolicy = 'pin' | 'reject' | 'allow';
 
+/** The session_state_* settings: what to do about each kind of unmovable state (a PgmuxConfig is one). */
+export type PinPolicies = { readonly [K in PinKind as `session_state_${K}`]: PinPolicy };
+
 /**
  * Settings this session has set, as the server sees them; and the role and session user, which
  * pg_settings does not show (and RESET ALL does not reset). Not transaction_isolation/_read_only/_deferrable:
@@ -24,6 +27,8 @@ const CAPTURE_SETTINGS_SQL =
   " AND name NOT IN ('transaction_isolation', 'transaction_read_only', 'transaction_deferrable')" +
   " UNION ALL SELECT 'session_authorization', pg_catalog.current_setting('session_authorization')" +
   " UNION ALL SELECT 'role', pg_catalog.current_setting('role')";
+
+const NO_CUSTOM_SETTINGS: ReadonlySet<string> = new Set();
 
 /** Custom settings asked for by name, at most (a client inventing names without end must not grow the query forever). */
 const MAX_CUSTOM_SETTINGS = 64;
@@ -66,10 +71,20 @@ export class SessionState {
   unknown = false;
   /** Kinds already logged for this client (each is logged once). */
   private logged = 0;
-  /** Custom settings the client's SQL set (see captureSettingsSql). */
-  readonly customSettings = new Set<string>();
+  /** Custom settings the client's SQL set, made at the first (most sessions set none). */
+  private custom: Set<string> | null = null;
 
-  constructor(private readonly policy: (kind: PinKind) => PinPolicy) {}
+  /** `policies`: the configuration the client joined its pool under (read as needed: no closure per client). */
+  constructor(private readonly policies: PinPolicies) {}
+
+  private policy(kind: PinKind): PinPolicy {
+    return this.policies[`session_state_${kind}`];
+  }
+
+  /** Custom settings the client's SQL set (see captureSettingsSql). */
+  get customSettings(): ReadonlySet<string> {
+    return this.custom ?? NO_CUSTOM_SETTINGS;
+  }
 
   get pinned(): boolean {
     return this.pins !== 0 || this.unknown;
@@ -90,7 +105,10 @@ export class SessionState {
   /** Notes what a statement does; returns the kind to refuse when a `reject` policy applies. */
   note(effects: number, customSettings: readonly string[] = []): PinKind | null {
     if (effects === 0) return null;
-    for (const name of customSettings) if (this.customSettings.size < MAX_CUSTOM_SETTINGS) this.customSettings.add(name);
+    for (const name of customSettings) {
+      const custom = (this.custom ??= new Set());
+      if (custom.size < MAX_CUSTOM_SETTINGS) custom.add(name);
+    }
     if ((effects & SqlEffect.SetsParams) !== 0) this.settingsChanged = true;
     if ((effects & PIN_EFFECTS) !== 0) {
       for (const [kind, bit] of PIN_KINDS) {

@@ -46,6 +46,17 @@ interface Statement {
 export type StatementUse = (effects: number, customSettings: readonly string[]) => void;
 
 /** What the router writes to and records in: the link to the server now serving the client. */
+/**
+ * Identifies one unnamed Parse of the client's (which server has it: PreparedCache.unnamedOwner) and says what running
+ * it does to the session (classifySql). Each Parse gets its own object, even for the same text.
+ */
+interface UnnamedToken {
+  readonly effects: number;
+  readonly customSettings: readonly string[];
+}
+
+const NONE: readonly string[] = [];
+
 export interface StatementTarget {
   /** What the server has prepared. */
   readonly statements: PreparedCache;
@@ -59,6 +70,29 @@ export interface StatementTarget {
   readonly segment: number;
   /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
   injectFailure(kind: Owed, message: Buffer, error: Buffer): void;
+  /**
+   * The server may be inside a transaction block, maybe a failed one, when this message reaches it: its last
+   * ReadyForQuery said so, or a Query, or an Execute of an earlier segment, sent since may have begun one.
+   */
+  readonly mayBeInTransaction: boolean;
+  /**
+   * A message of the current segment changed the client's statement `name` ('' the unnamed one). The server skips
+   * it if an earlier message of the segment fails, so what a later segment's message of that name must do depends
+   * on the answer (PendingChange says which messages wait for it).
+   */
+  changeSent(name: string, change: PendingChange): void;
+}
+
+/** Which later messages naming a statement changed in a segment still in flight wait for its answer (bits). */
+export const enum PendingChange {
+  /** A Parse of the name: it is refused (42P05) only if the earlier Parse ran. */
+  Parse = 1,
+  /** A Bind, Describe or Close of it: the statement they find depends on whether the change ran. */
+  Use = 2,
+  /** A new named statement: only a second Parse of the name depends on it (a Bind finds it on this server or not, as directly). */
+  Parsed = Parse,
+  /** A named Close (answered by pgmux, the server keeps it), or an unnamed Parse: everything naming it. */
+  Replaced = Parse | Use,
 }
 
 /**
@@ -215,12 +249,25 @@ export class StatementRouter {
     // comes first. Counted only here, off the path of every unnamed Parse.
     const answerIfAborted = bindParameters === null ? null : bindInAbortedTransaction('', parameterCountOfTail(this.unnamedTail), bindParameters);
     target.ledger.push(Owed.Parse, Reply.Swallow, answerIfAborted, null, null, RESTORED_UNNAMED_MARK);
+    target.changeSent('', PendingChange.Use);
     target.statements.unnamedOwner = this.unnamedToken;
     return true;
   }
 
   /** Whether the client has an unnamed statement now. */
   get hasUnnamed(): boolean {
+    return this.unnamedTail !== null;
+  }
+
+  /**
+   * Whether the client had an unnamed statement at journal mark `mark` (where a message was routed): messages
+   * routed after it may have changed it since (a pipelined Close, seed 70815). The first change recorded from
+   * there on holds the value before it; rolled-back records hand theirs on (restoreUnnamed).
+   */
+  hasUnnamedAt(mark: number): boolean {
+    for (let j = Math.max(0, mark); j < this.undoKinds.length; j++) {
+      if (this.undoKinds[j] === Undo.Unnamed) return this.undoValues[j] !== null;
+    }
     return this.unnamedTail !== null;
   }
 
@@ -386,12 +433,16 @@ export class StatementRouter {
     switch (code) {
       case FrontendCode.Parse: {
         if (buf[start + 5] === 0) {
-          // The unnamed statement: forwarded as is, and now this client's on this server.
-          const token = {};
-          this.setUnnamed(readParse(buf, start, end).tail, token);
+          // The unnamed statement: forwarded as is, and now this client's on this server. Its token says what
+          // running it does to the session (a Bind of it in a later transaction runs it again: seed 90921).
+          const info = readParse(buf, start, end);
+          const classified = this.onUse === null ? null : classifySql(info.query);
+          const token: UnnamedToken = classified === null ? { effects: 0, customSettings: NONE } : { effects: classified.effects, customSettings: classified.customSettings };
+          this.setUnnamed(info.tail, token);
           target.statements.unnamedOwner = token;
           batch.add(buf, start, end);
           ledger.push(Owed.Parse, Reply.Forward, null, null, null, UNNAMED_MARK);
+          target.changeSent('', PendingChange.Use);
           return;
         }
         if (!this.tracking) break;
@@ -412,10 +463,19 @@ export class StatementRouter {
           return;
         }
         this.record(Undo.Named, name, undefined);
+        target.changeSent(name, PendingChange.Parsed);
         const statement = this.register(info);
         const placed = this.place(name, statement, target.statements);
         countLookup(target, placed.present);
         if (placed.present && !target.statements.uncertain(placed.name, target.segment)) {
+          if (target.mayBeInTransaction) {
+            // In a transaction block the Parse may be refused (25P02 once it has failed, unless it ends it): the
+            // same Parse under pgmux's name says whether, its error the client's (seeds 70848, 101028).
+            batch.addBuffer(buildParse(CHECK_NAME, statement.tail));
+            ledger.push(Owed.Parse, Reply.Swallow);
+            batch.addBuffer(CLOSE_CHECK);
+            ledger.push(Owed.Close, Reply.Swallow);
+          }
           target.synthesize(Owed.Parse, PARSE_COMPLETE);
           return;
         }
@@ -430,6 +490,8 @@ export class StatementRouter {
       case FrontendCode.Bind: {
         const name = readBindStatement(buf, start, end);
         if (name === '') {
+          const token = this.unnamedToken as UnnamedToken | null;
+          if (token !== null && token.effects !== 0) this.onUse?.(token.effects, token.customSettings);
           if (this.ensureUnnamed(target, readBindParameterCount(buf, start, end))) {
             batch.add(buf, start, end);
             ledger.push(Owed.Bind);
@@ -499,6 +561,7 @@ export class StatementRouter {
           if (statement !== undefined) {
             this.record(Undo.Named, closed.name, statement);
             this.statements.delete(closed.name);
+            target.changeSent(closed.name, PendingChange.Replaced);
           }
           target.synthesize(Owed.Close, CLOSE_COMPLETE);
           return;

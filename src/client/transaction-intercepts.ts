@@ -15,7 +15,7 @@
 import type { Socket } from 'node:net';
 import { commandComplete, errorResponse, PARSE_COMPLETE, parameterStatus, readyForQuery, type ErrorFields } from '../protocol/backend-messages.js';
 import { FrontendCode, TxStatus } from '../protocol/codes.js';
-import { buildParse, buildQuery, readParse, readQuery } from '../protocol/frontend-messages.js';
+import { buildParse, buildQuery, readParse, readQuery, stringsAreUtf8 } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import { Owed } from '../link/request-ledger.js';
 import { classifySql, SqlEffect, type PinKind } from './sql-classifier.js';
@@ -49,8 +49,8 @@ export class TransactionIntercepts {
   readonly router: StatementRouter;
   /** Named Parses sent while idle, answered by pgmux and prepared on a server when first used. */
   private readonly deferredParses: Buffer[] = [];
-  /** Replacement messages (held while no server was attached) that must fail on the server. */
-  private readonly refusals = new Map<Buffer, Refusal>();
+  /** Replacement messages (held while no server was attached) that must fail on the server; made at the first. */
+  private refusals: Map<Buffer, Refusal> | null = null;
 
   constructor(
     private readonly host: InterceptHost,
@@ -62,7 +62,7 @@ export class TransactionIntercepts {
 
   /** The refusal a replacement message stands for, if it is one (taken: each is sent once). */
   takeRefusal(buf: Buffer): Refusal | undefined {
-    if (this.refusals.size === 0) return undefined;
+    if (this.refusals === null || this.refusals.size === 0) return undefined;
     const refusal = this.refusals.get(buf);
     if (refusal !== undefined) this.refusals.delete(buf);
     return refusal;
@@ -70,13 +70,13 @@ export class TransactionIntercepts {
 
   /** Held messages were dropped (failed before reaching a server). */
   dropRefusals(): void {
-    this.refusals.clear();
+    this.refusals?.clear();
     this.router.dropIntercepted();
   }
 
   /** Replace a refused statement with one that fails on the server, in its place in the stream. */
   private refuse(kind: PinKind, replacement: Buffer, owed: Owed): void {
-    this.refusals.set(replacement, { kind: owed, error: errorResponse(rejectionError(kind)) });
+    (this.refusals ??= new Map()).set(replacement, { kind: owed, error: errorResponse(rejectionError(kind)) });
     this.releaseDeferred();
     this.host.forward(replacement, 0, replacement.length);
   }
@@ -92,6 +92,8 @@ export class TransactionIntercepts {
     const idle = this.host.idle;
     switch (code) {
       case FrontendCode.Parse: {
+        // Not UTF-8: the server refuses it (22021) before it means anything (stringsAreUtf8).
+        if (!stringsAreUtf8(buf, start, end)) break;
         const info = readParse(buf, start, end);
         const classified = classifySql(info.query);
         const rejected = session.note(classified.effects, classified.customSettings);
@@ -109,8 +111,7 @@ export class TransactionIntercepts {
         if (info.name === '' || this.maxPreparedStatements === 0) break;
         // A name the client has: the router has a server check the Parse, then refuse it, as PostgreSQL does.
         if (router.has(info.name)) break;
-        // Text that is not valid UTF-8 (decoded with U+FFFD in it) may be refused by the server at Parse: it goes there.
-        if ((idle || this.deferredParses.length > 0) && !info.query.includes('\uFFFD')) {
+        if (idle || this.deferredParses.length > 0) {
           // No server needed to prepare: answered here, prepared where it is first used. This is
           // what lets drivers that prepare synchronously (pgbench -M prepared) run with more
           // clients than server connections.
@@ -139,6 +140,11 @@ export class TransactionIntercepts {
         }
         break;
       case FrontendCode.Query: {
+        if (!stringsAreUtf8(buf, start, end)) {
+          // Refused by the server (22021) before it does anything: not classified, answered or counted.
+          this.releaseDeferred();
+          return this.forwardAsIs(buf, start, end);
+        }
         const { effects, lone, customSettings } = classifySql(readQuery(buf, start, end));
         if (lone !== null && idle && this.deferredParses.length === 0) {
           this.answerLocally(lone);

@@ -16,10 +16,10 @@
 import { BackendCode, FrontendCode, TxStatus } from '../protocol/codes.js';
 import { errorInClientText, errorNamingClientStatement } from '../protocol/error-rewrite.js';
 import { readErrorFields } from '../protocol/fields.js';
-import { readParse } from '../protocol/frontend-messages.js';
+import { checkRoutable, readParse, statementNameOf, stringsAreUtf8 } from '../protocol/frontend-messages.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
-import { NO_UNNAMED_STATEMENT, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
+import { NO_UNNAMED_STATEMENT, PendingChange, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
 import { dropSyncsInCopy, endsWithReady, isExtended, Owed, Reply, RequestLedger, type OwnStatements } from './request-ledger.js';
 
@@ -83,6 +83,13 @@ function isStalePlan(fields: ReadonlyMap<string, string>): boolean {
 /** How pgmux's stand-ins fail on the server: no such column (refused statements), no such statement (26000), one command only (42601). */
 const STAND_IN_FAILURES: ReadonlySet<string> = new Set(['42703', '26000', '42601']);
 
+/** A held message the session handed over as an extended Query (own) or as a refusal (failure, error). */
+interface HeldAs {
+  own: OwnStatements | null;
+  failure: Owed;
+  error: Buffer;
+}
+
 export class Attachment implements StatementTarget {
   readonly ledger = new RequestLedger();
   /** Bytes for the server, flushed by the client side after each chunk. */
@@ -125,6 +132,32 @@ export class Attachment implements StatementTarget {
   /** Syncs sent, and Syncs answered (or ignored by the server during COPY IN): entries between belong to segment `syncsDone`. */
   private syncsSent = 0;
   private syncsDone = 0;
+  /**
+   * Since the last ReadyForQuery with nothing after it: a Query or FunctionCall was sent, and the segment of the
+   * first Execute sent (-1: none). Either may have begun a transaction block the status does not show yet.
+   */
+  private queryRanSinceReady = false;
+  /** See ownRepliesDue. */
+  private flushAsked = false;
+  private firstExecuteSegment = -1;
+  /**
+   * Statements changed by messages the server may yet skip: the segment of the latest change of each and which
+   * later messages depend on it (PendingChange bits); null when none. `changesUntil` is the latest segment.
+   */
+  private changes: Map<string, { segment: number; waits: PendingChange }> | null = null;
+  private changesUntil = -1;
+  /**
+   * Client messages held back (views, in order) until segment `heldFor` is answered: what the first of them
+   * must do depends on whether the server ran a change in it (see mustWait).
+   */
+  private held: Buffer[] | null = null;
+  /** For each held message, what the session asked for it beyond routing (null: route it as the client sent it). */
+  private heldAs: Array<HeldAs | null> = [];
+  private heldCodes: number[] = [];
+  private heldFor = -1;
+  private heldStarts: number[] = [];
+  private heldEnds: number[] = [];
+  private heldBytes = 0;
 
   constructor(
     readonly statements: PreparedCache,
@@ -145,18 +178,118 @@ export class Attachment implements StatementTarget {
 
   /** Every owed answer arrived and the server is idle: it may go back to the pool. */
   get settled(): boolean {
-    return this.ledger.empty && !this.unsynced && !this.ledger.skippingToSync && !this.copyIn && this.heldError === null && this.txStatus === TxStatus.Idle;
+    return this.held === null && this.ledger.empty && !this.unsynced && !this.ledger.skippingToSync && !this.copyIn && this.heldError === null && this.txStatus === TxStatus.Idle;
+  }
+
+  /**
+   * The client sent a Sync, Flush or Query since pgmux last wrote to it: replies pgmux made up may go out now.
+   * PostgreSQL buffers its answers until one of those (protocol fuzzer seed 1415: a CloseComplete a client never
+   * asked to be flushed, then a malformed message, reached the client through pgmux and not directly).
+   */
+  get ownRepliesDue(): boolean {
+    return this.flushAsked;
+  }
+
+  /** What the link had for the client was written. */
+  clientFlushed(): void {
+    this.flushAsked = false;
+  }
+
+  /** The server's last ReadyForQuery said it is in a transaction block, or requests in flight may have begun one. */
+  get mayBeInTransaction(): boolean {
+    // A transaction begun in this segment is not aborted here: an error before this message would skip it.
+    return this.txStatus !== TxStatus.Idle || this.queryRanSinceReady || (this.firstExecuteSegment >= 0 && this.firstExecuteSegment < this.syncsSent);
   }
 
   /** Requests outstanding (a running query, an unsynced batch, COPY): the server is not between requests. */
   get busy(): boolean {
-    return !this.ledger.empty || this.unsynced || this.ledger.skippingToSync || this.copyIn;
+    return this.held !== null || !this.ledger.empty || this.unsynced || this.ledger.skippingToSync || this.copyIn;
   }
 
   // ---- client → server ----
 
   fromClient(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.held !== null || (this.changes !== null && this.mustWait(code, buf, start, end))) {
+      this.hold(code, buf, start, end, null);
+      return;
+    }
     if (this.admit(code, buf, start, end)) this.route(code, buf, start, end);
+  }
+
+  /**
+   * Whether this message names a statement changed in an earlier segment not answered yet, in a way whose outcome
+   * decides what the message must do. If something before the change fails, the server skips it: a Close pgmux
+   * answered itself did not happen, an unnamed Parse left the server's unnamed statement as it was (which need not
+   * be the client's: statements move between servers). The router learns which when the answer arrives; the
+   * message is routed then (seeds 70814, 1212128). Drivers rarely pipeline these, so waits are rare.
+   */
+  private mustWait(code: number, buf: Buffer, start: number, end: number): boolean {
+    // (`code` is not always buf[start]: COPY data comes in pieces.)
+    if (code !== FrontendCode.Parse && code !== FrontendCode.Bind && code !== FrontendCode.Describe && code !== FrontendCode.Close) return false;
+    const changes = this.changes as Map<string, { segment: number; waits: PendingChange }>;
+    if (this.syncsDone > this.changesUntil) {
+      this.changes = null;
+      return false;
+    }
+    if (this.ledger.skippingToSync) return false; // discarded anyway
+    const name = statementNameOf(buf, start, end);
+    if (name === null) return false;
+    const change = changes.get(name);
+    if (change === undefined || change.segment < this.syncsDone || change.segment >= this.syncsSent) return false;
+    if ((change.waits & (code === FrontendCode.Parse ? PendingChange.Parse : PendingChange.Use)) === 0) return false;
+    this.heldFor = change.segment;
+    return true;
+  }
+
+  /** At most this much client input is held; beyond it, messages are routed at once (as if nothing were held). */
+  private static readonly MAX_HELD_BYTES = 1 << 20;
+
+  private hold(code: number, buf: Buffer, start: number, end: number, as: HeldAs | null): void {
+    if (as === null && code !== FrontendCode.CopyData) checkRoutable(buf, start, end);
+    if (this.held === null) this.held = [];
+    this.held.push(buf);
+    this.heldCodes.push(code);
+    this.heldAs.push(as);
+    this.heldStarts.push(start);
+    this.heldEnds.push(end);
+    this.heldBytes += end - start;
+    if (this.heldBytes > Attachment.MAX_HELD_BYTES) {
+      this.changes = null; // nothing waits any more
+      this.releaseHeld();
+    }
+  }
+
+  /** Route what was held, in order (a message may be held again, with the rest after it). */
+  private releaseHeld(): void {
+    const held = this.held;
+    if (held === null) return;
+    const starts = this.heldStarts;
+    const ends = this.heldEnds;
+    const heldAs = this.heldAs;
+    const codes = this.heldCodes;
+    this.held = null;
+    this.heldStarts = [];
+    this.heldEnds = [];
+    this.heldAs = [];
+    this.heldCodes = [];
+    this.heldBytes = 0;
+    this.heldFor = -1;
+    for (let i = 0; i < held.length; i++) {
+      const buf = held[i];
+      const as = heldAs[i];
+      if (as === null) this.fromClient(codes[i], buf, starts[i], ends[i]);
+      else if (as.own !== null) this.sendExtendedQuery(buf, as.own);
+      else this.injectFailure(as.failure, buf, as.error);
+    }
+  }
+
+  changeSent(name: string, waits: PendingChange): void {
+    const segment = this.syncsSent;
+    if (this.changes === null) this.changes = new Map();
+    const earlier = this.changes.get(name);
+    // The latest change decides; an earlier one of the same segment still counts (a Close, then a Parse).
+    this.changes.set(name, { segment, waits: earlier !== undefined && earlier.segment === segment ? earlier.waits | waits : waits });
+    this.changesUntil = segment;
   }
 
   /** Bookkeeping for every client message; false when the server would discard it. */
@@ -168,6 +301,9 @@ export class Attachment implements StatementTarget {
       this.router?.settle();
       this.statements.settle();
       this.syncsSent = this.syncsDone = 0;
+      // An Execute answered without a Sync yet belongs to the segment now counted as 0.
+      if (this.firstExecuteSegment > 0) this.firstExecuteSegment = 0;
+      this.changes = null;
     }
     if (this.router !== null) this.ledger.mark = this.router.journalMark;
     if (this.ledger.skippingToSync) {
@@ -185,13 +321,15 @@ export class Attachment implements StatementTarget {
 
   private route(code: number, buf: Buffer, start: number, end: number): void {
     const ledger = this.ledger;
+    if (code === FrontendCode.Sync || code === FrontendCode.Flush || code === FrontendCode.Query || code === FrontendCode.FunctionCall) this.flushAsked = true;
     switch (code) {
       case FrontendCode.Parse:
       case FrontendCode.Bind:
       case FrontendCode.Describe:
       case FrontendCode.Close:
         this.unsynced = true;
-        if (this.router !== null) {
+        // Names the server refuses (not UTF-8: 22021) change nothing there: forwarded as they are, unrouted.
+        if (this.router !== null && stringsAreUtf8(buf, start, end)) {
           this.router.send(code, buf, start, end, this);
           return;
         }
@@ -209,25 +347,30 @@ export class Attachment implements StatementTarget {
         break;
       case FrontendCode.Execute:
         this.unsynced = true;
+        if (this.firstExecuteSegment < 0) this.firstExecuteSegment = this.syncsSent;
         ledger.push(Owed.Execute);
         break;
       case FrontendCode.Sync:
         if (this.copyIn) {
           // Ignored by the server during COPY IN, answered if it fails before reading this (Owed.SyncInCopy).
           ledger.push(Owed.SyncInCopy);
-          break;
+        } else {
+          this.unsynced = false;
+          ledger.push(Owed.Sync);
+          this.syncsSent++;
         }
-        this.unsynced = false;
-        ledger.push(Owed.Sync);
-        this.syncsSent++;
+        if (end - start !== 5) ledger.lastHadBody();
         break;
       case FrontendCode.Query:
         // A simple Query ends the implicit transaction of an unsynced batch too.
         this.unsynced = false;
-        this.queryDropsUnnamed();
+        // Text that is not UTF-8 is refused (22021) before the Query does anything, unnamed statement included.
+        if (this.router === null || stringsAreUtf8(buf, start, end)) this.queryDropsUnnamed();
+        this.queryRanSinceReady = true;
         ledger.push(Owed.Query);
         break;
       case FrontendCode.FunctionCall:
+        this.queryRanSinceReady = true;
         ledger.push(Owed.FunctionCall);
         break;
       case FrontendCode.CopyDone:
@@ -242,7 +385,9 @@ export class Attachment implements StatementTarget {
         if (end - start !== 5 && !this.copyIn) ledger.push(Owed.FlushWithBody);
         break;
       default:
-        break; // CopyData: earns nothing of its own
+        // CopyData: earns nothing of its own.
+        if (code === FrontendCode.CopyData) ledger.copyDataSent();
+        break;
     }
     this.toServer.add(buf, start, end);
   }
@@ -260,8 +405,12 @@ export class Attachment implements StatementTarget {
 
   /** Send the client's Query extended with statements of pgmux's own, whose results the client does not get. */
   sendExtendedQuery(message: Buffer, own: OwnStatements): void {
+    // Behind held messages it waits its turn (a Query destroys the unnamed statement they may need).
+    if (this.held !== null) return this.hold(FrontendCode.Query, message, 0, message.length, { own, failure: Owed.Query, error: message });
     if (!this.admit(FrontendCode.Query, message, 0, message.length)) return;
     this.unsynced = false;
+    this.queryRanSinceReady = true;
+    this.flushAsked = true;
     this.queryDropsUnnamed();
     this.toServer.addBuffer(message);
     this.ledger.push(Owed.Query, Reply.PartlyOwn, null, null, own);
@@ -275,8 +424,11 @@ export class Attachment implements StatementTarget {
 
   /** Send a message that fails on the server on purpose; the client gets `error` in its place. */
   injectFailure(kind: Owed, message: Buffer, error: Buffer): void {
+    // The router injects while routing (nothing is held then); the session's refusals wait behind held messages.
+    if (this.held !== null) return this.hold(message[0], message, 0, message.length, { own: null, failure: kind, error });
     if (!this.admit(message[0], message, 0, message.length)) return;
     if (kind === Owed.Query) {
+      this.flushAsked = true;
       this.unsynced = false;
       this.statements.unnamedOwner = null;
       this.router?.queryRefused();
@@ -309,10 +461,21 @@ export class Attachment implements StatementTarget {
   // ---- server → client ----
 
   fromServer(code: number, buf: Buffer, start: number, end: number): LinkEvent {
+    const event = this.handleServer(code, buf, start, end);
+    // The segment held messages waited for is answered: they go now (flushed with the server's chunk).
+    if (this.held !== null && this.syncsDone > this.heldFor && event !== LinkEvent.Desync) this.releaseHeld();
+    return event;
+  }
+
+  private handleServer(code: number, buf: Buffer, start: number, end: number): LinkEvent {
     const ledger = this.ledger;
     // A ReadyForQuery after a failed COPY answers a Sync sent during it; anything else means the server read
     // those Syncs inside the COPY.
-    if (ledger.next === Owed.SyncInCopy && !(code === BackendCode.ReadyForQuery && this.copyFailed)) dropSyncsInCopy(ledger);
+    // (After a COPY that failed on its data, the server reads such a Sync as any Sync: one with a body earns an error,
+    // then its ReadyForQuery: protocol fuzzer seed 1372. Any other error is the next request's: seed 1428.)
+    if (ledger.next === Owed.SyncInCopy && !(this.copyFailed && (code === BackendCode.ReadyForQuery || (code === BackendCode.ErrorResponse && ledger.nextHadBody)))) {
+      dropSyncsInCopy(ledger);
+    }
     switch (code) {
       case BackendCode.ParseComplete:
         return this.complete(Owed.Parse, buf, start, end);
@@ -421,7 +584,7 @@ export class Attachment implements StatementTarget {
       if ((readErrorFields(buf, start, end).get('C') ?? '') === IN_FAILED_TRANSACTION) replacement = ledger.nextPayload;
     }
     if (next === Owed.Parse && ledger.nextClientName === RESTORED_UNNAMED_MARK && this.router !== null) {
-      if (!this.router.hasUnnamed) {
+      if (!this.router.hasUnnamedAt(ledger.nextMark)) {
         // The client's own Parse of it failed first: directly, the message that needed it finds no unnamed
         // statement (a check PostgreSQL makes before the aborted-transaction one).
         replacement = NO_UNNAMED_STATEMENT;
@@ -436,7 +599,7 @@ export class Attachment implements StatementTarget {
       // unnamed statement first, as PostgreSQL's does).
       const from = ledger.nextMark;
       const failedUnnamedParse = next === Owed.Parse && ledger.nextClientName === UNNAMED_MARK;
-      const synced = ledger.dropToSync(this.notRun);
+      const synced = ledger.dropToSync(this.notRun, this.copyFailed);
       if (this.router !== null) {
         this.router.rollback(from, synced ? ledger.nextMark : Number.POSITIVE_INFINITY, failedUnnamedParse);
       }
@@ -491,6 +654,11 @@ export class Attachment implements StatementTarget {
     this.serverInCopy = false;
     if (!this.copyFailed) dropSyncsInCopy(ledger);
     this.txStatus = buf[start + 5];
+    // What ran before it is summed up in the status now, unless more was sent after it (still owed).
+    if (this.ledger.empty) {
+      this.queryRanSinceReady = false;
+      this.firstExecuteSegment = -1;
+    }
     this.copyIn = false;
     this.results = 0;
     this.deallocated = false;
@@ -548,6 +716,14 @@ export class Attachment implements StatementTarget {
     this.partlyOwnOwed = 0;
     this.results = 0;
     this.deallocated = false;
+    this.held = null;
+    this.heldStarts = [];
+    this.heldEnds = [];
+    this.heldAs = [];
+    this.heldCodes = [];
+    this.heldBytes = 0;
+    this.heldFor = -1;
+    this.changes = null;
   }
 
   private desync(code: number): LinkEvent {

@@ -106,6 +106,16 @@ export class RequestLedger {
    */
   private readonly copyBrokenBy: number[] = [];
   /**
+   * For a Sync sent while a copy was open: whether COPY data was sent before it (after the message that began the
+   * copy). If the COPY fails on its data, such a Sync may come after the bad line, where the server reads it as
+   * the Sync it skips to; one sent before any data was read inside the COPY (ignored).
+   */
+  private readonly afterCopyData: boolean[] = [];
+  /** For a Sync: it had a body (PostgreSQL answers it with 08P01 "invalid message format", then ReadyForQuery). */
+  private readonly withBody: boolean[] = [];
+  /** COPY data was sent since the open copy's Execute or Query. */
+  private dataInOpenCopy = false;
+  /**
    * The latest Execute or Query (an absolute index) whose copy is still open: nothing but Syncs (and COPY data,
    * Flush) was sent after it, no CopyDone or CopyFail. -1: none. At most one is open: any other request sent
    * after it breaks it.
@@ -129,9 +139,15 @@ export class RequestLedger {
   }
 
   push(kind: Owed, reply: Reply = Reply.Forward, payload: Buffer | null = null, name: string | null = null, owned: OwnStatements | null = null, clientName: string | null = null): void {
-    if ((kind === Owed.Sync || kind === Owed.FlushWithBody) && this.openCopy >= this.head) this.copySyncs[this.openCopy]++;
+    const inOpenCopy = this.openCopy >= this.head;
+    if ((kind === Owed.Sync || kind === Owed.FlushWithBody) && inOpenCopy) this.copySyncs[this.openCopy]++;
+    this.afterCopyData.push(inOpenCopy && this.dataInOpenCopy);
+    this.withBody.push(false);
     // A synthesized reply stands for a message the server never gets: it cannot start COPY.
-    if (reply !== Reply.Synthesize && (kind === Owed.Execute || kind === Owed.Query)) this.openCopy = this.kinds.length;
+    if (reply !== Reply.Synthesize && (kind === Owed.Execute || kind === Owed.Query)) {
+      this.openCopy = this.kinds.length;
+      this.dataInOpenCopy = false;
+    }
     this.copySyncs.push(0);
     this.copyBrokenBy.push(0);
     this.kinds.push(kind);
@@ -222,10 +238,11 @@ export class RequestLedger {
    * An extended-protocol message failed: the server skips everything up to the next Sync, so
    * nothing before it will be answered. `notRun` gets each dropped entry that names a statement
    * (the failing message is the first dropped): a Parse that never ran, a Close that did not close.
-   * Returns whether a Sync is owed (otherwise the server skips what comes next too).
+   * Returns whether a Sync is owed (otherwise the server skips what comes next too). `afterFailedCopy`: the error
+   * failed a COPY on its data, so a Sync sent during it (SyncInCopy) is the one the server skips to.
    */
-  dropToSync(notRun: (kind: Owed, reply: Reply, serverName: string | null, clientName: string | null, payload: Buffer | null) => void): boolean {
-    while (this.head < this.kinds.length && this.kinds[this.head] !== Owed.Sync) {
+  dropToSync(notRun: (kind: Owed, reply: Reply, serverName: string | null, clientName: string | null, payload: Buffer | null) => void, afterFailedCopy = false): boolean {
+    while (this.head < this.kinds.length && this.kinds[this.head] !== Owed.Sync && !(afterFailedCopy && this.kinds[this.head] === Owed.SyncInCopy && this.afterCopyData[this.head])) {
       if (this.names[this.head] !== null || this.clientNames[this.head] !== null) {
         notRun(this.kinds[this.head], this.replies[this.head], this.names[this.head], this.clientNames[this.head], this.payloads[this.head]);
       }
@@ -238,6 +255,21 @@ export class RequestLedger {
       this.skippingToSync = true;
     }
     return synced;
+  }
+
+  /** The entry pushed last is a Sync with a body. */
+  lastHadBody(): void {
+    this.withBody[this.withBody.length - 1] = true;
+  }
+
+  /** Whether the next entry is a Sync (during COPY or not) that had a body. */
+  get nextHadBody(): boolean {
+    return this.head < this.kinds.length && this.withBody[this.head];
+  }
+
+  /** The client sent COPY data (it belongs to the open copy, if any). */
+  copyDataSent(): void {
+    if (this.openCopy >= this.head) this.dataInOpenCopy = true;
   }
 
   /** The client sent CopyDone or CopyFail: the open copy (if any) ends there; what follows is not part of it. */
@@ -306,7 +338,7 @@ export class RequestLedger {
 
   /** Removes `n` entries right after the next one. */
   private removeAt(i: number): void {
-    for (const column of [this.kinds, this.replies, this.payloads, this.names, this.owned, this.clientNames, this.marks, this.copySyncs, this.copyBrokenBy] as unknown[][]) column.splice(i, 1);
+    for (const column of [this.kinds, this.replies, this.payloads, this.names, this.owned, this.clientNames, this.marks, this.copySyncs, this.copyBrokenBy, this.afterCopyData, this.withBody] as unknown[][]) column.splice(i, 1);
     if (this.openCopy > i) this.openCopy--;
     else if (this.openCopy === i) this.openCopy = -1;
   }
@@ -322,6 +354,8 @@ export class RequestLedger {
     this.marks.splice(at, n);
     this.copySyncs.splice(at, n);
     this.copyBrokenBy.splice(at, n);
+    this.afterCopyData.splice(at, n);
+    this.withBody.splice(at, n);
     if (this.openCopy >= at + n) this.openCopy -= n;
     else if (this.openCopy >= at) this.openCopy = -1;
   }
@@ -342,7 +376,10 @@ export class RequestLedger {
     this.marks.length = 0;
     this.copySyncs.length = 0;
     this.copyBrokenBy.length = 0;
+    this.afterCopyData.length = 0;
+    this.withBody.length = 0;
     this.openCopy = -1;
+    this.dataInOpenCopy = false;
     this.head = 0;
   }
 }

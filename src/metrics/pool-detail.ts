@@ -4,7 +4,8 @@
  * address: the page is served without authentication on the metrics port, so it shows what an
  * operator needs to find a stuck client (application name, state, wait, transaction age) and no more.
  */
-import { ClientState, operatorState, type ClientInfo, type OperatorState } from '../client/client-state.js';
+import type { ClientInfo } from '../client/client-info.js';
+import { ClientState, operatorState, type OperatorState } from '../client/client-state.js';
 import type { Pool, PoolClient } from '../pool/pool.js';
 import type { PoolRegistry } from '../pool/pool-registry.js';
 import type { ServerConnection } from '../server/server-connection.js';

@@ -9,16 +9,16 @@ import type { Logger } from 'pino';
 import { PasswordSource } from '../auth/password-source.js';
 import { ScramSecretCache } from '../client/client-auth.js';
 import { loadClientTls, loadServerTls, type ClientTls, type ServerTls } from '../net/tls-config.js';
-import type { ClientHost } from '../client/client-host.js';
-import { ClientState, type ClientSession } from '../client/client-session.js';
+import type { AdminEntry, ClientHost } from '../client/client-host.js';
+import type { RegisteredClient } from '../client/client-info.js';
+import { ClientState } from '../client/client-state.js';
 import { resolveDatabase, type DatabaseConfig, type PgmuxConfig } from '../config/index.js';
 import { Errors, type PgmuxError } from '../errors.js';
 import { TxStatus } from '../protocol/codes.js';
-import type { AdminConsole } from '../admin/admin-console.js';
 import type { ServerTarget } from '../server/server-connection.js';
 import { EventLog } from './event-log.js';
 import { Pool, type PoolHost, type PoolSettings } from './pool.js';
-import { WaitQueue } from './wait-queue.js';
+import { queueLink, WaitQueue } from './wait-queue.js';
 import { addCounters, averages, StatsHistory, ZERO_COUNTERS } from './pool-stats.js';
 import { LoginBudget } from './login-budget.js';
 
@@ -27,14 +27,14 @@ const JANITOR_INTERVAL_MS = 200;
 export class PoolRegistry implements ClientHost, PoolHost {
   readonly pools = new Map<string, Pool>();
   /** Every client connection, logged in or not. */
-  readonly clients = new Set<ClientSession>();
+  readonly clients = new Set<RegisteredClient>();
   readonly secrets = new ScramSecretCache();
   // Replaced as a whole by a reload (applyConfig).
   clientTls: ClientTls;
   serverTls: ServerTls;
   passwords: PasswordSource;
   /** The admin console behind the virtual databases pgbouncer/pgmux, when the process has one. */
-  adminConsole: AdminConsole | null = null;
+  adminConsole: AdminEntry | null = null;
   /** Counter snapshots every stats_period, for the averages of SHOW STATS. */
   readonly statsHistory = new StatsHistory();
   /** PAUSE (or KILL) with no database named: every pool is paused. */
@@ -46,7 +46,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
   readonly reloads = { ok: 0, failed: 0 };
   /** Reloads, pauses, kills, upstream trouble: the status page's events list. */
   readonly events = new EventLog();
-  private readonly byCancelKey = new Map<number, ClientSession>();
+  private readonly byCancelKey = new Map<number, RegisteredClient>();
   private serverIds = 0;
   private failedLogins = 0;
   /** Clients pinned, by reason, since start (for the admin console and metrics). */
@@ -59,7 +59,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
   private janitor: NodeJS.Timeout | null = null;
   /** Clients holding a max_client_logins_in_progress slot, and those waiting (unread) for one, in arrival order. */
   loginsInProgress = 0;
-  readonly loginQueue = new WaitQueue<ClientSession>();
+  readonly loginQueue = new WaitQueue<RegisteredClient>();
   /** client_login_slice: login work gets a bounded share of each event-loop turn. */
   readonly loginBudget: LoginBudget;
   /** Set by Pgmux.stop(): see ClientHost.draining. */
@@ -126,7 +126,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
   }
 
   /** Registers a new connection and gives it its cancel key. */
-  addClient(client: ClientSession): void {
+  addClient(client: RegisteredClient): void {
     this.clients.add(client);
     let processId: number;
     do processId = randomInt(1, 0x7fffffff);
@@ -143,13 +143,15 @@ export class PoolRegistry implements ClientHost, PoolHost {
       client.holdsLoginSlot = true;
     } else {
       client.socket.pause();
+      client.loginLink ??= queueLink(client);
       this.loginQueue.push(client.loginLink);
     }
   }
 
-  loginEnded(client: ClientSession): void {
-    if (client.loginLink.queued) {
+  loginEnded(client: RegisteredClient): void {
+    if (client.loginLink?.queued === true) {
       this.loginQueue.remove(client.loginLink);
+      client.loginLink = null;
       return;
     }
     if (!client.holdsLoginSlot) return;
@@ -162,25 +164,26 @@ export class PoolRegistry implements ClientHost, PoolHost {
   private admitLogins(): void {
     const max = this.config.max_client_logins_in_progress;
     while (this.loginQueue.length > 0 && (max === 0 || this.loginsInProgress < max)) {
-      const next = this.loginQueue.shift() as ClientSession;
+      const next = this.loginQueue.shift() as RegisteredClient;
+      next.loginLink = null; // made again should it ever queue again; an idle client keeps none
       this.loginsInProgress++;
       next.holdsLoginSlot = true;
       next.socket.resume();
     }
   }
 
-  clientLoggedIn(client: ClientSession): void {
+  clientLoggedIn(client: RegisteredClient): void {
     // The registry's logger with the client's fields: no per-client child logger just for this line.
     if (this.config.log_connections) this.log.info({ client: client.id, user: client.user, db: client.database, addr: client.label, app: client.applicationName }, 'client logged in');
   }
 
-  loginFailed(client: ClientSession, error: PgmuxError): void {
+  loginFailed(client: RegisteredClient, error: PgmuxError): void {
     this.failedLogins++;
     this.loginFailuresTotal++;
     client.log.warn({ addr: client.label, code: error.code, failedLoginsThisMinute: this.failedLogins }, 'client login failed');
   }
 
-  clientClosed(client: ClientSession, reason: string): void {
+  clientClosed(client: RegisteredClient, reason: string): void {
     this.loginEnded(client);
     if (!this.clients.delete(client)) return;
     this.byCancelKey.delete(client.processId);
@@ -189,7 +192,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     }
   }
 
-  clientPinned(client: ClientSession, kind: string): void {
+  clientPinned(client: RegisteredClient, kind: string): void {
     this.pinCounts.set(kind, (this.pinCounts.get(kind) ?? 0) + 1);
     client.pool?.stats.pin(kind);
     client.log.info({ reason: kind }, 'client pinned to its server connection by session state');
@@ -239,7 +242,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
     for (const client of this.clients) this.checkClientTimeouts(client, now);
   }
 
-  private checkClientTimeouts(client: ClientSession, now: number): void {
+  private checkClientTimeouts(client: RegisteredClient, now: number): void {
     const c = this.config;
     switch (client.state) {
       case ClientState.Startup:

@@ -54,7 +54,10 @@ export interface PoolSettings {
 /** A client as the pool sees it. */
 export interface PoolClient extends ServerClient {
   readonly id: number;
+  /** Its link in the wait queue, to see whether it is queued: NOT_QUEUED until it first waits. */
   readonly waitLink: QueueLink<PoolClient>;
+  /** Its own link, made the first time it waits (most clients are served at once and never need one). */
+  waitQueueLink(): QueueLink<PoolClient>;
   /** The server assigned to it (possibly still syncing parameters), or null. */
   server: ServerConnection | null;
   waitingSince: number;
@@ -190,7 +193,7 @@ export class Pool implements ServerOwner {
     const max = this.settings.maxQueuedClients;
     if (this.paused) {
       if (max > 0 && this.waiting.length >= max) return this.queueFull(client);
-      this.waiting.push(client.waitLink);
+      this.waiting.push(client.waitQueueLink());
       return;
     }
     const server = this.takeIdle(now, client.serverStartup.key);
@@ -206,7 +209,7 @@ export class Pool implements ServerOwner {
       this.failAcquire(client, this.loginFailingError(now));
       return;
     }
-    this.waiting.push(client.waitLink);
+    this.waiting.push(client.waitQueueLink());
     if (server !== null) {
       // Long idle: prove it still works before use; it then serves the head of the queue.
       this.place(server, ServerState.Resetting);

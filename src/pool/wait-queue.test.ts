@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { WaitQueue, queueLink, type QueueLink } from './wait-queue.js';
+import { NOT_QUEUED, WaitQueue, queueLink, type QueueLink } from './wait-queue.js';
 
 function filled(n: number): { queue: WaitQueue<number>; links: Array<QueueLink<number>> } {
   const queue = new WaitQueue<number>();
@@ -26,6 +26,17 @@ describe('queueLink', () => {
     const link = queueLink(value);
     expect(link).toEqual({ prev: null, next: null, value, queued: false });
     expect(link.value).toBe(value);
+  });
+});
+
+describe('NOT_QUEUED', () => {
+  it('stands for a member never queued: removing it does nothing, pushing it fails loudly', () => {
+    const { queue } = filled(2);
+    queue.remove(NOT_QUEUED);
+    expectConsistent(queue, [0, 1]);
+    expect(() => queue.push(NOT_QUEUED)).toThrow(TypeError);
+    expectConsistent(queue, [0, 1]);
+    expect(NOT_QUEUED.queued).toBe(false);
   });
 });
 

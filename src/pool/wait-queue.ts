@@ -11,6 +11,12 @@ export function queueLink<T>(value: T): QueueLink<T> {
 }
 
 /**
+ * The link of a member that has never been queued: shared, so a member can make its own link the first time it is
+ * queued. Frozen: pushing it fails loudly instead of linking every such member at once.
+ */
+export const NOT_QUEUED: QueueLink<never> = Object.freeze({ prev: null, next: null, value: undefined as never, queued: false });
+
+/**
  * FIFO queue of waiting clients: O(1) push, shift and removal from anywhere (a client that
  * disconnects or is cancelled while it waits), with an exact length. Intrusive, so queueing
  * allocates nothing.

@@ -664,6 +664,19 @@ describe('FrameReader, invalid lengths', () => {
     expect(long.errors).toEqual(['invalid message length 11']);
   });
 
+  it('takes per-type limits from a MessageLimits object too (a client session is its own), asked as they change', () => {
+    let max = 10;
+    const limits = { maxMessageLength: (code: number): number => (code === 0x53 ? max : 0) };
+    const recorder = new Recorder();
+    const reader = new FrameReader(recorder, limits);
+    reader.push(bad('S', 10));
+    reader.push(Buffer.alloc(6));
+    expect(recorder.frames().map((f) => f.code)).toEqual([0x53]);
+    max = 5;
+    reader.push(bad('S', 10));
+    expect(recorder.errors).toEqual(['invalid message length 10']);
+  });
+
   it('accepts the smallest valid length (4)', () => {
     const recorder = new Recorder();
     const reader = new FrameReader(recorder);

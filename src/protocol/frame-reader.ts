@@ -15,6 +15,12 @@ export interface FrameHandler {
   onProtocolError(reason: string): void;
 }
 
+/** Per-type length limits that depend on the owner's state (a client's limits change as it logs in). */
+export interface MessageLimits {
+  /** The largest declared length accepted for a message of this type; 0 refuses the type at its first byte. */
+  maxMessageLength(code: number): number;
+}
+
 const HEADER_LENGTH = 5;
 
 /**
@@ -22,8 +28,11 @@ const HEADER_LENGTH = 5;
  * of the chunks it was given. It copies only a non-streamable message that spans chunks.
  */
 export class FrameReader {
-  /** Bytes of a message header split across chunks. */
-  private readonly header = Buffer.allocUnsafe(HEADER_LENGTH);
+  /**
+   * Bytes of a message header split across chunks: made the first time one is (most connections never split a
+   * header), outside Buffer's shared pool, whose 8 KiB slab a long-lived 5-byte view would keep alive.
+   */
+  private header: Buffer | null = null;
   private headerHeld = 0;
   /** A non-streamable message being assembled across chunks. */
   private body: Buffer | null = null;
@@ -32,15 +41,19 @@ export class FrameReader {
   private streamCode = 0;
   private streamRemaining = 0;
   private failed = false;
+  /**
+   * The largest declared length accepted: one for every type, or per type (0 refuses the type at its header,
+   * before any of its body is awaited: a client's limits are PostgreSQL's, which differ by type and phase).
+   */
+  private readonly maxLength: number | MessageLimits;
 
+  /** `maxLength`: a function or a MessageLimits (a ClientSession is its own: no closure per connection). */
   constructor(
     private readonly handler: FrameHandler,
-    /**
-     * The largest declared length accepted: one for every type, or per type (0 refuses the type at its header,
-     * before any of its body is awaited: a client's limits are PostgreSQL's, which differ by type and phase).
-     */
-    private readonly maxLength: number | ((code: number) => number) = MAX_MESSAGE_LENGTH,
-  ) {}
+    maxLength: number | MessageLimits | ((code: number) => number) = MAX_MESSAGE_LENGTH,
+  ) {
+    this.maxLength = typeof maxLength === 'function' ? { maxMessageLength: maxLength } : maxLength;
+  }
 
   /** True while part of a message is held or being streamed (the stream is between messages otherwise). */
   get midMessage(): boolean {
@@ -92,11 +105,12 @@ export class FrameReader {
     }
     if (pos < length) {
       // The type byte alone may refuse the message (PostgreSQL reads it before the length): do not wait for more.
-      if (typeof this.maxLength !== 'number' && this.maxLength(chunk[pos]) === 0) {
+      if (typeof this.maxLength !== 'number' && this.maxLength.maxMessageLength(chunk[pos]) === 0) {
         this.failed = true;
         this.handler.onProtocolError(`invalid message type ${chunk[pos]}`);
         return;
       }
+      this.header ??= Buffer.allocUnsafeSlow(HEADER_LENGTH);
       this.headerHeld = chunk.copy(this.header, 0, pos, length);
     }
   }
@@ -107,21 +121,22 @@ export class FrameReader {
   }
 
   private continueHeader(chunk: Buffer): number {
-    const n = chunk.copy(this.header, this.headerHeld, 0, HEADER_LENGTH - this.headerHeld);
+    const header = this.header as Buffer;
+    const n = chunk.copy(header, this.headerHeld, 0, HEADER_LENGTH - this.headerHeld);
     this.headerHeld += n;
     if (this.headerHeld < HEADER_LENGTH) return n;
     this.headerHeld = 0;
-    const code = this.header[0];
-    const declared = this.header.readInt32BE(1);
+    const code = header[0];
+    const declared = header.readInt32BE(1);
     if (!this.validLength(code, declared)) return chunk.length;
     const total = declared + 1;
     if (total === HEADER_LENGTH) {
-      this.handler.onFrame(code, Buffer.from(this.header), 0, HEADER_LENGTH);
+      this.handler.onFrame(code, Buffer.from(header), 0, HEADER_LENGTH);
       return n;
     }
     if (this.handler.canStream(code)) {
       // The header is the only copied part; a fresh buffer because it is handed to a socket.
-      this.handler.onPiece(code, Buffer.from(this.header), 0, HEADER_LENGTH, true, false);
+      this.handler.onPiece(code, Buffer.from(header), 0, HEADER_LENGTH, true, false);
       if (this.failed) return chunk.length;
       this.streamCode = code;
       this.streamRemaining = total - HEADER_LENGTH;
@@ -133,7 +148,7 @@ export class FrameReader {
       return n + m;
     }
     this.body = Buffer.allocUnsafe(total);
-    this.header.copy(this.body, 0);
+    header.copy(this.body, 0);
     this.bodyHeld = HEADER_LENGTH;
     return n + this.continueBody(chunk.subarray(n));
   }
@@ -151,7 +166,7 @@ export class FrameReader {
   }
 
   private validLength(code: number, declared: number): boolean {
-    const max = typeof this.maxLength === 'number' ? this.maxLength : this.maxLength(code);
+    const max = typeof this.maxLength === 'number' ? this.maxLength : this.maxLength.maxMessageLength(code);
     if (declared >= 4 && declared <= max) return true;
     this.failed = true;
     this.handler.onProtocolError(max === 0 ? `invalid message type ${code}` : `invalid message length ${declared}`);

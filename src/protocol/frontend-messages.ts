@@ -3,6 +3,7 @@
  * names in Parse/Bind/Describe/Close, and the messages it injects towards servers. `start` is
  * the position of the message's type byte in `buf`; `end` is one past its last byte.
  */
+import { isUtf8 } from 'node:buffer';
 import { FrontendCode } from './codes.js';
 import { MalformedMessage } from './malformed.js';
 
@@ -21,13 +22,19 @@ export interface ParseInfo {
   tail: Buffer;
 }
 
-/** Decodes a Parse message; `tail` is a copy (it outlives the received chunk). */
+/**
+ * Decodes a Parse message; `tail` is a copy (it outlives the received chunk), in memory of its own: a client keeps its
+ * statements' tails as long as it stays connected, and a small copy from Buffer's shared pool would keep the whole
+ * 8 KiB slab it was cut from alive with it (no slower to make: Buffer.from of a view is not a cheap path either).
+ */
 export function readParse(buf: Buffer, start: number, end: number): ParseInfo {
   const [name, afterName] = cstring(buf, start + 5, end);
   const [query, afterQuery] = cstring(buf, afterName, end);
   // Int16 parameter count, then that many Int32 type OIDs: the tail is re-sent as is, so it must be whole.
   if (afterQuery + 2 > end || afterQuery + 2 + 4 * buf.readInt16BE(afterQuery) !== end) throw new MalformedMessage('invalid parameter type list in Parse message');
-  return { name, query, tail: Buffer.from(buf.subarray(afterName, end)) };
+  const tail = Buffer.allocUnsafeSlow(end - afterName);
+  buf.copy(tail, 0, afterName, end);
+  return { name, query, tail };
 }
 
 /** The statement name of a Bind message (after the portal name). */
@@ -41,9 +48,10 @@ export function readBindParameterCount(buf: Buffer, start: number, end: number):
   const [, afterPortal] = cstring(buf, start + 5, end);
   const [, afterStatement] = cstring(buf, afterPortal, end);
   if (afterStatement + 2 > end) throw new MalformedMessage('invalid format code count in Bind message');
-  const values = afterStatement + 2 + 2 * buf.readInt16BE(afterStatement);
+  // Counts are unsigned, as PostgreSQL reads them (pq_getmsgint): 0x8000 formats is 32768, not -32768.
+  const values = afterStatement + 2 + 2 * buf.readUInt16BE(afterStatement);
   if (values + 2 > end) throw new MalformedMessage('invalid parameter count in Bind message');
-  return buf.readInt16BE(values);
+  return buf.readUInt16BE(values);
 }
 
 /** Describe/Close: the kind byte ('S' statement or 'P' portal) and the name. */
@@ -54,6 +62,100 @@ export function readTarget(buf: Buffer, start: number, end: number): { kind: num
   // itself, so it must not take one PostgreSQL would refuse.
   if (after !== end) throw new MalformedMessage(`invalid '${String.fromCharCode(buf[start])}' message: bytes after the name`);
   return { kind: buf[start + 5], name };
+}
+
+/** Whether bytes from..to are valid UTF-8 (names are mostly ASCII: looked at byte by byte, no view made). */
+function validUtf8(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] >= 0x80) return isUtf8(buf.subarray(from, to));
+  return true;
+}
+
+/**
+ * Whether the strings PostgreSQL reads from this Parse, Bind, Describe, Close or Query (names, query text) are
+ * valid UTF-8. PostgreSQL checks them as it reads the message (pq_getmsgstring, for a UTF8 client encoding) and
+ * refuses one that is not with 22021 before acting on it: an unnamed Parse or a Query then leaves the unnamed
+ * statement as it was, a Parse prepares nothing. pgmux must then not act on the message either (decoded, such
+ * names turn into U+FFFD and can match another name): it goes to the server as it is, for the server's answer.
+ * A malformed message counts as valid here: the decoders refuse it with 08P01.
+ */
+export function stringsAreUtf8(buf: Buffer, start: number, end: number): boolean {
+  let pos = start + 5;
+  let strings: number;
+  switch (buf[start]) {
+    case FrontendCode.Query:
+      return end <= pos || buf[end - 1] !== 0 || isUtf8(buf.subarray(pos, end - 1));
+    case FrontendCode.Parse:
+    case FrontendCode.Bind:
+      strings = 2;
+      break;
+    case FrontendCode.Describe:
+    case FrontendCode.Close:
+      pos++;
+      strings = 1;
+      break;
+    default:
+      return true;
+  }
+  for (; strings > 0; strings--) {
+    const nul = pos < end ? buf.indexOf(0, pos) : -1;
+    if (nul < 0 || nul >= end) return true;
+    if (!validUtf8(buf, pos, nul)) return false;
+    pos = nul + 1;
+  }
+  return true;
+}
+
+/**
+ * The statement a Parse, Bind, Describe or Close names ('' for the unnamed one), decoded as the router decodes it;
+ * null for a portal, another message type, or a malformed message (the decoders refuse that one).
+ */
+export function statementNameOf(buf: Buffer, start: number, end: number): string | null {
+  let pos = start + 5;
+  switch (buf[start]) {
+    case FrontendCode.Parse:
+      break;
+    case FrontendCode.Bind: {
+      const portalEnd = buf.indexOf(0, pos);
+      if (portalEnd < 0 || portalEnd >= end) return null;
+      pos = portalEnd + 1;
+      break;
+    }
+    case FrontendCode.Describe:
+    case FrontendCode.Close:
+      if (buf[pos] !== STATEMENT) return null;
+      pos++;
+      break;
+    default:
+      return null;
+  }
+  const nul = pos < end ? buf.indexOf(0, pos) : -1;
+  if (nul < 0 || nul >= end) return null;
+  return nul === pos ? '' : buf.toString('utf8', pos, nul);
+}
+
+/**
+ * Throws MalformedMessage where routing the message would (the decoders the statement router uses), so that a
+ * message held back to be routed later is refused now, as the client's (08P01), not later inside a server's handler.
+ */
+export function checkRoutable(buf: Buffer, start: number, end: number): void {
+  switch (buf[start]) {
+    case FrontendCode.Parse:
+      readParse(buf, start, end);
+      break;
+    case FrontendCode.Bind:
+      readBindStatement(buf, start, end);
+      readBindParameterCount(buf, start, end);
+      break;
+    case FrontendCode.Describe:
+    case FrontendCode.Close:
+      readTarget(buf, start, end);
+      break;
+    case FrontendCode.Query:
+      readQuery(buf, start, end);
+      break;
+    default:
+      break;
+  }
 }
 
 export const STATEMENT = 0x53; // 'S'

@@ -381,6 +381,7 @@ export class ServerConnection implements FrameHandler {
     const client = this.client;
     const link = this.link;
     if (client === null || link === null || link.toClient.empty) return;
+    link.clientFlushed();
     if (!link.toClient.flush(client.socket) && !this.pausedForClient) {
       // Slow reader: stop reading from the server until the client's socket drains.
       this.pausedForClient = true;

@@ -292,7 +292,8 @@ export class DifferentialRunner {
   }
 
   private async waitForServer(): Promise<void> {
-    const deadline = Date.now() + 30_000;
+    // Crash recovery replays the WAL since the last checkpoint: on a loaded 2-core machine that took over 30 s.
+    const deadline = Date.now() + 180_000;
     for (;;) {
       try {
         await this.adminClient();
