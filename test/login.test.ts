@@ -97,3 +97,33 @@ describe('application_name_add_host', () => {
     }
   });
 });
+
+describe('SCRAM against a plaintext password', () => {
+  // The user's password is plaintext in the config: the first login derives its keys with PBKDF2, in libuv's
+  // threadpool (the client's answer waits), so the event loop keeps serving others. Many at once, right and wrong.
+  it('concurrent first logins all get their answer: in with the right password, 28P01 with a wrong one', async () => {
+    const fresh = await startPgmux({
+      settings: { default_pool_size: 2, log_connections: false, log_disconnections: false },
+      databases: { app: { dbname: db } },
+      users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
+    });
+    try {
+      const attempt = async (password: string | undefined): Promise<string> => {
+        const c = new pg.Client({ connectionString: fresh.url('app', APP_ROLE.name, password), connectionTimeoutMillis: 15_000 });
+        c.on('error', () => undefined);
+        try {
+          await c.connect();
+          return (await c.query<{ one: number }>('select 1 as one')).rows[0].one === 1 ? 'in' : 'wrong answer';
+        } catch (err) {
+          return (err as { code?: string }).code ?? String(err);
+        } finally {
+          await c.end().catch(() => undefined);
+        }
+      };
+      const results = await Promise.all(Array.from({ length: 24 }, (_, i) => attempt(i % 4 === 3 ? 'not-the-password' : APP_ROLE.password)));
+      expect(results).toEqual(Array.from({ length: 24 }, (_, i) => (i % 4 === 3 ? '28P01' : 'in')));
+    } finally {
+      await fresh.stop();
+    }
+  });
+});

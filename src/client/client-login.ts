@@ -13,7 +13,7 @@ import { AUTHENTICATION_OK, backendKeyData, parameterStatus, readyForQuery } fro
 import { FrontendCode, TxStatus } from '../protocol/codes.js';
 import type { ParamMap } from '../server/param-map.js';
 import type { ServerConnection } from '../server/server-connection.js';
-import { ClientAuth } from './client-auth.js';
+import { ClientAuth, type AuthStep } from './client-auth.js';
 import type { AdminConnection, ClientHost } from './client-host.js';
 import type { RegisteredClient } from './client-info.js';
 import { expectKnownValues, learnStartupValues } from './client-parameters.js';
@@ -43,6 +43,8 @@ export interface LoginSession extends RegisteredClient, PoolClient {
 
 export class ClientLogin {
   private auth: ClientAuth | null = null;
+  /** A password check runs in the threadpool (AuthStep 'pending'). */
+  private waiting = false;
   /** The user's stored password as found (config, auth_file or auth_query): what pgmux logs in upstream with. */
   private storedPassword: string | undefined = undefined;
 
@@ -94,7 +96,9 @@ export class ClientLogin {
         binding = null; // certificate type without a binding hash: SCRAM-SHA-256-PLUS not offered
       }
     }
-    this.auth = new ClientAuth(this.session.user, password, authType, this.host.secrets, binding);
+    // mayWait: a password that must be derived with PBKDF2 (plaintext in the auth source) is derived in libuv's
+    // threadpool, not on the event loop every client shares.
+    this.auth = new ClientAuth(this.session.user, password, authType, this.host.secrets, binding, { mayWait: true });
     this.session.socket.write(this.auth.start());
   }
 
@@ -104,8 +108,30 @@ export class ClientLogin {
     const auth = this.auth;
     if (auth === null) return session.fail(Errors.authProtocol('message sent before the authentication request'));
     if (code !== FrontendCode.PasswordMessage) return session.fail(Errors.authProtocol(`expected a password message, got '${String.fromCharCode(code)}'`));
-    const step = auth.onMessage(buf, start, end);
+    // The client sends nothing while its password is being checked; PostgreSQL would not read it either.
+    if (this.waiting) return session.fail(Errors.authProtocol('message sent before the answer to the password message'));
+    this.onStep(auth, auth.onMessage(buf, start, end));
+  }
+
+  private onStep(auth: ClientAuth, step: AuthStep): void {
+    const session = this.session;
     switch (step.kind) {
+      case 'pending':
+        this.waiting = true;
+        step.next.then(
+          (next) => {
+            this.waiting = false;
+            // Gone (or failed) meanwhile: nothing more to say.
+            if (session.state !== ClientState.Authenticating || this.auth !== auth) return;
+            try {
+              this.onStep(auth, next);
+            } catch (err) {
+              session.failOn(err);
+            }
+          },
+          (err: unknown) => session.failOn(err),
+        );
+        return;
       case 'send':
         session.socket.write(step.message);
         return;

@@ -17,6 +17,7 @@ import { BackendCode, FrontendCode, TxStatus } from '../protocol/codes.js';
 import { errorInClientText, errorNamingClientStatement } from '../protocol/error-rewrite.js';
 import { readErrorFields } from '../protocol/fields.js';
 import { checkRoutable, readParse, statementNameOf, stringsAreUtf8 } from '../protocol/frontend-messages.js';
+import { HeldMessages, PendingChanges, type HeldAs } from './held-for-segment.js';
 import { WriteBatch } from '../protocol/write-batch.js';
 import type { SegmentReplay } from '../client/segment-replay.js';
 import { NO_UNNAMED_STATEMENT, PendingChange, RESTORED_UNNAMED_MARK, UNNAMED_MARK, type StatementRouter, type StatementTarget } from '../client/statement-router.js';
@@ -83,13 +84,6 @@ function isStalePlan(fields: ReadonlyMap<string, string>): boolean {
 /** How pgmux's stand-ins fail on the server: no such column (refused statements), no such statement (26000), one command only (42601). */
 const STAND_IN_FAILURES: ReadonlySet<string> = new Set(['42703', '26000', '42601']);
 
-/** A held message the session handed over as an extended Query (own) or as a refusal (failure, error). */
-interface HeldAs {
-  own: OwnStatements | null;
-  failure: Owed;
-  error: Buffer;
-}
-
 export class Attachment implements StatementTarget {
   readonly ledger = new RequestLedger();
   /** Bytes for the server, flushed by the client side after each chunk. */
@@ -140,24 +134,10 @@ export class Attachment implements StatementTarget {
   /** See ownRepliesDue. */
   private flushAsked = false;
   private firstExecuteSegment = -1;
-  /**
-   * Statements changed by messages the server may yet skip: the segment of the latest change of each and which
-   * later messages depend on it (PendingChange bits); null when none. `changesUntil` is the latest segment.
-   */
-  private changes: Map<string, { segment: number; waits: PendingChange }> | null = null;
-  private changesUntil = -1;
-  /**
-   * Client messages held back (views, in order) until segment `heldFor` is answered: what the first of them
-   * must do depends on whether the server ran a change in it (see mustWait).
-   */
-  private held: Buffer[] | null = null;
-  /** For each held message, what the session asked for it beyond routing (null: route it as the client sent it). */
-  private heldAs: Array<HeldAs | null> = [];
-  private heldCodes: number[] = [];
-  private heldFor = -1;
-  private heldStarts: number[] = [];
-  private heldEnds: number[] = [];
-  private heldBytes = 0;
+  /** Statements changed by messages the server may yet skip (held-for-segment.ts); null when none. */
+  private changes: PendingChanges | null = null;
+  /** Client messages waiting for an earlier segment's answer; null when none. */
+  private held: HeldMessages | null = null;
 
   constructor(
     readonly statements: PreparedCache,
@@ -216,45 +196,31 @@ export class Attachment implements StatementTarget {
     if (this.admit(code, buf, start, end)) this.route(code, buf, start, end);
   }
 
-  /**
-   * Whether this message names a statement changed in an earlier segment not answered yet, in a way whose outcome
-   * decides what the message must do. If something before the change fails, the server skips it: a Close pgmux
-   * answered itself did not happen, an unnamed Parse left the server's unnamed statement as it was (which need not
-   * be the client's: statements move between servers). The router learns which when the answer arrives; the
-   * message is routed then (seeds 70814, 1212128). Drivers rarely pipeline these, so waits are rare.
-   */
+  /** Whether this message names a statement changed in an earlier segment not answered yet (held-for-segment.ts). */
   private mustWait(code: number, buf: Buffer, start: number, end: number): boolean {
     // (`code` is not always buf[start]: COPY data comes in pieces.)
     if (code !== FrontendCode.Parse && code !== FrontendCode.Bind && code !== FrontendCode.Describe && code !== FrontendCode.Close) return false;
-    const changes = this.changes as Map<string, { segment: number; waits: PendingChange }>;
-    if (this.syncsDone > this.changesUntil) {
+    const changes = this.changes as PendingChanges;
+    if (changes.allAnswered(this.syncsDone)) {
       this.changes = null;
       return false;
     }
     if (this.ledger.skippingToSync) return false; // discarded anyway
     const name = statementNameOf(buf, start, end);
     if (name === null) return false;
-    const change = changes.get(name);
-    if (change === undefined || change.segment < this.syncsDone || change.segment >= this.syncsSent) return false;
-    if ((change.waits & (code === FrontendCode.Parse ? PendingChange.Parse : PendingChange.Use)) === 0) return false;
-    this.heldFor = change.segment;
-    return true;
+    this.waitingFor = changes.waitFor(code, name, this.syncsDone, this.syncsSent);
+    return this.waitingFor >= 0;
   }
 
-  /** At most this much client input is held; beyond it, messages are routed at once (as if nothing were held). */
-  private static readonly MAX_HELD_BYTES = 1 << 20;
+  /** Set by mustWait: the segment the message waits for. */
+  private waitingFor = -1;
 
   private hold(code: number, buf: Buffer, start: number, end: number, as: HeldAs | null): void {
+    // Refused now, as the client's (08P01), not later inside the server's handler when it is routed.
     if (as === null && code !== FrontendCode.CopyData) checkRoutable(buf, start, end);
-    if (this.held === null) this.held = [];
-    this.held.push(buf);
-    this.heldCodes.push(code);
-    this.heldAs.push(as);
-    this.heldStarts.push(start);
-    this.heldEnds.push(end);
-    this.heldBytes += end - start;
-    if (this.heldBytes > Attachment.MAX_HELD_BYTES) {
-      this.changes = null; // nothing waits any more
+    if (this.held === null) this.held = new HeldMessages(this.waitingFor);
+    if (!this.held.push(code, buf, start, end, as)) {
+      this.changes = null; // past the bound: nothing waits any more
       this.releaseHeld();
     }
   }
@@ -263,33 +229,19 @@ export class Attachment implements StatementTarget {
   private releaseHeld(): void {
     const held = this.held;
     if (held === null) return;
-    const starts = this.heldStarts;
-    const ends = this.heldEnds;
-    const heldAs = this.heldAs;
-    const codes = this.heldCodes;
     this.held = null;
-    this.heldStarts = [];
-    this.heldEnds = [];
-    this.heldAs = [];
-    this.heldCodes = [];
-    this.heldBytes = 0;
-    this.heldFor = -1;
-    for (let i = 0; i < held.length; i++) {
-      const buf = held[i];
-      const as = heldAs[i];
-      if (as === null) this.fromClient(codes[i], buf, starts[i], ends[i]);
+    for (let i = 0; i < held.bufs.length; i++) {
+      const buf = held.bufs[i];
+      const as = held.as[i];
+      if (as === null) this.fromClient(held.codes[i], buf, held.starts[i], held.ends[i]);
       else if (as.own !== null) this.sendExtendedQuery(buf, as.own);
       else this.injectFailure(as.failure, buf, as.error);
     }
   }
 
   changeSent(name: string, waits: PendingChange): void {
-    const segment = this.syncsSent;
-    if (this.changes === null) this.changes = new Map();
-    const earlier = this.changes.get(name);
-    // The latest change decides; an earlier one of the same segment still counts (a Close, then a Parse).
-    this.changes.set(name, { segment, waits: earlier !== undefined && earlier.segment === segment ? earlier.waits | waits : waits });
-    this.changesUntil = segment;
+    if (this.changes === null) this.changes = new PendingChanges();
+    this.changes.note(name, this.syncsSent, waits);
   }
 
   /** Bookkeeping for every client message; false when the server would discard it. */
@@ -463,7 +415,7 @@ export class Attachment implements StatementTarget {
   fromServer(code: number, buf: Buffer, start: number, end: number): LinkEvent {
     const event = this.handleServer(code, buf, start, end);
     // The segment held messages waited for is answered: they go now (flushed with the server's chunk).
-    if (this.held !== null && this.syncsDone > this.heldFor && event !== LinkEvent.Desync) this.releaseHeld();
+    if (this.held !== null && this.syncsDone > this.held.segment && event !== LinkEvent.Desync) this.releaseHeld();
     return event;
   }
 
@@ -717,12 +669,6 @@ export class Attachment implements StatementTarget {
     this.results = 0;
     this.deallocated = false;
     this.held = null;
-    this.heldStarts = [];
-    this.heldEnds = [];
-    this.heldAs = [];
-    this.heldCodes = [];
-    this.heldBytes = 0;
-    this.heldFor = -1;
     this.changes = null;
   }
 
