@@ -28,6 +28,7 @@ import { freePort, startPostgres } from '../test/harness/postgres.js';
 import { APP_DATABASE, APP_ROLE } from '../test/harness/roles.js';
 import { openIdleClients, runStormClients, type IdleClients, type LoginTarget } from './connections.js';
 import { BenchConnection, deriveLoginKeys } from './pg-client.js';
+import { benchConfig } from './pgmux-process.js';
 import { cleanEnv, rssBytes, runCommand, sleep, stopChild, wrapCommand } from './proc.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -324,23 +325,8 @@ async function measurePgmux(setup: Setup, clients: number, auth: string, snapsho
   const configFile = path.join(dir, 'pgmux.yaml');
   await fsp.writeFile(
     configFile,
-    stringify({
-      listen_addr: '127.0.0.1',
-      listen_port: port,
-      pool_mode: 'transaction',
-      default_pool_size: 20,
-      max_client_conn: clients + 1000,
-      auth_type: auth,
-      // trust: no client proof to log in upstream with, so the auth_file holds the password itself.
-      auth_file: auth === 'trust' ? setup.plainAuthFile : setup.authFile,
-      client_tls_sslmode: 'disable',
-      server_tls_sslmode: 'disable',
-      log_level: 'warn',
-      log_connections: false,
-      log_disconnections: false,
-      metrics_port: 0,
-      databases: { [APP_DATABASE]: { host: '127.0.0.1', port: setup.pgPort, dbname: APP_DATABASE } },
-    }),
+    // trust: no client proof to log in upstream with, so the auth_file holds the password itself.
+    stringify(benchConfig(port, auth === 'trust' ? setup.plainAuthFile : setup.authFile, setup.pgPort, APP_DATABASE, { max_client_conn: clients + 1000, auth_type: auth })),
   );
   const pgmux = Probed.start([entry(), '--config', configFile], dir, snapshots, dir, path.join(dir, 'pgmux.log'));
   try {

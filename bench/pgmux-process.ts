@@ -29,19 +29,27 @@ function pgmuxVersion(): string {
   return pkg.version ?? 'unknown';
 }
 
-function config(setup: PoolerSetup, port: number): Record<string, unknown> {
+/** pgmux's configuration in the benchmark (and in bench/idle-memory-driver.ts): as PgBouncer's, logging off. */
+export function benchConfig(port: number, authFile: string, pgPort: number, database: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     listen_addr: '127.0.0.1',
     listen_port: port,
     ...POOL_SETTINGS,
-    auth_file: setup.authFile,
+    auth_file: authFile,
     client_tls_sslmode: 'disable',
     server_tls_sslmode: 'disable',
     log_level: 'warn',
     log_connections: false,
     log_disconnections: false,
     metrics_port: 0,
-    databases: { [setup.database]: { host: '127.0.0.1', port: setup.pg.port, dbname: setup.database } },
+    databases: { [database]: { host: '127.0.0.1', port: pgPort, dbname: database } },
+    ...overrides,
+  };
+}
+
+function config(setup: PoolerSetup, port: number): Record<string, unknown> {
+  return {
+    ...benchConfig(port, setup.authFile, setup.pg.port, setup.database),
     // Extra settings for one run (bench/login-storm.ts compares admission-control settings this way).
     ...(JSON.parse(process.env.PGMUX_BENCH_SETTINGS ?? '{}') as Record<string, unknown>),
   };

@@ -31,6 +31,9 @@ import { DifferentialRunner, ServerCrash, TOLERABLE, type Outcome, type Tolerabl
 import { PGMUX_SETTINGS, prepareTarget, type FuzzTarget } from '../test/fuzz/target.js';
 import { startPostgres } from '../test/harness/postgres.js';
 import { intOption } from './cli-args.js';
+import { exitOnSignals } from '../test/harness/process.js';
+
+exitOnSignals();
 
 const { values } = parseArgs({
   options: {

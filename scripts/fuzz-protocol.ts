@@ -30,6 +30,9 @@ import { FuzzTarget, prepareDatabase } from '../test/fuzz-protocol/target.js';
 import { makeCertificates } from '../test/harness/certs.js';
 import { startPostgres } from '../test/harness/postgres.js';
 import { intOption } from './cli-args.js';
+import { exitOnSignals } from '../test/harness/process.js';
+
+exitOnSignals();
 
 const { values } = parseArgs({
   options: {

@@ -33,8 +33,31 @@ export interface ProcessOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** Children still running: killed when this process exits, so none outlives a test run or a stopped long run. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function killOnExit(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of running) c.kill('SIGKILL');
+  });
+}
+
+/**
+ * For long runs stopped with a signal (Ctrl-C, kill, timeout): exit normally, so the exit hooks stop the children
+ * (pgmux here, PostgreSQL in postgres.ts) instead of leaving them running.
+ */
+export function exitOnSignals(): void {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.once(signal, () => process.exit(code));
+}
+
 export function startProcess(file: string, args: readonly string[], options: ProcessOptions = {}): ChildProc {
   const child = spawn(file, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  killOnExit(child);
   let stdout = '';
   let stderr = '';
   let output = '';
