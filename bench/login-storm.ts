@@ -19,6 +19,7 @@
  * Last measured (2-CPU machine at load average 10-20 from other jobs, so noisy; docs/operations.md has the table):
  * pgmux ratio median 3.2 [1.6-5.9] over 5 runs with client_login_slice 1ms (the default), 6.8 [3.5-7.9] with 2ms,
  * 7.4 [4.0-7.5] with 0; PgBouncer 1.25.2 in the same runs 1.5 [1.2-2.6]. All 5,000 clients served in every run.
+ * On a quiet machine (2026-12-03, 3 runs): pgmux 9.1-10.7, PgBouncer 1.25.2 3.2-6.4 (baselines 1.2-2.0 ms).
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
