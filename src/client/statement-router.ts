@@ -180,7 +180,7 @@ export class StatementRouter {
    * second round trip), and the token that marks it on a server (PreparedCache.unnamedOwner).
    */
   private unnamedTail: Buffer | null = null;
-  private unnamedToken: object | null = null;
+  private unnamedToken: UnnamedToken | null = null;
   /**
    * The undo journal: what the messages now in flight changed, so that when the server skips them (an
    * earlier message failed) the client's statements are put back as PostgreSQL leaves them. Parallel arrays,
@@ -189,7 +189,7 @@ export class StatementRouter {
   private readonly undoKinds: Undo[] = [];
   private readonly undoNames: string[] = [];
   private readonly undoValues: unknown[] = [];
-  private readonly undoTokens: Array<object | null> = [];
+  private readonly undoTokens: Array<UnnamedToken | null> = [];
   /** The token of the unnamed statement the client last Closed: the server still has it if that Close was skipped. */
   private closedUnnamed: object | null = null;
   /** What each Query let through by the intercepts and not yet routed DEALLOCATEs, in order. */
@@ -278,7 +278,7 @@ export class StatementRouter {
     return this.undoKinds.length;
   }
 
-  private record(kind: Undo, name: string, value: unknown, token: object | null = null): void {
+  private record(kind: Undo, name: string, value: unknown, token: UnnamedToken | null = null): void {
     this.undoKinds.push(kind);
     this.undoNames.push(name);
     this.undoValues.push(value);
@@ -305,7 +305,7 @@ export class StatementRouter {
     const end = Math.min(to, this.undoKinds.length);
     // What each name was before the first skipped message (latest first, so the earliest record wins).
     const named = new Map<string, Statement | undefined>();
-    let unnamed: { tail: Buffer | null; token: object | null } | null = null;
+    let unnamed: { tail: Buffer | null; token: UnnamedToken | null } | null = null;
     for (let i = end - 1; i >= from; i--) {
       const value = this.undoValues[i];
       switch (this.undoKinds[i]) {
@@ -354,7 +354,7 @@ export class StatementRouter {
     else this.statements.set(name, before);
   }
 
-  private restoreUnnamed(tail: Buffer | null, token: object | null, later: number): void {
+  private restoreUnnamed(tail: Buffer | null, token: UnnamedToken | null, later: number): void {
     for (let j = later; j < this.undoKinds.length; j++) {
       if (this.undoKinds[j] !== Undo.Unnamed) continue;
       this.undoValues[j] = tail;
@@ -365,7 +365,7 @@ export class StatementRouter {
     this.unnamedToken = token;
   }
 
-  private setUnnamed(tail: Buffer | null, token: object | null): void {
+  private setUnnamed(tail: Buffer | null, token: UnnamedToken | null): void {
     // A later change of the unnamed statement makes a Close before it irrelevant (seed 1414145).
     this.closedUnnamed = null;
     this.record(Undo.Unnamed, '', this.unnamedTail, this.unnamedToken);
@@ -490,7 +490,7 @@ export class StatementRouter {
       case FrontendCode.Bind: {
         const name = readBindStatement(buf, start, end);
         if (name === '') {
-          const token = this.unnamedToken as UnnamedToken | null;
+          const token = this.unnamedToken;
           if (token !== null && token.effects !== 0) this.onUse?.(token.effects, token.customSettings);
           if (this.ensureUnnamed(target, readBindParameterCount(buf, start, end))) {
             batch.add(buf, start, end);
