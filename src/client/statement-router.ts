@@ -382,9 +382,18 @@ export class StatementRouter {
     this.queryDeallocations.push(deallocate);
   }
 
+  /**
+   * The unnamed statement is gone for certain (a simple Query destroys it). Recorded even when the client has none
+   * now: an earlier message in flight that the server skips would put one back, and this change stands after it
+   * (seed 121328: Parse, a failing Describe, Close, Sync, then a Query: the Parse stood, the Query dropped it).
+   */
+  private dropUnnamedInFlight(): void {
+    if (this.unnamedTail !== null || this.unnamedToken !== null || this.undoKinds.length > 0) this.setUnnamed(null, null);
+  }
+
   /** A simple Query goes to the server: it destroys the unnamed statement, and makes its DEALLOCATE happen. */
   querySent(): void {
-    if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
+    this.dropUnnamedInFlight();
     const deallocate = this.queryDeallocations.length === 0 ? DEALLOCATE_NONE : this.queryDeallocations.shift();
     if (deallocate === DEALLOCATE_ALL) {
       this.record(Undo.Cleared, '', new Map(this.statements));
@@ -420,7 +429,7 @@ export class StatementRouter {
   /** A Query refused by pgmux (a stand-in runs instead): its DEALLOCATE does not happen. */
   queryRefused(): void {
     this.queryDeallocations.shift();
-    if (this.unnamedTail !== null || this.unnamedToken !== null) this.setUnnamed(null, null);
+    this.dropUnnamedInFlight();
   }
 
   /**
@@ -572,6 +581,9 @@ export class StatementRouter {
             target.synthesize(Owed.Close, CLOSE_COMPLETE);
             return;
           }
+          // A later segment's message of the unnamed statement waits for this one's answer: if the server skips
+          // this Close, the client still has the statement (a second Close must close it, not be answered).
+          target.changeSent('', PendingChange.Use);
           // Closed on the server, which has to be the client's there first: if an earlier message fails, the
           // server skips the Close and the client keeps its statement, and a pipelined Bind after the Sync is
           // forwarded for the server to decide (see closedUnnamed).

@@ -3133,6 +3133,33 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(h.sent().map((m) => m.slice(0, 5))).toEqual(['D(S:)', "Q(sel"]);
   });
 
+  it('an unnamed Close the server skips, then a simple Query: the Query drops the statement the rollback puts back (seed 121328)', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('', 'select $1::int + 1 as v'), describePortal(''), closeStatement(''), sync(), query('select 1'));
+    expect(h.sent()).toEqual(['P()', 'D(P:)', 'C(S:)', 'S', 'Q(select 1)']);
+    // The Describe fails, the server skips the Close: the Parse stood until the Query destroyed it.
+    h.server(parseComplete(), error('34000', 'portal "" does not exist'), rfq('I'));
+    h.server(rowDescription('?column?'), dataRow('1'), commandComplete('SELECT 1'), rfq('I'));
+    h.received();
+    h.client(bindWith('', ['41']), execute(), sync());
+    expect(h.sent()).toEqual(['B(,pgmux_unprepared_unnamed)', 'E', 'S']);
+    h.server(error('26000', 'prepared statement "pgmux_unprepared_unnamed" does not exist'), rfq('I'));
+    expect(h.received()).toEqual(['E(26000)', 'Z(I)']);
+  });
+
+  it('a second unnamed Close in a later segment waits for the first one’s answer: if skipped, the second closes it', () => {
+    const h = new Harness({ router: new StatementRouter() });
+    h.client(parse('', 'select 1'), describePortal('nope'), closeStatement(''), sync(), closeStatement(''), sync(), bind(), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'D(P:nope)', 'C(S:)', 'S']);
+    h.server(parseComplete(), error('34000', 'portal "nope" does not exist'), rfq('I'));
+    // The Bind after it waits in turn for the second Close's answer.
+    expect(h.sent()).toEqual(['C(S:)', 'S']);
+    h.server(closeComplete(), rfq('I'));
+    expect(h.sent()).toEqual(['B(,pgmux_unprepared_unnamed)', 'E', 'S']);
+    h.server(error('26000', 'prepared statement "pgmux_unprepared_unnamed" does not exist'), rfq('I'));
+    expect(h.received()).toEqual(['1', 'E(34000)', 'Z(I)', '3', 'Z(I)', 'E(26000)', 'Z(I)']);
+  });
+
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();
