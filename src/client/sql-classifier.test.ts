@@ -5,7 +5,7 @@ const effects = (sql: string): number => classifySql(sql).effects;
 
 describe('classifySql', () => {
   it('finds SET and RESET wherever a statement can start', () => {
-    for (const sql of ['SET search_path = x', '  set TimeZone to UTC', 'select 1; SET a.b = 1', 'select 1;\nreset all', '/* why */ SET x.y = 1', '-- note\nSET x.y = 1', "select set_config('x.y', '1', false)"]) {
+    for (const sql of ['SET search_path = x', '  set TimeZone to UTC', 'select 1; SET a.b = 1', 'select 1;\nreset all', '/* why */ SET x.y = 1', '-- note\nSET x.y = 1', "select set_config('x.y', '1', false)", 'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE']) {
       expect(effects(sql) & SqlEffect.SetsParams, sql).not.toBe(0);
     }
   });

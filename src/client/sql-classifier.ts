@@ -108,8 +108,10 @@ function classifyStatement(statement: string): number {
   let effects = 0;
   switch (words[0]) {
     case 'set':
-      // SET LOCAL ends with the transaction; SET TRANSACTION / CONSTRAINTS / SESSION CHARACTERISTICS are not settings.
-      if (words[1] !== 'local' && words[1] !== 'transaction' && words[1] !== 'constraints' && !(words[1] === 'session' && words[2] === 'characteristics')) {
+      // SET LOCAL ends with the transaction; SET TRANSACTION and SET CONSTRAINTS are not settings. (SET SESSION
+      // CHARACTERISTICS AS TRANSACTION ... is: it sets default_transaction_isolation and friends, JDBC's
+      // setTransactionIsolation.)
+      if (words[1] !== 'local' && words[1] !== 'transaction' && words[1] !== 'constraints') {
         effects |= SqlEffect.SetsParams;
       }
       break;
