@@ -1,10 +1,11 @@
 /**
- * One client connection, from its first byte to its close: the state machine, and forwarding, holding and closing
- * once logged in. Each phase has a module of its own: client-startup.ts (the bytes before the startup packet, TLS,
- * the packet's checks), client-login.ts (authentication, joining a pool, the greeting), client-parameters.ts (the
- * values the client expects), message-limits.ts and message-screen.ts (what a client may send, what pgmux drops or
- * refuses itself), held-requests.ts (answers when no server comes); transaction mode adds transaction-intercepts.ts
- * and boundary-checks.ts.
+ * One client connection, from its first byte to its close: the state machine that drives the phases, and closing.
+ * Each phase has a module of its own: client-startup.ts (the bytes before the startup packet, TLS, the packet's
+ * checks), client-login.ts (authentication, joining a pool, the greeting), client-parameters.ts (the values the
+ * client expects), message-limits.ts and message-screen.ts (what a client may send, what pgmux drops or refuses
+ * itself), server-forwarding.ts (forwarding to the attached server, holding while none is ready, backpressure),
+ * held-requests.ts (answers when no server comes); transaction mode adds transaction-machinery.ts (with
+ * transaction-intercepts.ts and boundary-checks.ts). The socket's listeners are client-socket.ts's.
  *
  * States: startup → authenticating → (logging-in: waiting for a server to learn parameters)
  * → idle ⇄ waiting (queued for a server) → active (attached to a server) → closed.
@@ -23,36 +24,29 @@ import { NOT_QUEUED, queueLink, type QueueLink } from '../pool/wait-queue.js';
 import { readyForQuery } from '../protocol/backend-messages.js';
 import { FrontendCode, TxStatus } from '../protocol/codes.js';
 import { FrameReader, type FrameHandler, type MessageLimits } from '../protocol/frame-reader.js';
-import { buildQuery, readQuery } from '../protocol/frontend-messages.js';
 import { MalformedMessage } from '../protocol/malformed.js';
 import { ParamMap } from '../server/param-map.js';
 import type { ServerConnection } from '../server/server-connection.js';
-import { BoundaryChecks, type BoundaryHost } from './boundary-checks.js';
+import type { BoundaryHost } from './boundary-checks.js';
 import type { AdminConnection, ClientHost } from './client-host.js';
 import type { RegisteredClient } from './client-info.js';
 import { ClientLogin, type LoginSession } from './client-login.js';
 import { resetTargets, resetToStartup } from './client-parameters.js';
+import { restoreAfterReset } from './reset-to-startup.js';
+import { carrySession, type SocketSession } from './client-socket.js';
 import { ClientState } from './client-state.js';
 import { admitStartup, StartupReader, tlsSocketOver, type StartupMessage } from './client-startup.js';
-import { failedRequestsReply } from './held-requests.js';
 import { messageLimit } from './message-limits.js';
 import { Screened, screenMessage } from './message-screen.js';
-import { queryWithStartupValues } from './reset-to-startup.js';
-import { SegmentReplay } from './segment-replay.js';
-import { SessionState } from './session-state.js';
+import type { SegmentReplay } from './segment-replay.js';
+import { ServerForwarding, type ForwardingHost } from './server-forwarding.js';
 import type { PinKind } from './sql-classifier.js';
 import { NO_SERVER_STARTUP, NO_SETTINGS, overriddenCheckQuery, type ServerStartup } from './startup-settings.js';
 import type { StatementRouter } from './statement-router.js';
-import { TransactionIntercepts, type InterceptHost } from './transaction-intercepts.js';
+import type { InterceptHost, Refusal } from './transaction-intercepts.js';
+import { TransactionMachinery } from './transaction-machinery.js';
 
-/**
- * The session a client socket carries. Its listeners are the same three functions for every client (static methods
- * below, which find the session here), not closures made per connection: an idle client costs less memory.
- */
-const SESSION = Symbol('pgmux client session');
-type SessionSocket = Socket & { [SESSION]: ClientSession };
-
-export class ClientSession implements FrameHandler, MessageLimits, PoolClient, RegisteredClient, LoginSession, InterceptHost, BoundaryHost {
+export class ClientSession implements FrameHandler, MessageLimits, PoolClient, RegisteredClient, LoginSession, InterceptHost, BoundaryHost, ForwardingHost, SocketSession {
   state: ClientState = ClientState.Startup;
   /** Its link in its pool's wait queue: made the first time it waits (waitQueueLink). */
   private ownWaitLink: QueueLink<PoolClient> | null = null;
@@ -98,31 +92,22 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   startupParams: ReadonlyMap<string, string> = NO_SETTINGS;
   /** Startup settings a server may be opened with for this client (see Pool.openServer). */
   serverStartup: ServerStartup = NO_SERVER_STARTUP;
-  /** Frames held while no server is ready; views into received chunks. */
-  private readonly held: Buffer[] = [];
+  /** Forwarding to the server and holding while none is ready (server-forwarding.ts): made when first needed (forwarder()). */
+  private forwarding: ServerForwarding | null = null;
   /**
    * Transaction mode: the configuration in effect when the client joined its pool (its session_state_* policies and
-   * max_prepared_statements); null in session mode. The machinery below is made from it when first needed
+   * max_prepared_statements); null in session mode. The machinery is made from it when first needed
    * (transaction()): a client that logged in and has sent nothing yet holds none of it.
    */
   private transactionConfig: PgmuxConfig | null = null;
-  /** Transaction mode: the current segment's messages, for the stale-plan retry. */
-  private segmentReplay: SegmentReplay | null = null;
-  /** Transaction mode: what pgmux does with messages before they are forwarded. */
-  private intercepts: TransactionIntercepts | null = null;
-  /** Transaction mode: what transactions leave on the server (null in session mode, where nothing moves). */
-  private checks: BoundaryChecks | null = null;
+  /** Transaction mode: intercepts, boundary checks, segment replay (transaction-machinery.ts); null in session mode, where nothing moves. */
+  private tx: TransactionMachinery | null = null;
   /** After pgmux failed an unsynced extended-protocol batch: drop messages up to the next Sync, as PostgreSQL does. */
   private skipUntilSync = false;
-  private pausedForServer = false;
-  /** The link settled while a client message was being streamed to this server: released after its last piece. */
-  private releaseAfterStream: ServerConnection | null = null;
   /** Terminate came behind requests still owed answers: it went on to the server, which closes after them. */
   private terminating = false;
-  /** Reading paused while queued for a server. */
-  private pausedForWait = false;
   /** Inside onData: the chunk's messages are being handled and will be flushed together at its end. */
-  private inChunk = false;
+  inChunk = false;
   private childLog: Logger | null = null;
 
   /**
@@ -152,26 +137,8 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   ) {
     this.tcp = socket;
     this.socket = socket;
-    this.bindSocket(socket);
-  }
-
-  private bindSocket(socket: Socket): void {
-    (socket as SessionSocket)[SESSION] = this;
-    socket.on('data', ClientSession.onSocketData);
-    socket.on('error', ClientSession.onSocketError);
-    socket.on('close', ClientSession.onSocketClose);
-  }
-
-  private static onSocketData(this: Socket, chunk: Buffer): void {
-    (this as SessionSocket)[SESSION].onData(chunk);
-  }
-
-  private static onSocketError(this: Socket, err: NodeJS.ErrnoException): void {
-    (this as SessionSocket)[SESSION].closeReason = `socket error: ${err.code ?? err.message}`;
-  }
-
-  private static onSocketClose(this: Socket): void {
-    (this as SessionSocket)[SESSION].onClose();
+    // Its listeners are shared by every client and find the session on the socket (client-socket.ts).
+    carrySession(socket, this);
   }
 
   get encrypted(): boolean {
@@ -189,7 +156,7 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
    * The connection's error boundary: whatever goes wrong while handling this client's bytes
    * closes this client only (08P01 for a malformed message, XX000 for a bug in pgmux).
    */
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     // Login work (the startup packet, password messages) runs within client_login_slice per event-loop turn, so
     // a login storm cannot hold up the traffic of clients already logged in (LoginBudget keeps the order).
     if (this.state === ClientState.Startup || this.state === ClientState.Authenticating) {
@@ -223,7 +190,8 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
       this.inChunk = true;
       this.reader.push(chunk);
       this.inChunk = false;
-      this.flushToServer();
+      // Nothing forwarded yet: nothing to flush.
+      this.forwarding?.flush();
       return;
     }
     this.onStartupData(chunk);
@@ -258,7 +226,7 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     // rotates the certificate before the client has authenticated.
     this.tlsCertificateDer = tls.certificateDer;
     this.socket = tlsSocketOver(this.tcp, prefix, tls);
-    this.bindSocket(this.socket);
+    carrySession(this.socket, this);
   }
 
   private onStartup(packet: StartupMessage): void {
@@ -300,20 +268,15 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
    * Transaction mode's machinery (intercepts, boundary checks, segment replay), made the first time a message or a
    * server needs it, from the configuration the client joined under. Only in transaction mode.
    */
-  private transaction(): TransactionIntercepts {
-    if (this.intercepts !== null) return this.intercepts;
-    const config = this.transactionConfig as PgmuxConfig;
-    const session = new SessionState(config);
-    this.checks = new BoundaryChecks(this, session);
-    this.segmentReplay = new SegmentReplay();
-    this.intercepts = new TransactionIntercepts(this, session, config.max_prepared_statements);
-    return this.intercepts;
+  private transaction(): TransactionMachinery {
+    this.tx ??= new TransactionMachinery(this, this.transactionConfig as PgmuxConfig);
+    return this.tx;
   }
 
-  /** Transaction mode: what transactions leave on the server. */
-  private get boundary(): BoundaryChecks {
-    this.transaction();
-    return this.checks as BoundaryChecks;
+  /** The path to the server (server-forwarding.ts), made the first time the client forwards anything. */
+  private forwarder(): ServerForwarding {
+    this.forwarding ??= new ServerForwarding(this);
+    return this.forwarding;
   }
 
   // ---- FrameHandler: messages after the startup packet ----
@@ -373,20 +336,18 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
 
   /** Transaction mode: the current segment's messages, for the stale-plan retry (ServerClient: for its link). */
   get replay(): SegmentReplay | null {
-    if (this.transactionConfig === null) return null;
-    this.transaction();
-    return this.segmentReplay;
+    return this.transactionConfig === null ? null : this.transaction().replay;
   }
 
   // ---- InterceptHost ----
 
   get idle(): boolean {
-    return this.state === ClientState.Idle && this.held.length === 0;
+    return this.state === ClientState.Idle && !this.holding;
   }
 
   /** Messages wait to be sent to a server (LoginSession). */
   get holding(): boolean {
-    return this.held.length > 0;
+    return this.forwarding !== null && this.forwarding.holding;
   }
 
   skipToSync(): void {
@@ -405,108 +366,38 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     return resetToStartup(this.params, this.startupParams, this.pool?.defaultParams ?? null);
   }
 
+  /** After a RESET of `names` ran on the attached server (extended protocol): what puts the startup values back. */
+  startupRestore(names: readonly string[] | 'all'): readonly string[] {
+    const server = this.server;
+    if (server === null || this.startupParams.size === 0) return [];
+    return restoreAfterReset(names, resetTargets(this.startupParams, server.startupSettings, this.pool?.defaultParams ?? null), server.startupSettings);
+  }
+
   onPiece(_code: number, buf: Buffer, start: number, end: number, _first: boolean, last: boolean): void {
-    // COPY data streamed through while a server is attached (see canStream): the server stays attached until the
-    // message's last piece (transactionEnded waits for it).
-    const server = this.server as ServerConnection;
-    server.link?.fromClient(FrontendCode.CopyData, buf, start, end);
-    if (last && this.releaseAfterStream === server) {
-      this.releaseAfterStream = null;
-      this.flushToServer(); // the message's last bytes go out before the server can go back to the pool
-      if (this.state === ClientState.Active && this.server === server) this.transactionEnded(server);
-    }
+    this.forwarder().onPiece(buf, start, end, last);
   }
 
   onProtocolError(reason: string): void {
     this.fail(Errors.protocolViolation(reason));
   }
 
+  /** On to the attached server, or held until one is ready (server-forwarding.ts). */
   forward(buf: Buffer, start: number, end: number): void {
-    if (this.state === ClientState.Active && !(this.server as ServerConnection).ownQueryRunning) {
-      this.sendToServer(buf, start, end);
-      return;
-    }
-    if (this.state === ClientState.Idle && this.host.draining) {
-      // Between transactions, asking for a server to start another: the answer is that pgmux is stopping.
-      this.fail(Errors.adminShutdown());
-      return;
-    }
-    // Waiting for a server, or pgmux's own queries are running on it: held (views, no copies).
-    this.held.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-    if (this.state === ClientState.Idle) {
-      this.state = ClientState.Waiting;
-      (this.pool as Pool).acquire(this);
-      // Usually an idle server was free and the client is active already; only a client left
-      // queued stops reading (what it sends meanwhile would pile up in `held`).
-      if (this.state === ClientState.Waiting && !this.pausedForWait) {
-        this.pausedForWait = true;
-        this.socket.pause();
-      }
-    }
+    this.forwarder().forward(buf, start, end);
   }
 
-  /** To the attached server, through the link (which routes statements and records what is owed). */
-  private sendToServer(buf: Buffer, start: number, end: number): void {
-    const link = (this.server as ServerConnection).link;
-    if (link === null) return;
-    // A Flush with a body is refused (see onFrame) unless a COPY IN, which ignores it, may be in progress.
-    if (buf[start] === FrontendCode.Flush && end - start !== 5 && !link.copyMayBeOpen) throw new MalformedMessage('Flush message with a body');
-    const refusal = start === 0 ? this.intercepts?.takeRefusal(buf) : undefined;
-    if (refusal !== undefined) return link.injectFailure(refusal.kind, buf, refusal.error);
-    // RESET needs the client's startup values put back (reset-to-startup.ts). In transaction mode the classifier
-    // has seen the query already: only one that set something is decoded again (a RESET counts as setting).
-    if (buf[start] === FrontendCode.Query && (this.transactionConfig === null || this.boundary.session.settingsChanged)) {
-      const server = this.server as ServerConnection;
-      const targets = resetTargets(this.startupParams, server.startupSettings, this.pool?.defaultParams ?? null);
-      if (targets.size > 0) {
-        const query = queryWithStartupValues(readQuery(buf, start, end), targets, server.startupSettings);
-        if (query !== null) return link.sendExtendedQuery(buildQuery(query.sql), query.own);
-      }
-    }
-    link.fromClient(buf[start], buf, start, end);
+  // ---- ForwardingHost ----
+
+  get draining(): boolean {
+    return this.host.draining;
   }
 
-  /**
-   * Send what was held while no server was ready (or pgmux's own queries ran). Called from the
-   * server's side too, so a malformed held message is this client's failure, caught here.
-   */
-  private sendHeld(): void {
-    try {
-      for (const buf of this.held) this.sendToServer(buf, 0, buf.length);
-    } catch (err) {
-      this.held.length = 0;
-      this.failOn(err);
-      return;
-    }
-    this.held.length = 0;
-    // Inside onData the rest of the chunk is still to come: it goes out with these, in one write.
-    if (!this.inChunk) this.flushToServer();
+  get queryMayReset(): boolean {
+    return this.transactionConfig === null || this.transaction().settingsChanged;
   }
 
-  private flushToServer(): void {
-    const server = this.server;
-    if (server === null || this.state !== ClientState.Active) return;
-    const link = server.link;
-    if (link === null) return;
-    // pgmux's own replies, when it answered without the server: once the client asked for answers (Attachment.ownRepliesDue).
-    if (link.ownRepliesDue) server.flushToClient();
-    if (link.toServer.empty) return;
-    this.lastActive = Date.now();
-    if (!link.toServer.flush(server.socket) && !this.pausedForServer) {
-      this.pausedForServer = true;
-      this.socket.pause();
-      this.resumeFromServer ??= () => this.resumeReading();
-      server.socket.once('drain', this.resumeFromServer);
-    }
-  }
-
-  /** The 'drain' listener of a server that pushed back: made the first time one does (most clients never see it). */
-  private resumeFromServer: (() => void) | null = null;
-
-  private resumeReading(): void {
-    if (!this.pausedForServer) return;
-    this.pausedForServer = false;
-    if (this.state !== ClientState.Closed) this.socket.resume();
+  takeRefusal(buf: Buffer): Refusal | undefined {
+    return this.tx?.takeRefusal(buf);
   }
 
   // ---- PoolClient: what the pool and the server tell us ----
@@ -515,12 +406,8 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     if (this.state === ClientState.Closed) return;
     if (this.state === ClientState.LoggingIn && !(this.login as ClientLogin).serverReady(server)) return;
     this.state = ClientState.Active;
-    // Still running pgmux's own queries (a check at the server's login): the held messages go when they are done.
-    if (!server.ownQueryRunning) this.sendHeld();
-    if (this.pausedForWait) {
-      this.pausedForWait = false;
-      if (!this.pausedForServer) this.socket.resume();
-    }
+    // Nothing forwarded yet: nothing held, reading not paused.
+    this.forwarding?.serverReady(server);
   }
 
   /** query_wait_notify: a NOTICE while queued (reading is paused then, writing is not). */
@@ -529,7 +416,7 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   }
 
   privilegesChanged(): void {
-    if (this.transactionConfig !== null) this.boundary.privilegesChanged();
+    if (this.transactionConfig !== null) this.transaction().privilegesChanged();
   }
 
   transactionEnded(server: ServerConnection): void {
@@ -539,14 +426,14 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
       // Part of a client message (CopyData, ignored outside COPY) went to this server and the rest has not come:
       // released now, the server would read the next client's messages as the rest of it, and the rest would go
       // nowhere (a TypeError, XX000). It goes back after the last piece (onPiece).
-      this.releaseAfterStream = server;
+      this.forwarder().releaseAfterLastPiece(server);
       return;
     }
-    this.boundary.transactionEnded(server);
+    this.transaction().transactionEnded(server);
   }
 
   ownQueriesDrained(server: ServerConnection): void {
-    if (this.server === server && this.state === ClientState.Active && this.held.length > 0) this.sendHeld();
+    if (this.server === server && this.state === ClientState.Active && this.holding) this.forwarder().sendHeld();
   }
 
   // ---- BoundaryHost ----
@@ -560,8 +447,8 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   }
 
   sendHeldMessages(): boolean {
-    if (this.held.length === 0) return false;
-    this.sendHeld();
+    if (!this.holding) return false;
+    this.forwarder().sendHeld();
     return true;
   }
 
@@ -585,25 +472,24 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
 
   /** Pinned to its server by unmovable session state (transaction mode). */
   get pinned(): boolean {
-    return this.checks?.session.pinned ?? false;
+    return this.tx?.pinned ?? false;
   }
 
   get needsReset(): boolean {
-    const session = this.checks?.session;
-    return session !== undefined && (session.pinned || session.unsettled);
+    return this.tx?.needsReset ?? false;
   }
 
   get pinReasons(): string[] {
-    return this.checks?.session.pinReasons ?? [];
+    return this.tx?.pinReasons ?? [];
   }
 
   /** Named prepared statements this client has (SHOW CLIENTS; asking makes no machinery). */
   get preparedStatementCount(): number {
-    return this.intercepts?.router.size ?? 0;
+    return this.tx?.preparedStatementCount ?? 0;
   }
 
   onReleased(): void {
-    this.dropServerBackpressure();
+    this.forwarding?.dropBackpressure();
     if (this.state === ClientState.Active) this.state = ClientState.Idle;
     this.lastActive = Date.now();
     // A transaction just ended; while shutting down that is the moment to say goodbye. Polling for
@@ -630,7 +516,7 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
 
   /** Requests sent are still to be answered (a server is attached and owes, or they wait for one). */
   private get owesAnswers(): boolean {
-    if (this.held.length > 0 || this.state === ClientState.Waiting) return true;
+    if (this.holding || this.state === ClientState.Waiting) return true;
     return this.state === ClientState.Active && this.server?.link?.ledger.empty === false;
   }
 
@@ -649,14 +535,13 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
    */
   private failHeldRequests(error: PgmuxError): void {
     this.pool?.stats.error(error.sqlstate);
-    const { reply, unsynced } = failedRequestsReply(this.held, error);
+    const forwarding = this.forwarder();
+    const { reply, unsynced } = forwarding.failHeld(error);
     this.skipUntilSync = unsynced;
-    this.held.length = 0;
-    this.intercepts?.dropRefusals();
+    this.tx?.dropRefusals();
     this.state = ClientState.Idle;
     reply.flush(this.socket);
-    this.pausedForWait = false;
-    this.socket.resume();
+    forwarding.resumeAfterWait();
   }
 
   /** A cancel request arrived for this client. */
@@ -704,8 +589,12 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     this.detachFromPool();
   }
 
+  onSocketError(err: NodeJS.ErrnoException): void {
+    this.closeReason = `socket error: ${err.code ?? err.message}`;
+  }
+
   /** Close without a message (shutdown of an idle client sends 57P01 through fail()). */
-  private onClose(): void {
+  onClose(): void {
     if (this.state === ClientState.Closed) {
       this.host.clientClosed(this, this.closeReason);
       return;
@@ -719,17 +608,9 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     this.host.loginEnded(this);
     if (this.state === ClientState.Closed) return;
     this.state = ClientState.Closed;
-    this.dropServerBackpressure();
-    this.held.length = 0;
-    this.intercepts?.dropRefusals();
+    this.forwarding?.drop();
+    this.tx?.dropRefusals();
     this.pool?.clientGone(this);
-  }
-
-  private dropServerBackpressure(): void {
-    if (!this.pausedForServer) return;
-    this.pausedForServer = false;
-    if (this.resumeFromServer !== null) this.server?.socket.off('drain', this.resumeFromServer);
-    if (this.state !== ClientState.Closed) this.socket.resume();
   }
 }
 

@@ -43,7 +43,7 @@ export function screenMessage(code: number, length: number, state: ClientState, 
   // the link would then take the error for the next request's and lose step with the server (a desync that
   // cost the client its server connection). Refused here instead, as the protocol violation it is.
   // Where a COPY IN may be in progress it goes on: PostgreSQL ignores it there (the link keeps an entry for the error
-  // it earns should no COPY begin). That is known when it reaches the server (ClientSession.sendToServer); with
+  // it earns should no COPY begin). That is known when it reaches the server (ServerForwarding.sendToServer); with
   // nothing in flight it cannot be.
   if (code === FrontendCode.Flush && length !== 5 && state === ClientState.Idle) return Screened.FlushWithBody;
   return Screened.Pass;
