@@ -176,10 +176,10 @@ describe('Node drivers through pgmux (transaction mode, pool of 2) answer as dir
       const viaPgmux = await Promise.all(Array.from({ length: WORKERS }, (_, i) => workload(px.url(db, APP_ROLE.name, APP_ROLE.password), i)));
       const servers = await waitFor(async () => {
         const rows = await serverConnections();
-        return rows.length <= POOL_SIZE && rows;
-      }, 'at most the pool size of server connections');
+        // pgmux's own queries after a client leaves (its reset) may still be running a moment.
+        return rows.length <= POOL_SIZE && rows.every((s) => s.state === 'idle') && rows;
+      }, 'at most the pool size of server connections, all idle (none left in a transaction)');
       expect(servers.length).toBeGreaterThan(0);
-      expect(servers.filter((s) => s.state !== 'idle')).toEqual([]);
       const direct = await Promise.all(Array.from({ length: WORKERS }, (_, i) => workload(pgUrl(db), i)));
       for (let i = 0; i < WORKERS; i++) expect(viaPgmux[i], `${name} worker ${i}`).toEqual(direct[i]);
       // Not vacuous: every worker got rows back, and the expected errors.

@@ -77,10 +77,10 @@ describe('Python drivers through pgmux (transaction mode, pool of 2) answer as d
       // inside a transaction. (Backends of an earlier direct run may take a moment to exit: waited for.)
       const servers = await waitFor(async () => {
         const rows = await serverConnections();
-        return rows.length <= POOL_SIZE && rows;
-      }, 'at most the pool size of server connections');
+        // pgmux's own queries after a client leaves (its reset) may still be running a moment.
+        return rows.length <= POOL_SIZE && rows.every((s) => s.state === 'idle') && rows;
+      }, 'at most the pool size of server connections, all idle (none left in a transaction)');
       expect(servers.length).toBeGreaterThan(0);
-      expect(servers.filter((s) => s.state !== 'idle')).toEqual([]);
       const direct = await transcript(workload, pgUrl(db), workers);
       for (let i = 0; i < workers; i++) expect(viaPgmux[String(i)], `${workload} worker ${i}`).toEqual(direct[String(i)]);
     }, 200_000);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { queryWithStartupValues, quoteIdentifier, restoreStatement, splitIdentifierList } from './reset-to-startup.js';
+import { preparedResetNames, queryWithStartupValues, quoteIdentifier, restoreAfterReset, restoreStatement, splitIdentifierList } from './reset-to-startup.js';
 
 const startup = new Map([
   ['TimeZone', 'America/Los_Angeles'],
@@ -72,5 +72,35 @@ describe('restoreStatement: SET where it stores exactly the startup value', () =
     expect(splitIdentifierList('a,,b')).toBeNull();
     expect(splitIdentifierList('"open')).toBeNull();
     expect(['public', '$user', 'User', 'user', 'a b', 'x"y', '1a'].map(quoteIdentifier)).toEqual(['public', '"$user"', '"User"', '"user"', '"a b"', '"x""y"', '"1a"']);
+  });
+});
+
+describe('the extended protocol: a prepared RESET', () => {
+  const startup = new Map([
+    ['TimeZone', 'Asia/Tokyo'],
+    ['search_path', 'Public, app'],
+    ['statement_timeout', '20s'],
+  ]);
+
+  it('knows a lone RESET (and SET ... TO DEFAULT) from anything else', () => {
+    expect(preparedResetNames('reset all')).toBe('all');
+    expect(preparedResetNames('RESET ALL;')).toBe('all');
+    expect(preparedResetNames('reset timezone')).toEqual(['TimeZone']);
+    expect(preparedResetNames('set search_path to default')).toEqual(['search_path']);
+    expect(preparedResetNames('set search_path to app')).toBeNull();
+    expect(preparedResetNames('select 1')).toBeNull();
+    expect(preparedResetNames("select 'reset all'")).toBeNull();
+  });
+
+  it('gives one statement per setting taken away, none returning rows', () => {
+    expect(restoreAfterReset('all', startup, null)).toEqual([
+      "SET \"TimeZone\" TO E'Asia/Tokyo'",
+      "SELECT FROM pg_catalog.set_config(E'search_path', E'Public, app', false) AS restored WHERE restored IS NULL",
+      "SET \"statement_timeout\" TO E'20s'",
+    ]);
+    // What the server itself resets to is not repeated; names the client never set are not touched.
+    expect(restoreAfterReset('all', startup, new Map([['TimeZone', 'Asia/Tokyo']]))).toHaveLength(2);
+    expect(restoreAfterReset(['work_mem'], startup, null)).toEqual([]);
+    expect(restoreAfterReset('all', new Map(), null)).toEqual([]);
   });
 });

@@ -43,10 +43,8 @@ export function queryWithStartupValues(sql: string, startup: ReadonlyMap<string,
     const names = resetNames(statement.text);
     if (names === null) continue;
     let follow = '';
-    for (const name of names === 'all' ? startup.keys() : names) {
-      const value = startup.get(name);
-      if (value === undefined || serverResetValues?.get(name) === value) continue;
-      follow += `;${restoreStatement(name, value)}`;
+    for (const name of namesToRestore(names, startup, serverResetValues)) {
+      follow += `;${restoreStatement(name, startup.get(name) as string)}`;
       ownResults.push(results++);
     }
     if (follow === '') continue;
@@ -59,6 +57,30 @@ export function queryWithStartupValues(sql: string, startup: ReadonlyMap<string,
   }
   if (ownResults.length === 0) return null;
   return { sql: out + sql.slice(from), own: { results: ownResults, insertions } };
+}
+
+/** The startup settings a RESET of `names` takes away from the client on this server (its own reset value differs). */
+function namesToRestore(names: readonly string[] | 'all', startup: ReadonlyMap<string, string>, serverResetValues: ReadonlyMap<string, string> | null): string[] {
+  const out: string[] = [];
+  for (const name of names === 'all' ? startup.keys() : names) {
+    const value = startup.get(name);
+    if (value !== undefined && serverResetValues?.get(name) !== value) out.push(name);
+  }
+  return out;
+}
+
+/**
+ * The extended protocol's RESET (a Parse of `RESET ALL`, JDBC's and psycopg's way): one statement per setting to
+ * run after it, each returning no rows (their answers are swallowed: StatementRouter.executed). Empty when the
+ * RESET takes nothing of the client's away.
+ */
+export function restoreAfterReset(names: readonly string[] | 'all', startup: ReadonlyMap<string, string>, serverResetValues: ReadonlyMap<string, string> | null): string[] {
+  if (startup.size === 0) return [];
+  return namesToRestore(names, startup, serverResetValues).map((name) => {
+    const statement = restoreStatement(name, startup.get(name) as string);
+    // set_config's row would reach the client: the same call, filtered to no rows (its value is never null).
+    return statement.startsWith('SELECT ') ? `SELECT FROM ${statement.slice('SELECT '.length)} AS restored WHERE restored IS NULL` : statement;
+  });
 }
 
 /**
@@ -134,6 +156,13 @@ export function restoreStatement(name: string, value: string): string {
   }
   if (IDENTIFIER_LISTS.has(key) || WORD_LISTS.has(key)) return `SELECT pg_catalog.set_config(${literal(name)}, ${literal(value)}, false)`;
   return `SET ${id} TO ${literal(value)}`;
+}
+
+/** What a prepared statement's text resets when executed ('all', names), or null if it is not a lone RESET. */
+export function preparedResetNames(sql: string): readonly string[] | 'all' | null {
+  if (!CANDIDATE.test(sql)) return null;
+  const statements = statementsOf(sql);
+  return statements.length === 1 ? resetNames(statements[0].text) : null;
 }
 
 /** The settings a lone statement resets, 'all', or null when it is not a reset. */

@@ -19,6 +19,7 @@ import {
   buildTarget,
   readBindParameterCount,
   readBindStatement,
+  readPortalName,
   readParse,
   readTarget,
   renameBind,
@@ -28,7 +29,8 @@ import {
 import { SqlState } from '../protocol/sqlstate.js';
 import type { WriteBatch } from '../protocol/write-batch.js';
 import type { PreparedCache } from '../server/prepared-cache.js';
-import { classifySql, parameterCount } from './sql-classifier.js';
+import { preparedResetNames } from './reset-to-startup.js';
+import { classifySql, parameterCount, SqlEffect } from './sql-classifier.js';
 import { Owed, Reply, type RequestLedger } from '../link/request-ledger.js';
 
 interface Statement {
@@ -40,7 +42,18 @@ interface Statement {
   customSettings: readonly string[];
   /** Its number of parameters, as PostgreSQL counts them (sql-classifier parameterCount). */
   params: number;
+  /** The settings it RESETs when run (a lone RESET, or SET ... TO DEFAULT), else null. */
+  resets: Resets;
 }
+
+/** What a statement RESETs: 'all', some settings, or null (not a RESET). */
+type Resets = readonly string[] | 'all' | null;
+
+/**
+ * The statements (one each, returning no rows) that put the client's startup values back on the current server after
+ * a RESET of `names` ran there (reset-to-startup.ts restoreAfterReset); empty when nothing needs putting back.
+ */
+export type StartupRestore = (names: readonly string[] | 'all') => readonly string[];
 
 /** Told when a Bind runs a statement whose SQL may change session state (a SET, an advisory lock ...). */
 export type StatementUse = (effects: number, customSettings: readonly string[]) => void;
@@ -53,7 +66,19 @@ export type StatementUse = (effects: number, customSettings: readonly string[]) 
 interface UnnamedToken {
   readonly effects: number;
   readonly customSettings: readonly string[];
+  readonly resets: Resets;
 }
+
+/** What a statement's SQL resets, looked for only in one that sets something. */
+function resetsOf(query: string, effects: number): Resets {
+  return (effects & SqlEffect.SetsParams) === 0 ? null : preparedResetNames(query);
+}
+
+/** Bind and Execute of pgmux's statement that puts a startup value back: the unnamed portal, no parameters, all rows. */
+const BIND_RESTORE = Buffer.from([FrontendCode.Bind, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+const EXECUTE_RESTORE = Buffer.from([FrontendCode.Execute, 0, 0, 0, 9, 0, 0, 0, 0, 0]);
+/** A Parse's tail without parameter types. */
+const NO_PARAMETER_TYPES = Buffer.from([0, 0, 0]);
 
 const NONE: readonly string[] = [];
 
@@ -195,10 +220,15 @@ export class StatementRouter {
   /** What each Query let through by the intercepts and not yet routed DEALLOCATEs, in order. */
   private readonly queryDeallocations: Array<string | typeof DEALLOCATE_ALL | typeof DEALLOCATE_NONE> = [];
 
+  /** The portal a Bind of a RESET statement made (null: none), and what that RESET resets; see executed(). */
+  private resetPortal: string | null = null;
+  private portalResets: Resets = null;
+
   /** `tracking` false (max_prepared_statements 0): named statements are passed through as sent. */
   constructor(
     private readonly tracking = true,
     private readonly onUse: StatementUse | null = null,
+    private readonly restore: StartupRestore | null = null,
   ) {}
 
   get size(): number {
@@ -215,7 +245,7 @@ export class StatementRouter {
     // After the query's zero (found in the bytes: text that is not valid UTF-8 decodes to more bytes than it had).
     const declaredTypes = info.tail.readInt16BE(info.tail.indexOf(0) + 1);
     const params = parameterCount(info.query, declaredTypes);
-    const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail, effects, customSettings, params };
+    const statement = { key: createHash('sha1').update(info.tail).digest('hex').slice(0, 20), tail: info.tail, effects, customSettings, params, resets: resetsOf(info.query, effects) };
     this.statements.set(info.name, statement);
     return statement;
   }
@@ -446,7 +476,10 @@ export class StatementRouter {
           // running it does to the session (a Bind of it in a later transaction runs it again: seed 90921).
           const info = readParse(buf, start, end);
           const classified = this.onUse === null ? null : classifySql(info.query);
-          const token: UnnamedToken = classified === null ? { effects: 0, customSettings: NONE } : { effects: classified.effects, customSettings: classified.customSettings };
+          const token: UnnamedToken =
+            classified === null
+              ? { effects: 0, customSettings: NONE, resets: null }
+              : { effects: classified.effects, customSettings: classified.customSettings, resets: resetsOf(info.query, classified.effects) };
           this.setUnnamed(info.tail, token);
           target.statements.unnamedOwner = token;
           batch.add(buf, start, end);
@@ -501,6 +534,7 @@ export class StatementRouter {
         if (name === '') {
           const token = this.unnamedToken;
           if (token !== null && token.effects !== 0) this.onUse?.(token.effects, token.customSettings);
+          this.noteBind(buf, start, end, token?.resets ?? null);
           if (this.ensureUnnamed(target, readBindParameterCount(buf, start, end))) {
             batch.add(buf, start, end);
             ledger.push(Owed.Bind);
@@ -512,6 +546,7 @@ export class StatementRouter {
         }
         const used = this.statements.get(name);
         if (used !== undefined && used.effects !== 0) this.onUse?.(used.effects, used.customSettings);
+        this.noteBind(buf, start, end, used?.resets ?? null);
         const serverName = this.ensurePrepared(name, target, used === undefined ? null : bindInAbortedTransaction(name, used.params, readBindParameterCount(buf, start, end)));
         if (serverName === null) {
           // Never prepared by this client, but another client left one of that name here: make
@@ -601,6 +636,49 @@ export class StatementRouter {
     }
     batch.add(buf, start, end);
     ledger.push(code === FrontendCode.Parse ? Owed.Parse : code === FrontendCode.Bind ? Owed.Bind : code === FrontendCode.Describe ? Owed.DescribeStatement : Owed.Close);
+  }
+
+  // ---- RESET through the extended protocol ----
+
+  /** A Bind of a statement that RESETs `resets` (null: none) makes its portal the one to watch; another Bind to that portal ends it. */
+  private noteBind(buf: Buffer, start: number, end: number, resets: Resets): void {
+    if (resets === null && this.resetPortal === null) return;
+    const portal = readPortalName(buf, start, end);
+    if (resets !== null && this.restore !== null) {
+      this.resetPortal = portal;
+      this.portalResets = resets;
+    } else if (portal === this.resetPortal) {
+      this.resetPortal = null;
+    }
+  }
+
+  /** Whether an Execute may run a RESET (then the link calls executed() after sending it). */
+  get resetBound(): boolean {
+    return this.resetPortal !== null;
+  }
+
+  /**
+   * An Execute was sent: if it runs the RESET bound last, the client's startup values are put back right after it, in
+   * the same segment (a server's own reset values are its defaults or another client's startup values; PostgreSQL
+   * resets to the client's). pgmux's statements use the server's unnamed statement and portal (the client's unnamed
+   * statement is prepared again where it is needed next: unnamedOwner), and their answers are swallowed. If the RESET
+   * fails, the server skips them with it. ParameterStatus goes out at ReadyForQuery, with the final value only.
+   */
+  executed(buf: Buffer, start: number, end: number, target: StatementTarget): void {
+    if (readPortalName(buf, start, end) !== this.resetPortal) return;
+    this.resetPortal = null; // run to completion: executing the portal again resets nothing
+    const statements = (this.restore as StartupRestore)(this.portalResets as readonly string[] | 'all');
+    if (statements.length === 0) return;
+    const batch = target.toServer;
+    for (const sql of statements) {
+      batch.addBuffer(buildParse('', Buffer.concat([Buffer.from(sql), NO_PARAMETER_TYPES])));
+      target.ledger.push(Owed.Parse, Reply.Swallow);
+      batch.addBuffer(BIND_RESTORE);
+      target.ledger.push(Owed.Bind, Reply.Swallow);
+      batch.addBuffer(EXECUTE_RESTORE);
+      target.ledger.push(Owed.Execute, Reply.Swallow);
+    }
+    target.statements.unnamedOwner = null;
   }
 
   /**

@@ -36,6 +36,8 @@ export interface InterceptHost {
   skipToSync(): void;
   /** DISCARD ALL: back to startup settings; returns the reported parameters that changed. */
   resetParamsToStartup(): Iterable<[string, string]>;
+  /** After a RESET of `names` ran on the current server: statements that put the client's startup values back there. */
+  startupRestore(names: readonly string[] | 'all'): readonly string[];
 }
 
 /** A replacement message that must fail on the server, and the error the client gets instead. */
@@ -57,7 +59,11 @@ export class TransactionIntercepts {
     private readonly session: SessionState,
     private readonly maxPreparedStatements: number,
   ) {
-    this.router = new StatementRouter(maxPreparedStatements > 0, (effects, customSettings) => void session.note(effects, customSettings));
+    this.router = new StatementRouter(
+      maxPreparedStatements > 0,
+      (effects, customSettings) => void session.note(effects, customSettings),
+      (names) => host.startupRestore(names),
+    );
   }
 
   /** The refusal a replacement message stands for, if it is one (taken: each is sent once). */

@@ -3160,6 +3160,35 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(h.received()).toEqual(['1', 'E(34000)', 'Z(I)', '3', 'Z(I)', 'E(26000)', 'Z(I)']);
   });
 
+  it('a RESET through the extended protocol (JDBC): the startup values are put back right after its Execute, answers swallowed', () => {
+    const restored: Array<readonly string[] | 'all'> = [];
+    const router = new StatementRouter(true, () => {}, (names) => (restored.push(names), ["SET \"TimeZone\" TO E'Asia/Tokyo'"]));
+    const h = new Harness({ router });
+    h.client(parse('', 'reset all'), bind(), execute(), parse('s1', 'select 1'), bind('s1'), execute(), sync());
+    expect(restored).toEqual(['all']);
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'P()', 'B(,)', 'E', 'P(s1)', 'B(,s1)', 'E', 'S']);
+    h.server(parseComplete(), bindComplete(), commandComplete('RESET'), parseComplete(), bindComplete(), commandComplete('SET'));
+    h.server(parseComplete(), bindComplete(), dataRow('1'), commandComplete('SELECT 1'), rfq('I'));
+    expect(h.received()).toEqual(['1', '2', 'C(RESET)', '1', '2', 'D(1)', 'C(SELECT 1)', 'Z(I)']);
+    // pgmux's statement took the server's unnamed one: the client's (the RESET) is prepared again for its next Bind.
+    h.client(bind(), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'P()', 'B(,)', 'E', 'S']);
+    expect(restored).toEqual(['all', 'all']);
+    h.server(parseComplete(), bindComplete(), commandComplete('RESET'), parseComplete(), bindComplete(), commandComplete('SET'), rfq('I'));
+    expect(h.received()).toEqual(['2', 'C(RESET)', 'Z(I)']);
+    // A named RESET statement, bound and executed twice: put back after the first Execute of each Bind only.
+    h.client(parse('r', 'RESET timezone'), bind('r'), execute(), execute(), bind('r'), execute(), sync());
+    expect(restored).toEqual(['all', 'all', ['TimeZone'], ['TimeZone']]);
+    expect(h.sent()).toEqual(['P(r)', 'B(,r)', 'E', 'P()', 'B(,)', 'E', 'E', 'B(,r)', 'E', 'P()', 'B(,)', 'E', 'S']);
+  });
+
+  it('a SET that is not a RESET, or a RESET with nothing to put back, sends nothing of pgmux’s', () => {
+    const router = new StatementRouter(true, () => {}, () => []);
+    const h = new Harness({ router });
+    h.client(parse('', 'set timezone = utc'), bind(), execute(), parse('', 'reset all'), bind(), execute(), sync());
+    expect(h.sent()).toEqual(['P()', 'B(,)', 'E', 'P()', 'B(,)', 'E', 'S']);
+  });
+
   it('a statement pgmux prepared in a segment still in flight is prepared again in a later one (seed 424247)', () => {
     const cache = new PreparedCache(100);
     const router = new StatementRouter();

@@ -301,6 +301,12 @@ export class Attachment implements StatementTarget {
         this.unsynced = true;
         if (this.firstExecuteSegment < 0) this.firstExecuteSegment = this.syncsSent;
         ledger.push(Owed.Execute);
+        if (this.router?.resetBound === true) {
+          // It may run a RESET: the client's startup values follow it (StatementRouter.executed).
+          this.toServer.add(buf, start, end);
+          this.router.executed(buf, start, end, this);
+          return;
+        }
         break;
       case FrontendCode.Sync:
         if (this.copyIn) {

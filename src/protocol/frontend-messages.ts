@@ -37,6 +37,11 @@ export function readParse(buf: Buffer, start: number, end: number): ParseInfo {
   return { name, query, tail };
 }
 
+/** The portal name of a Bind or Execute message (its first field). */
+export function readPortalName(buf: Buffer, start: number, end: number): string {
+  return cstring(buf, start + 5, end)[0];
+}
+
 /** The statement name of a Bind message (after the portal name). */
 export function readBindStatement(buf: Buffer, start: number, end: number): string {
   const [, afterPortal] = cstring(buf, start + 5, end);

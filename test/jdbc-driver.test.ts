@@ -1,0 +1,79 @@
+/**
+ * PostgreSQL's JDBC driver (Debian's libpostgresql-jdbc-java, run by the JDK's single-file launcher), used as Java
+ * applications use it, through pgmux in transaction mode and directly: the same workload's transcript must be the
+ * same both ways (test/drivers/JdbcWorkload.java). 8 threads, half of them with autocommit off, each on its own
+ * connection, over a pool of 2 server connections.
+ *
+ * What pgjdbc does that other drivers do not, and what went wrong through pgmux before:
+ * - `setTransactionIsolation` sends SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL ..., a session
+ *   setting pgmux did not carry to the next transaction (the next one ran read committed);
+ * - every statement goes through the extended protocol, RESET ALL too: inside a transaction (autocommit off) the
+ *   statements after it ran with the server's defaults instead of the client's startup values;
+ * - its startup packet sets DateStyle, TimeZone (the JVM's), extra_float_digits and application_name, and `options`
+ *   carries more; it server-prepares from the fifth execution, batches with one Sync, fetches with a row limit.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
+import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
+import { REPO_ROOT } from './harness/pgmux-process.js';
+import { runProcess } from './harness/process.js';
+import { APP_ROLE } from './harness/roles.js';
+import { waitFor } from './harness/wait.js';
+
+const POOL_SIZE = 2;
+const WORKERS = 8;
+const DRIVER = '/usr/share/java/postgresql.jar';
+let db: string;
+let admin: pg.Client;
+let px: TestPgmux;
+
+beforeAll(async () => {
+  db = await createTestDatabase('jdbc_driver');
+  admin = await adminClient(db);
+  px = await startPgmux({
+    settings: transactionPool(POOL_SIZE, { auth_type: 'scram-sha-256', query_wait_timeout: '30s' }),
+    databases: { [db]: { dbname: db } },
+    users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
+  });
+});
+
+afterAll(async () => {
+  await px?.stop();
+  await admin?.end();
+  if (db !== undefined) await dropTestDatabase(db);
+});
+
+async function transcript(port: number): Promise<string[]> {
+  expect(fs.existsSync(DRIVER), `${DRIVER} (apt-get install libpostgresql-jdbc-java; .ci/run installs it)`).toBe(true);
+  const result = await runProcess(
+    'java',
+    ['-Duser.timezone=Asia/Tokyo', '-cp', DRIVER, path.join(REPO_ROOT, 'test', 'drivers', 'JdbcWorkload.java'), `jdbc:postgresql://127.0.0.1:${port}/${db}`, APP_ROLE.name, APP_ROLE.password as string, String(WORKERS)],
+    { timeoutMs: 120_000 },
+  );
+  expect(result.code, result.output.slice(-3000)).toBe(0);
+  const workers = result.stdout.split(/^=== worker \d+\n/m).slice(1);
+  expect(workers).toHaveLength(WORKERS);
+  for (const w of workers) expect(w, 'a worker died').not.toContain('WORKER DIED');
+  return workers;
+}
+
+describe('JDBC through pgmux (transaction mode, pool of 2) answers as directly', () => {
+  it(`${WORKERS} concurrent connections, half with autocommit off: the same transcript through pgmux as directly`, async () => {
+    const viaPgmux = await transcript(px.port);
+    const servers = await waitFor(async () => {
+      const r = await admin.query<{ state: string | null }>("select state from pg_stat_activity where datname = $1 and usename = $2 and backend_type = 'client backend'", [db, APP_ROLE.name]);
+      // pgmux's own queries after a client leaves (its reset) may still be running a moment.
+      return r.rows.length <= POOL_SIZE && r.rows.every((s) => s.state === 'idle') && r.rows;
+    }, 'at most the pool size of server connections, all idle (none left in a transaction)');
+    expect(servers.length).toBeGreaterThan(0);
+    const direct = await transcript(pgInfo().port);
+    for (let i = 0; i < WORKERS; i++) expect(viaPgmux[i].split('\n'), `worker ${i}`).toEqual(direct[i].split('\n'));
+    // Not vacuous: what the workload is about happened directly.
+    expect(direct[1]).toContain('isolation stays: transaction_isolation:text | serializable');
+    expect(direct[1]).toMatch(/reset all: .* \| pg_catalog,public 20001ms Asia\/Tokyo 2/);
+    expect(direct[0]).toContain('BATCH ERROR 23505');
+  }, 300_000);
+});
