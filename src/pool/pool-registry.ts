@@ -532,7 +532,7 @@ export class PoolRegistry implements ClientHost, PoolHost {
 
   private count(match: (p: Pool) => boolean): number {
     let n = 0;
-    for (const p of this.pools.values()) if (match(p)) n += p.serverCount;
+    for (const p of this.pools.values()) if (match(p)) n += p.serverSlots;
     return n;
   }
 

@@ -102,6 +102,8 @@ export class Pool implements ServerOwner {
   readonly idle: ServerConnection[] = [];
   readonly active = new Set<ServerConnection>();
   readonly resetting = new Set<ServerConnection>();
+  /** Retired by the pool, their backends not gone yet: still counted against the shared caps (serverSlots). */
+  readonly closing = new Set<ServerConnection>();
   /** Logged-in clients of this pool (waiting, active or between transactions). */
   readonly clients = new Set<PoolClient>();
   readonly stats = new PoolStats();
@@ -157,6 +159,16 @@ export class Pool implements ServerOwner {
   /** All server connections, whatever their state. */
   get serverCount(): number {
     return this.connecting.size + this.idle.length + this.active.size + this.resetting.size;
+  }
+
+  /**
+   * Server connections still taking a slot at the server: serverCount and those retired whose backends have not gone
+   * yet. The shared caps (max_db_connections, max_user_connections) count these, so room made under a cap is used
+   * once the backend has exited, not while it still counts against the server's max_connections. The pool's own
+   * size does not wait for them (a blackholed upstream's backends may never answer).
+   */
+  get serverSlots(): number {
+    return this.serverCount + this.closing.size;
   }
 
   /** New credentials for future server logins (auth_query results, SCRAM passthrough keys). */
@@ -366,6 +378,7 @@ export class Pool implements ServerOwner {
   }
 
   serverClosed(server: ServerConnection): void {
+    this.closing.delete(server);
     this.place(server, ServerState.Closed);
     this.host.capacityFreed(this);
     if (this.waiting.length > 0) this.grow(Date.now());
@@ -610,6 +623,8 @@ export class Pool implements ServerOwner {
 
   private retire(server: ServerConnection, reason: string): void {
     this.place(server, ServerState.Closed);
+    // Counted until its backend has gone (ServerConnection.close waits for it): serverClosed.
+    if (!server.socket.destroyed) this.closing.add(server);
     server.log.debug({ reason }, 'closing server connection');
     server.close(reason);
   }

@@ -743,8 +743,16 @@ export class ServerConnection implements FrameHandler {
     if (this.socket.destroyed) return;
     this.closeReason = reason;
     if (!this.socket.destroyed) {
-      if (this.loggedIn && this.socket.writable) this.socket.end(serialize.end());
-      this.socket.destroySoon();
+      if (this.loggedIn && this.socket.writable) {
+        // Terminate, then wait for the backend to close its end: until it has exited it still counts against the
+        // server's max_connections, so the shared caps count it too (Pool.serverSlots) rather than let another open
+        // in its place at once (max_db_connections exceeded for a moment; at the server's own limit, "too many
+        // clients"). A backend that does not go within CLOSE_WAIT_MS is cut off.
+        this.socket.end(serialize.end());
+        setTimeout(destroyIfOpen, CLOSE_WAIT_MS, this.socket).unref();
+      } else {
+        this.socket.destroySoon();
+      }
     }
   }
 
@@ -774,6 +782,13 @@ export class ServerConnection implements FrameHandler {
     for (const query of own) query.done(lost, []);
     this.owner.serverClosed(this);
   }
+}
+
+/** How long a server connection pgmux closed may take to be closed by the backend (see close). */
+const CLOSE_WAIT_MS = 1000;
+
+function destroyIfOpen(socket: Socket): void {
+  if (!socket.destroyed) socket.destroy();
 }
 
 function quoteIdent(name: string): string {
