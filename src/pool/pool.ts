@@ -361,6 +361,7 @@ export class Pool implements ServerOwner {
   }
 
   serverLoginFailed(server: ServerConnection, error: PgmuxError): void {
+    this.closing.delete(server);
     this.place(server, ServerState.Closed);
     this.stats.serverLoginFailures++;
     const retryInMs = this.logins.failed(Date.now(), error, server.createdAt);
