@@ -517,6 +517,10 @@ export class StatementRouter {
             ledger.push(Owed.Parse, Reply.Swallow);
             batch.addBuffer(CLOSE_CHECK);
             ledger.push(Owed.Close, Reply.Swallow);
+            // Whether the client has the statement now depends on the check, while the server has it either way: a
+            // later segment's Bind or Describe of it waits for the answer (seed 20261369: the check failed in an
+            // aborted transaction, and a Describe found the server's statement, 25P02, where directly it is 26000).
+            target.changeSent(name, PendingChange.Replaced);
           }
           target.synthesize(Owed.Parse, PARSE_COMPLETE);
           return;

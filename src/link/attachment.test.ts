@@ -3040,6 +3040,19 @@ describe('Attachment with a StatementRouter: what the server skips is undone (th
     expect(c.received()).toEqual(['1', 'Z(T)']);
   });
 
+  it('a Parse of a statement this server has, checked in a failed transaction, then a Describe of it after the Sync: 26000 as directly (seed 20261369)', () => {
+    const cache = new PreparedCache(100);
+    preparedByAnotherClient(cache, parse('s2', 'select 2'));
+    const h = new Harness({ cache, router: new StatementRouter(), txStatus: TxStatus.Failed });
+    h.client(parse('s2', 'select 2'), sync(), describeStatement('s2'), sync());
+    // The Describe waits: whether the client has s2 depends on the check, and the server has it either way.
+    expect(h.sent()).toEqual(['P(pgmux check)', 'C(S:pgmux check)', 'S']);
+    h.server(error('25P02', 'current transaction is aborted, commands ignored until end of transaction block'), rfq('E'));
+    expect(h.sent()).toEqual(['D(S:pgmux_unprepared_s2)', 'S']);
+    h.server(error('26000', 'prepared statement "pgmux_unprepared_s2" does not exist'), rfq('E'));
+    expect(h.received()).toEqual(['E(25P02)', 'Z(E)', 'E(26000)', 'Z(E)']);
+  });
+
   it('a Parse of a statement this server has, behind a BEGIN run unsynced and a segment that fails: checked first (seed 101028)', () => {
     const cache = new PreparedCache(100);
     preparedByAnotherClient(cache, parse('s2', 'begin'));
