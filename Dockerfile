@@ -11,9 +11,15 @@
 #
 # test/container.test.ts parses this file: it runs the CMD below exactly (from a directory laid out like /app)
 # and the HEALTHCHECK command against the process it started.
+#
+# Base image: node:22-bookworm-slim, the maintained LTS line (Node 20 is end of life; `npm run test:node` runs the
+# test suite on 22 and 24). At release time, pin both FROM lines by digest, node:22-bookworm-slim@sha256:<digest>
+# (`docker buildx imagetools inspect node:22-bookworm-slim` gives it), so a rebuild gets the same image. The
+# repository leaves the tag unpinned because a digest can only be resolved from Docker Hub, which the machines this
+# is developed and tested on cannot reach: a digest written here would be unverified.
 
 # ---- build: dev dependencies, TypeScript compile ------------------------------------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the package's prepare script (tsc, for `npx pgmux` from a checkout) runs below, once src is here.
@@ -23,7 +29,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies and dist/ only -----------------------------------------------------------
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 # METRICS_ADDR on all interfaces: probes from outside the container (kubelet, other compose services) reach /healthz.
 ENV NODE_ENV=production \
     LISTEN_ADDR=0.0.0.0 \

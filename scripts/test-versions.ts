@@ -17,19 +17,21 @@
  *
  * Per major: a timeout (the whole vitest run is killed, the major counts as failed); the log goes to
  * <cache>/logs/pg<major>.log. At the end a table (passed/failed/skipped, duration); exit status 1 if any major
- * failed, 2 on a usage error or when a package could not be fetched.
+ * failed, 2 on a usage error or when a package could not be fetched. The run, its report and the table are
+ * scripts/vitest-run.ts, shared with scripts/test-node.ts (the suite under each Node major).
  *
  * Not covered: PostgreSQL's own regression suite (scripts/pg-regress, session mode) runs only against the Debian
  * server (15 here, `npm run test:pg-regress -- --mode session`). For other majors it would need that version's
  * src/test/regress (sql/, expected/, regress.so built against it) and a psql of that version, whose output the
  * expected files assume; the packages ship pg_regress but none of these, and Debian 12 has only 15's source package.
  */
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { isFailure, newestPerMajor, notRun, runVitest, summaryLines, table, totals, type RunResult } from './vitest-run.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -154,31 +156,9 @@ function log(line: string): void {
 // ---------------------------------------------------------------------------------------------------------------
 // Packages
 
-/** Numeric sort key of "17.10.0-beta.17": [17, 10, 0, 17]. */
-function versionKey(version: string): number[] {
-  return version.split(/[.-]/).filter((p) => /^\d+$/.test(p)).map(Number);
-}
-
-function compareVersions(a: string, b: string): number {
-  const ka = versionKey(a);
-  const kb = versionKey(b);
-  for (let i = 0; i < Math.max(ka.length, kb.length); i++) {
-    const d = (ka[i] ?? 0) - (kb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-async function newestPerMajor(): Promise<Map<number, string>> {
+async function newestReleases(): Promise<Map<number, string>> {
   const { stdout } = await execFileAsync('npm', ['view', PACKAGE, 'versions', '--json'], { timeout: 120_000, maxBuffer: 16 << 20 });
-  const versions = JSON.parse(stdout) as string[];
-  const newest = new Map<number, string>();
-  for (const v of versions) {
-    const major = versionKey(v)[0];
-    const cur = newest.get(major);
-    if (cur === undefined || compareVersions(v, cur) > 0) newest.set(major, v);
-  }
-  return newest;
+  return newestPerMajor(JSON.parse(stdout) as string[]);
 }
 
 /** The package's native/ directory, fetched and prepared once per version. */
@@ -214,102 +194,24 @@ async function ensurePackage(cache: string, version: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------------------------
 // Runs
 
-interface MajorResult {
-  major: number;
-  version: string;
-  passed: number;
-  failed: number;
-  skipped: number;
-  durationMs: number;
-  /** Why the run as a whole failed (timeout, setup error), beyond failed tests. */
-  problem?: string;
-  failures: string[];
-}
-
-interface VitestJson {
-  numPassedTests: number;
-  numFailedTests: number;
-  numPendingTests: number;
-  numTodoTests: number;
-  success: boolean;
-  testResults: Array<{ name: string; status: string; message?: string; assertionResults: Array<{ fullName: string; status: string }> }>;
-}
-
-async function runMajor(root: string, cache: string, major: number, version: string, native: string, opts: Options): Promise<MajorResult> {
+async function runMajor(root: string, cache: string, major: number, version: string, native: string, opts: Options): Promise<RunResult> {
   const logDir = path.join(cache, 'logs');
   await fsp.mkdir(logDir, { recursive: true });
-  const logFile = path.join(logDir, `pg${major}.log`);
-  const jsonFile = path.join(logDir, `pg${major}.json`);
-  await fsp.rm(jsonFile, { force: true });
   const env: NodeJS.ProcessEnv = { ...process.env, PG_BIN: path.join(native, 'bin'), PGMUX_LIBPQ_DIR: path.join(native, 'lib') };
   if (major >= 17) env.PGMUX_REQUIRE_LIBPQ = String(major);
   else delete env.PGMUX_REQUIRE_LIBPQ;
-  const args = ['vitest', 'run', '--project', 'integration', '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...opts.files];
-  const started = Date.now();
-  const out = fs.openSync(logFile, 'w');
-  let timedOut = false;
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn('npx', args, { cwd: root, env, stdio: ['ignore', out, out], detached: true });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL'); // vitest and its workers (and their postgres)
-      } catch {
-        // already gone
-      }
-    }, opts.timeoutMs);
-    child.on('error', () => resolve(null));
-    child.on('close', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  fs.closeSync(out);
-  const durationMs = Date.now() - started;
-  const result: MajorResult = { major, version, passed: 0, failed: 0, skipped: 0, durationMs, failures: [] };
-  let report: VitestJson | undefined;
-  try {
-    report = JSON.parse(await fsp.readFile(jsonFile, 'utf8')) as VitestJson;
-  } catch {
-    // no report: timeout or a crash before the end
-  }
-  if (report !== undefined) {
-    result.passed = report.numPassedTests;
-    result.failed = report.numFailedTests;
-    result.skipped = report.numPendingTests + report.numTodoTests;
-    for (const file of report.testResults) {
-      const rel = path.relative(root, file.name);
-      for (const a of file.assertionResults) if (a.status === 'failed') result.failures.push(`${rel} > ${a.fullName}`);
-      if (file.status === 'failed' && file.assertionResults.every((a) => a.status !== 'failed')) {
-        result.failures.push(`${rel}: ${(file.message ?? 'failed').split('\n')[0]}`);
-      }
-    }
-  }
-  if (timedOut) result.problem = `timed out after ${Math.round(opts.timeoutMs / 60_000)} min`;
-  else if (report === undefined) result.problem = `vitest exited ${code} without a report`;
-  else if (code !== 0 && result.failures.length === 0) result.problem = `vitest exited ${code}`;
-  return result;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(0)} s`;
-}
-
-function table(results: readonly MajorResult[]): string {
-  const rows = [
-    ['major', 'package version', 'passed', 'failed', 'skipped', 'duration', 'result'],
-    ...results.map((r) => [
-      String(r.major),
-      r.version,
-      String(r.passed),
-      String(r.failed),
-      String(r.skipped),
-      seconds(r.durationMs),
-      r.problem !== undefined ? `FAIL (${r.problem})` : r.failed > 0 || r.failures.length > 0 ? 'FAIL' : 'ok',
-    ]),
-  ];
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return runVitest(
+    {
+      root,
+      vitest: ['npx', 'vitest'],
+      args: ['--project', 'integration', ...opts.files],
+      env,
+      logFile: path.join(logDir, `pg${major}.log`),
+      jsonFile: path.join(logDir, `pg${major}.json`),
+      timeoutMs: opts.timeoutMs,
+    },
+    { major, version },
+  );
 }
 
 async function main(): Promise<number> {
@@ -328,17 +230,17 @@ async function main(): Promise<number> {
 
   let newest: Map<number, string>;
   try {
-    newest = await newestPerMajor();
+    newest = await newestReleases();
   } catch (err) {
     log(`could not list ${PACKAGE} versions: ${String(err)}`);
     return 2;
   }
-  const results: MajorResult[] = [];
+  const results: RunResult[] = [];
   for (const major of opts.majors) {
     const version = newest.get(major);
     if (version === undefined) {
       log(`no ${PACKAGE} release for PostgreSQL ${major}`);
-      results.push({ major, version: '(none)', passed: 0, failed: 0, skipped: 0, durationMs: 0, problem: 'no package', failures: [] });
+      results.push(notRun(major, '(none)', 'no package'));
       continue;
     }
     let native: string;
@@ -346,19 +248,18 @@ async function main(): Promise<number> {
       native = await ensurePackage(cache, version);
     } catch (err) {
       log(`PostgreSQL ${major}: could not prepare ${PACKAGE}@${version}: ${String(err)}`);
-      results.push({ major, version, passed: 0, failed: 0, skipped: 0, durationMs: 0, problem: 'package not prepared', failures: [] });
+      results.push(notRun(major, version, 'package not prepared'));
       continue;
     }
     log(`PostgreSQL ${major} (${version}): ${opts.files.length} test files, log in ${path.join(cache, 'logs', `pg${major}.log`)}`);
     const r = await runMajor(root, cache, major, version, native, opts);
-    log(`PostgreSQL ${major}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped in ${seconds(r.durationMs)}${r.problem === undefined ? '' : ` (${r.problem})`}`);
-    for (const f of r.failures) log(`  FAILED ${f}`);
+    for (const line of summaryLines('PostgreSQL', r)) log(line);
     results.push(r);
   }
 
   process.stdout.write(`\n${table(results)}\n`);
-  const total = results.reduce((acc, r) => ({ passed: acc.passed + r.passed, failed: acc.failed + r.failed, skipped: acc.skipped + r.skipped }), { passed: 0, failed: 0, skipped: 0 });
-  const bad = results.filter((r) => r.problem !== undefined || r.failed > 0 || r.failures.length > 0);
+  const total = totals(results);
+  const bad = results.filter(isFailure);
   process.stdout.write(`\ntest:versions: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`);
   if (bad.length > 0) process.stdout.write(`test:versions: FAILED on PostgreSQL ${bad.map((r) => r.major).join(', ')}\n`);
   return bad.length > 0 ? 1 : 0;

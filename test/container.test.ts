@@ -138,7 +138,8 @@ describe('Dockerfile', () => {
     expect(buildRuns.some((r) => /^npm ci\b/.test(r) && !r.includes('--omit=dev'))).toBe(true);
     expect(buildRuns).toContain('npm run build');
 
-    expect(runtime.from).toMatch(/^node:20(\.\S*)?-(bookworm-)?slim$/);
+    // The maintained LTS line (Node 20 is end of life), in both stages; a digest pin (@sha256:...) is allowed.
+    for (const stage of stages) expect(stage.from).toMatch(/^node:22(\.\S*)?-(bookworm-)?slim(@sha256:[0-9a-f]{64})?$/);
     const runs = instruction(runtime, 'RUN').map((i) => i.args);
     expect(runs.some((r) => /^npm ci --omit=dev\b/.test(r))).toBe(true);
     const copies = instruction(runtime, 'COPY').map((i) => i.args);

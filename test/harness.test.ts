@@ -1,10 +1,16 @@
 /**
  * Smoke test of the test harness: the shared cluster accepts each role with its own auth method,
  * rejects a wrong password with 28P01, and createTestDatabase gives a usable database owned by `app`.
+ * And the Node the tests run on: the one `npm run test:node` chose (PGMUX_EXPECT_NODE_MAJOR), in this process and
+ * in the `node` and `npm` the tests start by name; otherwise one package.json's engines allows.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createTestDatabase, dropTestDatabase, pgInfo, pgUrl } from './harness/context.js';
+import { REPO_ROOT } from './harness/pgmux-process.js';
+import { runProcess } from './harness/process.js';
 import { APP_DATABASE, APP_ROLE, CLEAR_ROLE, MD5_ROLE, SCRAM_ROLE, TEST_ROLES, TRUST_ROLE, type TestRole } from './harness/roles.js';
 
 function connectAs(role: TestRole, password: string | undefined, database = APP_DATABASE): pg.Client {
@@ -123,5 +129,32 @@ describe('createTestDatabase', () => {
     } finally {
       await dropTestDatabase(other);
     }
+  });
+});
+
+describe('the Node the tests run on', () => {
+  const major = (version: string): number => Number(/^v?(\d+)\./.exec(version)?.[1]);
+  const engines = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+  const expected = process.env.PGMUX_EXPECT_NODE_MAJOR;
+
+  it(expected === undefined ? `is one package.json's engines (${engines}) allows, here and in a child node` : `is Node ${expected} (PGMUX_EXPECT_NODE_MAJOR), here and in child node and npm processes`, async () => {
+    const child = await runProcess('node', ['--version'], { timeoutMs: 30_000 });
+    expect(child.code, child.output).toBe(0);
+    const childMajor = major(child.stdout.trim());
+    if (expected === undefined) {
+      const minimum = /^>=\s*(\d+)$/.exec(engines);
+      expect(minimum, `engines.node ${engines} is not ">=N"`).not.toBeNull();
+      expect(major(process.versions.node)).toBeGreaterThanOrEqual(Number(minimum?.[1]));
+      expect(childMajor).toBeGreaterThanOrEqual(Number(minimum?.[1]));
+      return;
+    }
+    expect(expected).toMatch(/^\d+$/);
+    expect(major(process.versions.node), `process.versions.node ${process.versions.node}`).toBe(Number(expected));
+    expect(childMajor, `child node --version ${child.stdout.trim()} (PATH=${process.env.PATH})`).toBe(Number(expected));
+    // npm, started by name as test/npm-command.test.ts does, runs on it too (its #!/usr/bin/env node finds it in PATH).
+    const npm = await runProcess('npm', ['version', '--json'], { cwd: REPO_ROOT, timeoutMs: 60_000 });
+    expect(npm.code, npm.output).toBe(0);
+    const npmNode = (JSON.parse(npm.stdout) as { node?: string }).node ?? '';
+    expect(major(npmNode), `npm's node ${npmNode}`).toBe(Number(expected));
   });
 });
