@@ -53,13 +53,6 @@ async function main(): Promise<number> {
   if (Object.keys(loaded.config.databases).length === 0) {
     pgmux.log.warn('no databases configured: set DATABASE_URL or add databases: to the config file');
   }
-  try {
-    await pgmux.start();
-  } catch (err) {
-    pgmux.log.fatal({ err: (err as Error).message }, 'could not start listening');
-    return 1;
-  }
-
   let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     const now = Date.now();
@@ -80,6 +73,8 @@ async function main(): Promise<number> {
       process.exit(0);
     });
   };
+  // Before start(): the client port accepts connections before the other listeners are up, and a SIGTERM in that
+  // moment must drain as any other (it killed the process before the handlers were there). stop() ends with exit.
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // Started by `npm start`: if npm goes away without passing a signal on (SIGKILL, a closed terminal), the
@@ -98,6 +93,13 @@ async function main(): Promise<number> {
     pgmux.log.info({ signal: 'SIGHUP' }, 'signal received: reloading the configuration');
     pgmux.reload();
   });
+
+  try {
+    await pgmux.start();
+  } catch (err) {
+    pgmux.log.fatal({ err: (err as Error).message }, 'could not start listening');
+    return 1;
+  }
   return -1; // keep running
 }
 
