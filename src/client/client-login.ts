@@ -39,19 +39,12 @@ export interface LoginSession extends RegisteredClient, PoolClient {
   joinPool(pool: Pool): void;
   /** The client was greeted (or handed to the admin console): the login and what it kept can go. */
   loginFinished(): void;
-  /** A message of the client's, handled as if it had just arrived (FrameHandler). */
-  onFrame(code: number, buf: Buffer, start: number, end: number): void;
 }
 
 export class ClientLogin {
   private auth: ClientAuth | null = null;
   /** A password check runs in the threadpool (AuthStep 'pending'). */
   private waiting = false;
-  /**
-   * What the client sent behind the password while it was being checked (the rest of the chunk: reading is paused
-   * meanwhile), handled once the check has answered, as PostgreSQL reads it after its synchronous check.
-   */
-  private sentWhileWaiting: Buffer[] | null = null;
   /** The user's stored password as found (config, auth_file or auth_query): what pgmux logs in upstream with. */
   private storedPassword: string | undefined = undefined;
 
@@ -112,14 +105,11 @@ export class ClientLogin {
   /** A message while authenticating: only password messages belong to the exchange. */
   onMessage(code: number, buf: Buffer, start: number, end: number): void {
     const session = this.session;
-    if (this.waiting) {
-      // PostgreSQL checks a password before it reads on: what follows is handled after the check (sentWhileWaiting).
-      (this.sentWhileWaiting ??= []).push(buf.subarray(start, end));
-      return;
-    }
     const auth = this.auth;
     if (auth === null) return session.fail(Errors.authProtocol('message sent before the authentication request'));
     if (code !== FrontendCode.PasswordMessage) return session.fail(Errors.authProtocol(`expected a password message, got '${String.fromCharCode(code)}'`));
+    // The client sends nothing while its password is being checked; PostgreSQL would not read it either.
+    if (this.waiting) return session.fail(Errors.authProtocol('message sent before the answer to the password message'));
     this.onStep(auth, auth.onMessage(buf, start, end));
   }
 
@@ -128,19 +118,13 @@ export class ClientLogin {
     switch (step.kind) {
       case 'pending':
         this.waiting = true;
-        session.socket.pause();
         step.next.then(
           (next) => {
             this.waiting = false;
             // Gone (or failed) meanwhile: nothing more to say.
             if (session.state !== ClientState.Authenticating || this.auth !== auth) return;
-            const sent = this.sentWhileWaiting;
-            this.sentWhileWaiting = null;
             try {
               this.onStep(auth, next);
-              // Reading goes on (before the held messages: forwarding them may pause it again, for a server).
-              if ((session.state as ClientState) !== ClientState.Closed) session.socket.resume();
-              if (sent !== null) for (const m of sent) session.onFrame(m[0], m, 0, m.length);
             } catch (err) {
               session.failOn(err);
             }
