@@ -14,43 +14,28 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminClient, createTestDatabase, dropTestDatabase, pgInfo } from './harness/context.js';
-import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
+import { pgInfo } from './harness/context.js';
+import { startDriverPool, type DriverPool } from './harness/driver-pool.js';
 import { REPO_ROOT } from './harness/pgmux-process.js';
 import { runProcess } from './harness/process.js';
 import { APP_ROLE } from './harness/roles.js';
-import { waitFor } from './harness/wait.js';
 
-const POOL_SIZE = 2;
 const WORKERS = 8;
 const DRIVER = '/usr/share/java/postgresql.jar';
-let db: string;
-let admin: pg.Client;
-let px: TestPgmux;
+let pool: DriverPool;
 
 beforeAll(async () => {
-  db = await createTestDatabase('jdbc_driver');
-  admin = await adminClient(db);
-  px = await startPgmux({
-    settings: transactionPool(POOL_SIZE, { auth_type: 'scram-sha-256', query_wait_timeout: '30s' }),
-    databases: { [db]: { dbname: db } },
-    users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
-  });
+  pool = await startDriverPool('jdbc_driver', 2);
 });
 
-afterAll(async () => {
-  await px?.stop();
-  await admin?.end();
-  if (db !== undefined) await dropTestDatabase(db);
-});
+afterAll(async () => pool?.stop());
 
 async function transcript(port: number): Promise<string[]> {
   expect(fs.existsSync(DRIVER), `${DRIVER} (apt-get install libpostgresql-jdbc-java; .ci/run installs it)`).toBe(true);
   const result = await runProcess(
     'java',
-    ['-Duser.timezone=Asia/Tokyo', '-cp', DRIVER, path.join(REPO_ROOT, 'test', 'drivers', 'JdbcWorkload.java'), `jdbc:postgresql://127.0.0.1:${port}/${db}`, APP_ROLE.name, APP_ROLE.password as string, String(WORKERS)],
+    ['-Duser.timezone=Asia/Tokyo', '-cp', DRIVER, path.join(REPO_ROOT, 'test', 'drivers', 'JdbcWorkload.java'), `jdbc:postgresql://127.0.0.1:${port}/${pool.db}`, APP_ROLE.name, APP_ROLE.password as string, String(WORKERS)],
     { timeoutMs: 120_000 },
   );
   expect(result.code, result.output.slice(-3000)).toBe(0);
@@ -62,13 +47,8 @@ async function transcript(port: number): Promise<string[]> {
 
 describe('JDBC through pgmux (transaction mode, pool of 2) answers as directly', () => {
   it(`${WORKERS} concurrent connections, half with autocommit off: the same transcript through pgmux as directly`, async () => {
-    const viaPgmux = await transcript(px.port);
-    const servers = await waitFor(async () => {
-      const r = await admin.query<{ state: string | null }>("select state from pg_stat_activity where datname = $1 and usename = $2 and backend_type = 'client backend'", [db, APP_ROLE.name]);
-      // pgmux's own queries after a client leaves (its reset) may still be running a moment.
-      return r.rows.length <= POOL_SIZE && r.rows.every((s) => s.state === 'idle') && r.rows;
-    }, 'at most the pool size of server connections, all idle (none left in a transaction)');
-    expect(servers.length).toBeGreaterThan(0);
+    const viaPgmux = await transcript(pool.px.port);
+    await pool.expectPoolShared();
     const direct = await transcript(pgInfo().port);
     for (let i = 0; i < WORKERS; i++) expect(viaPgmux[i].split('\n'), `worker ${i}`).toEqual(direct[i].split('\n'));
     // Not vacuous: what the workload is about happened directly.

@@ -14,32 +14,16 @@
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminClient, createTestDatabase, dropTestDatabase, pgUrl } from './harness/context.js';
-import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
-import { APP_ROLE } from './harness/roles.js';
-import { waitFor } from './harness/wait.js';
+import { startDriverPool, type DriverPool } from './harness/driver-pool.js';
 
-const POOL_SIZE = 2;
 const WORKERS = 12;
-let db: string;
-let admin: pg.Client;
-let px: TestPgmux;
+let pool: DriverPool;
 
 beforeAll(async () => {
-  db = await createTestDatabase('node_drivers');
-  admin = await adminClient(db);
-  px = await startPgmux({
-    settings: transactionPool(POOL_SIZE, { auth_type: 'scram-sha-256', query_wait_timeout: '30s' }),
-    databases: { [db]: { dbname: db } },
-    users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
-  });
+  pool = await startDriverPool('node_drivers', 2);
 });
 
-afterAll(async () => {
-  await px?.stop();
-  await admin?.end();
-  if (db !== undefined) await dropTestDatabase(db);
-});
+afterAll(async () => pool?.stop());
 
 type Entry = [tag: string, value: unknown];
 type Workload = (url: string, i: number) => Promise<Entry[]>;
@@ -50,7 +34,7 @@ function plain(value: unknown): unknown {
 }
 
 function pgError(err: unknown): unknown {
-  const e = err as { code?: string; message?: string; constructor?: { name?: string } };
+  const e = err as { code?: string; message?: string };
   return ['ERROR', e.code ?? null, e.message ?? String(err)];
 }
 
@@ -158,14 +142,6 @@ const postgresJs: Workload = async (url, i) => {
   return log;
 };
 
-async function serverConnections(): Promise<Array<{ state: string | null }>> {
-  const r = await admin.query<{ state: string | null }>(
-    "select state from pg_stat_activity where datname = $1 and usename = $2 and backend_type = 'client backend'",
-    [db, APP_ROLE.name],
-  );
-  return r.rows;
-}
-
 describe('Node drivers through pgmux (transaction mode, pool of 2) answer as directly', () => {
   const cases: Array<[name: string, workload: Workload]> = [
     ['node-postgres', nodePostgres],
@@ -173,14 +149,9 @@ describe('Node drivers through pgmux (transaction mode, pool of 2) answer as dir
   ];
   for (const [name, workload] of cases) {
     it(`${name}: ${WORKERS} concurrent workers, the same transcript through pgmux as directly`, async () => {
-      const viaPgmux = await Promise.all(Array.from({ length: WORKERS }, (_, i) => workload(px.url(db, APP_ROLE.name, APP_ROLE.password), i)));
-      const servers = await waitFor(async () => {
-        const rows = await serverConnections();
-        // pgmux's own queries after a client leaves (its reset) may still be running a moment.
-        return rows.length <= POOL_SIZE && rows.every((s) => s.state === 'idle') && rows;
-      }, 'at most the pool size of server connections, all idle (none left in a transaction)');
-      expect(servers.length).toBeGreaterThan(0);
-      const direct = await Promise.all(Array.from({ length: WORKERS }, (_, i) => workload(pgUrl(db), i)));
+      const viaPgmux = await Promise.all(Array.from({ length: WORKERS }, (_, i) => workload(pool.viaPgmux, i)));
+      await pool.expectPoolShared();
+      const direct = await Promise.all(Array.from({ length: WORKERS }, (_, i) => workload(pool.direct, i)));
       for (let i = 0; i < WORKERS; i++) expect(viaPgmux[i], `${name} worker ${i}`).toEqual(direct[i]);
       // Not vacuous: every worker got rows back, and the expected errors.
       expect(direct[0].length).toBeGreaterThan(15);

@@ -11,36 +11,18 @@
  * was really shared: at most 2 server connections, none left in a transaction.
  */
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminClient, createTestDatabase, dropTestDatabase, pgUrl } from './harness/context.js';
-import { startPgmux, transactionPool, type TestPgmux } from './harness/pgmux.js';
+import { startDriverPool, type DriverPool } from './harness/driver-pool.js';
 import { REPO_ROOT } from './harness/pgmux-process.js';
 import { runProcess } from './harness/process.js';
-import { APP_ROLE } from './harness/roles.js';
-import { waitFor } from './harness/wait.js';
 
-const POOL_SIZE = 2;
-let db: string;
-let admin: pg.Client;
-let px: TestPgmux;
+let pool: DriverPool;
 
 beforeAll(async () => {
-  db = await createTestDatabase('python_drivers');
-  admin = await adminClient(db);
-  px = await startPgmux({
-    settings: transactionPool(POOL_SIZE, { auth_type: 'scram-sha-256', query_wait_timeout: '30s' }),
-    // Same name as the real database, so both runs see the same current_database().
-    databases: { [db]: { dbname: db } },
-    users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
-  });
+  pool = await startDriverPool('python_drivers', 2);
 });
 
-afterAll(async () => {
-  await px?.stop();
-  await admin?.end();
-  if (db !== undefined) await dropTestDatabase(db);
-});
+afterAll(async () => pool?.stop());
 
 /** Runs one workload against `url`; returns its transcript (one entry per worker). */
 async function transcript(workload: string, url: string, workers: number): Promise<Record<string, unknown>> {
@@ -56,14 +38,6 @@ async function transcript(workload: string, url: string, workers: number): Promi
   return parsed;
 }
 
-async function serverConnections(): Promise<Array<{ state: string | null }>> {
-  const r = await admin.query<{ state: string | null }>(
-    "select state from pg_stat_activity where datname = $1 and usename = $2 and backend_type = 'client backend'",
-    [db, APP_ROLE.name],
-  );
-  return r.rows;
-}
-
 describe('Python drivers through pgmux (transaction mode, pool of 2) answer as directly', () => {
   const cases: Array<[workload: string, workers: number]> = [
     ['psycopg', 16],
@@ -77,16 +51,9 @@ describe('Python drivers through pgmux (transaction mode, pool of 2) answer as d
     // client. Skipped so CI stays meaningful until it is fixed; run it with PGMUX_ASYNCPG_CANCEL_BUG=1.
     const skip = workload === 'asyncpg' && process.env.PGMUX_ASYNCPG_CANCEL_BUG !== '1';
     (skip ? it.skip : it)(`${workload}: ${workers} concurrent workers, the same transcript through pgmux as directly`, async () => {
-      const viaPgmux = await transcript(workload, px.url(db, APP_ROLE.name, APP_ROLE.password), workers);
-      // The workers really shared the pool: at most POOL_SIZE server connections (pgmux keeps them open), none left
-      // inside a transaction. (Backends of an earlier direct run may take a moment to exit: waited for.)
-      const servers = await waitFor(async () => {
-        const rows = await serverConnections();
-        // pgmux's own queries after a client leaves (its reset) may still be running a moment.
-        return rows.length <= POOL_SIZE && rows.every((s) => s.state === 'idle') && rows;
-      }, 'at most the pool size of server connections, all idle (none left in a transaction)');
-      expect(servers.length).toBeGreaterThan(0);
-      const direct = await transcript(workload, pgUrl(db), workers);
+      const viaPgmux = await transcript(workload, pool.viaPgmux, workers);
+      await pool.expectPoolShared();
+      const direct = await transcript(workload, pool.direct, workers);
       for (let i = 0; i < workers; i++) expect(viaPgmux[String(i)], `${workload} worker ${i}`).toEqual(direct[String(i)]);
     }, 200_000);
   }

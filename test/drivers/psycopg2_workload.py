@@ -11,11 +11,11 @@ import decimal
 import io
 import json
 import sys
-import threading
 
 import psycopg2
-import psycopg2.extensions
 import psycopg2.extras
+
+from threaded import run_threads
 
 URL = sys.argv[1]
 WORKERS = int(sys.argv[2])
@@ -92,10 +92,12 @@ def worker(i, out):
         rec('copy in', cur.rowcount)
     if not conn.autocommit:
         conn.commit()
-    conn.set_session(isolation_level='REPEATABLE READ', readonly=True) if not conn.autocommit else None
+    if not conn.autocommit:
+        conn.set_session(isolation_level='REPEATABLE READ', readonly=True)
     attempt('isolation', 'show transaction_isolation')
     attempt('read only', f"insert into {t} values (2000, 'ro', null, null)")
-    conn.set_session(isolation_level='READ COMMITTED', readonly=False) if not conn.autocommit else None
+    if not conn.autocommit:
+        conn.set_session(isolation_level='READ COMMITTED', readonly=False)
     attempt('reset all', 'reset all')
     attempt('after reset all', "select current_setting('DateStyle'), current_setting('TimeZone'), current_setting('statement_timeout')")
     attempt('drop again', f'drop table {t}')
@@ -103,10 +105,4 @@ def worker(i, out):
     out[i] = log
 
 
-out = {}
-threads = [threading.Thread(target=worker, args=(i, out)) for i in range(WORKERS)]
-for th in threads:
-    th.start()
-for th in threads:
-    th.join()
-print(json.dumps({str(k): out.get(k) for k in range(WORKERS)}, sort_keys=True))
+run_threads(worker, WORKERS)

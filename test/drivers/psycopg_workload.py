@@ -10,9 +10,10 @@ import datetime
 import decimal
 import json
 import sys
-import threading
 
 import psycopg
+
+from threaded import run_threads
 
 URL = sys.argv[1]
 WORKERS = int(sys.argv[2])
@@ -144,10 +145,4 @@ def worker(i, out):
     out[i] = log
 
 
-out = {}
-threads = [threading.Thread(target=worker, args=(i, out)) for i in range(WORKERS)]
-for th in threads:
-    th.start()
-for th in threads:
-    th.join()
-print(json.dumps({str(k): out.get(k) for k in range(WORKERS)}, sort_keys=True))
+run_threads(worker, WORKERS)
