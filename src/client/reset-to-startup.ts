@@ -43,8 +43,8 @@ export function queryWithStartupValues(sql: string, startup: ReadonlyMap<string,
     const names = resetNames(statement.text);
     if (names === null) continue;
     let follow = '';
-    for (const name of namesToRestore(names, startup, serverResetValues)) {
-      follow += `;${restoreStatement(name, startup.get(name) as string)}`;
+    for (const [name, value] of settingsToRestore(names, startup, serverResetValues)) {
+      follow += `;${restoreStatement(name, value)}`;
       ownResults.push(results++);
     }
     if (follow === '') continue;
@@ -59,12 +59,16 @@ export function queryWithStartupValues(sql: string, startup: ReadonlyMap<string,
   return { sql: out + sql.slice(from), own: { results: ownResults, insertions } };
 }
 
-/** The startup settings a RESET of `names` takes away from the client on this server (its own reset value differs). */
-function namesToRestore(names: readonly string[] | 'all', startup: ReadonlyMap<string, string>, serverResetValues: ReadonlyMap<string, string> | null): string[] {
-  const out: string[] = [];
+/** The startup settings (name, value) a RESET of `names` takes away from the client on this server (its own reset value differs). */
+function settingsToRestore(
+  names: readonly string[] | 'all',
+  startup: ReadonlyMap<string, string>,
+  serverResetValues: ReadonlyMap<string, string> | null,
+): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
   for (const name of names === 'all' ? startup.keys() : names) {
     const value = startup.get(name);
-    if (value !== undefined && serverResetValues?.get(name) !== value) out.push(name);
+    if (value !== undefined && serverResetValues?.get(name) !== value) out.push([name, value]);
   }
   return out;
 }
@@ -76,8 +80,8 @@ function namesToRestore(names: readonly string[] | 'all', startup: ReadonlyMap<s
  */
 export function restoreAfterReset(names: readonly string[] | 'all', startup: ReadonlyMap<string, string>, serverResetValues: ReadonlyMap<string, string> | null): string[] {
   if (startup.size === 0) return [];
-  return namesToRestore(names, startup, serverResetValues).map((name) => {
-    const statement = restoreStatement(name, startup.get(name) as string);
+  return settingsToRestore(names, startup, serverResetValues).map(([name, value]) => {
+    const statement = restoreStatement(name, value);
     // set_config's row would reach the client: the same call, filtered to no rows (its value is never null).
     return statement.startsWith('SELECT ') ? `SELECT FROM ${statement.slice('SELECT '.length)} AS restored WHERE restored IS NULL` : statement;
   });

@@ -12,6 +12,7 @@
  * `pgmux_<hash>` name is used and the message re-encoded.
  */
 import { createHash } from 'node:crypto';
+import { serialize } from 'pg-protocol';
 import { CLOSE_COMPLETE, errorResponse, PARSE_COMPLETE } from '../protocol/backend-messages.js';
 import { FrontendCode } from '../protocol/codes.js';
 import {
@@ -75,10 +76,8 @@ function resetsOf(query: string, effects: number): Resets {
 }
 
 /** Bind and Execute of pgmux's statement that puts a startup value back: the unnamed portal, no parameters, all rows. */
-const BIND_RESTORE = Buffer.from([FrontendCode.Bind, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
-const EXECUTE_RESTORE = Buffer.from([FrontendCode.Execute, 0, 0, 0, 9, 0, 0, 0, 0, 0]);
-/** A Parse's tail without parameter types. */
-const NO_PARAMETER_TYPES = Buffer.from([0, 0, 0]);
+const BIND_RESTORE = serialize.bind();
+const EXECUTE_RESTORE = serialize.execute();
 
 const NONE: readonly string[] = [];
 
@@ -675,7 +674,7 @@ export class StatementRouter {
     if (statements.length === 0) return;
     const batch = target.toServer;
     for (const sql of statements) {
-      batch.addBuffer(buildParse('', Buffer.concat([Buffer.from(sql), NO_PARAMETER_TYPES])));
+      batch.addBuffer(serialize.parse({ text: sql }));
       target.ledger.push(Owed.Parse, Reply.Swallow);
       batch.addBuffer(BIND_RESTORE);
       target.ledger.push(Owed.Bind, Reply.Swallow);
