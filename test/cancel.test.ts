@@ -10,7 +10,8 @@ import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../src/pool/pool.js';
 import { ClientTracker } from './harness/clients.js';
-import { adminClient, createTestDatabase } from './harness/context.js';
+import { adminClient, createTestDatabase, pgInfo } from './harness/context.js';
+import { FaultProxy } from './harness/fault-proxy.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
 import { sleep } from './harness/wait.js';
@@ -61,9 +62,9 @@ function keyOf(client: pg.Client): { processID: number; secretKey: number } {
 }
 
 /** A raw CancelRequest to pgmux on a new connection, as libpq sends it; resolves when pgmux closes it. */
-function sendCancel(processID: number, secretKey: number): Promise<void> {
+function sendCancel(processID: number, secretKey: number, port = px.port): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(px.port, '127.0.0.1');
+    const socket = net.connect(port, '127.0.0.1');
     socket.on('error', reject);
     socket.on('connect', () => socket.write(serialize.cancel(processID, secretKey)));
     socket.on('close', () => resolve());
@@ -181,4 +182,65 @@ describe('cancel', () => {
       await Promise.all(sqls.map((sql) => sql.end({ timeout: 1 })));
     }
   }, 30_000);
+});
+
+describe('a cancel that reaches PostgreSQL after the query it was meant for has ended', () => {
+  // pgmux in front of a fault proxy that slows only connections opened from a given moment on: the cancel request
+  // pgmux sends on a new connection then arrives late, while the pooled server connection runs at full speed.
+  let proxy: FaultProxy;
+  let late: TestPgmux;
+
+  beforeAll(async () => {
+    const info = pgInfo();
+    proxy = await FaultProxy.start({ host: info.host, port: info.port });
+    late = await startPgmux({
+      settings: { default_pool_size: 1, query_wait_timeout: '20s', admin_users: APP_ROLE.name, log_connections: false, log_disconnections: false },
+      databases: { app: { dbname: db, host: proxy.host, port: proxy.port } },
+      users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
+    });
+  });
+
+  afterAll(async () => {
+    await late?.stop();
+    await proxy?.close();
+  });
+
+  async function poolRow(console: pg.Client): Promise<Record<string, unknown>> {
+    const rows = (await console.query<Record<string, unknown>>('SHOW POOLS')).rows;
+    return rows.find((r) => r.database === 'app') as Record<string, unknown>;
+  }
+
+  it("never cancels the next client's query on that server: the server waits for the cancel to be acted on (SHOW POOLS sv_being_canceled)", async () => {
+    const a = await opened.connect(late);
+    const b = await opened.connect(late);
+    const console = await opened.connect(late, { database: 'pgbouncer' });
+    await a.query('select 1'); // the pool's one server is open
+    proxy.delayNewConnections(700);
+
+    const qa = timed(a.query('select pg_sleep(0.3)'));
+    await until("A's sleep running", async () => (await runningSleeps()) === 1);
+    const k = keyOf(a);
+    const cancelSentAt = Date.now();
+    let cancelClosedAt = 0;
+    const cancel = sendCancel(k.processID, k.secretKey, late.port).then(() => {
+      cancelClosedAt = Date.now();
+    });
+    // B queues behind A for the pool's one server.
+    const qb = timed(b.query('select pg_sleep(0.5), 2 as b'));
+
+    // A's sleep ends before its cancel gets through (as on a slow network); its server is held back, not handed to B.
+    expect(await qa).toMatchObject({ ok: true });
+    const held = await poolRow(console);
+    expect(held).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1, sv_being_canceled: 1, sv_active: 0, sv_idle: 0, cl_waiting: 1 });
+
+    // B runs once PostgreSQL has acted on the cancel (and closed its connection), and is not the one cancelled.
+    const rb = await qb;
+    expect(rb).toMatchObject({ ok: true });
+    await cancel;
+    // pgmux closed the client's cancel request only once PostgreSQL had closed its own, as a direct cancel behaves.
+    expect(cancelClosedAt - cancelSentAt).toBeGreaterThanOrEqual(600);
+    const after = await poolRow(console);
+    expect(after).toMatchObject({ cl_active_cancel_req: 0, sv_active_cancel: 0, sv_being_canceled: 0 });
+    expect((await a.query<{ v: number }>('select 3 as v')).rows[0].v).toBe(3);
+  }, 20_000);
 });

@@ -57,20 +57,29 @@ export function showPools(registry: PoolRegistry, now: number = Date.now()): Buf
     let pinned = 0;
     for (const client of pool.clients) if (client.pinned) pinned++;
     let prepared = 0;
-    for (const set of [pool.idle, pool.active, pool.resetting]) for (const server of set) prepared += server.statements.size;
+    let cancels = 0;
+    for (const set of [pool.idle, pool.active, pool.resetting, pool.closing]) {
+      for (const server of set) {
+        if (set !== pool.closing) prepared += server.statements.size;
+        cancels += server.activeCancels;
+      }
+    }
+    // Released servers held back until the cancel sent for their last client has been acted on (ServerConnection.cancel).
+    let beingCanceled = 0;
+    for (const server of pool.resetting) if (server.beingCanceled) beingCanceled++;
     rs.row([
       pool.database,
       pool.user,
       Math.max(0, pool.clients.size - pool.waiting.length),
       pool.waiting.length,
-      0,
-      0,
+      pool.cancelRequestsInFlight,
+      0, // a cancel for a queued client is answered at once (57014), never waits for a server
       pool.active.size,
-      0,
-      0,
+      cancels,
+      beingCanceled,
       idle,
       used,
-      pool.resetting.size,
+      pool.resetting.size - beingCanceled,
       pool.connecting.size,
       Math.floor(waitedUs / 1_000_000),
       Math.floor(waitedUs % 1_000_000),

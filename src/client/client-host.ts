@@ -41,8 +41,8 @@ export interface ClientHost {
    * login against a verifier, the keys for SCRAM passthrough. Throws PgmuxError when it cannot be made.
    */
   poolFor(database: string, dbConfig: DatabaseConfig, user: string, password: string | undefined, scramKeys?: { clientKey: Buffer; serverKey: Buffer }): Pool;
-  /** Route a CancelRequest (pgmux-issued key) to the client it belongs to. */
-  cancel(processId: number, secretKey: number): void;
+  /** Route a CancelRequest (pgmux-issued key) to the client it belongs to; `done` runs once it has been acted on. */
+  cancel(processId: number, secretKey: number, done: () => void): void;
   clientLoggedIn(client: RegisteredClient): void;
   /** The client became pinned to its server for this reason (first time per client and reason). */
   clientPinned(client: RegisteredClient, kind: string): void;

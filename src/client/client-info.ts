@@ -41,8 +41,8 @@ export interface ClientInfo {
   readonly atTransactionBoundary: boolean;
   /** Send an error (FATAL unless it says otherwise) and close. */
   fail(error: PgmuxError): void;
-  /** A CancelRequest with this client's key arrived. */
-  cancelRequested(): void;
+  /** A CancelRequest with this client's key arrived; `done` runs once it has been acted on (PostgreSQL closes the request's connection then). */
+  cancelRequested(done: () => void): void;
 }
 
 /** A client as the registry holds it: its cancel key and its max_client_logins_in_progress slot are the registry's to set. */

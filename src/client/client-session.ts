@@ -209,9 +209,9 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
       case 'refused':
         return this.fail(step.error);
       case 'cancel':
-        this.host.cancel(step.processId, step.secretKey);
         this.closeReason = 'cancel request';
-        this.socket.end();
+        // Closed once the cancel has been acted on, as PostgreSQL closes it (libpq's PQcancel waits for that).
+        this.host.cancel(step.processId, step.secretKey, () => this.socket.end());
         return;
       case 'startup':
         this.onStartup(step.packet);
@@ -544,13 +544,28 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     forwarding.resumeAfterWait();
   }
 
-  /** A cancel request arrived for this client. */
-  cancelRequested(): void {
+  /**
+   * A cancel request arrived for this client. Forwarded only while the server runs a request of this client's: when
+   * it runs nothing (or only pgmux's own queries), PostgreSQL would ignore it, and the cancel must not reach pgmux's
+   * queries or, later, another client's.
+   */
+  cancelRequested(done: () => void): void {
     if (this.state === ClientState.Waiting && this.pool?.dequeue(this)) {
       this.failHeldRequests(Errors.canceledWhileWaiting());
+      done();
       return;
     }
-    if (this.state === ClientState.Active && this.server !== null) this.server.cancel();
+    const server = this.server;
+    const pool = this.pool;
+    if (this.state !== ClientState.Active || server === null || pool === null || server.link?.busy !== true) {
+      done();
+      return;
+    }
+    pool.cancelRequestsInFlight++;
+    server.cancel(() => {
+      pool.cancelRequestsInFlight--;
+      done();
+    });
   }
 
   /** Between transactions with nothing outstanding: safe to close at shutdown. */

@@ -198,11 +198,14 @@ export class PoolRegistry implements ClientHost, PoolHost {
     client.log.info({ reason: kind }, 'client pinned to its server connection by session state');
   }
 
-  cancel(processId: number, secretKey: number): void {
+  cancel(processId: number, secretKey: number, done: () => void): void {
     const client = this.byCancelKey.get(processId);
     // A wrong key is ignored silently, as PostgreSQL does (no oracle for guessing keys).
-    if (client === undefined || client.secretKey !== secretKey) return;
-    client.cancelRequested();
+    if (client === undefined || client.secretKey !== secretKey) {
+      done();
+      return;
+    }
+    client.cancelRequested(done);
   }
 
   // ---- PoolHost ----

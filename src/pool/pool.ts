@@ -107,6 +107,8 @@ export class Pool implements ServerOwner {
   /** Logged-in clients of this pool (waiting, active or between transactions). */
   readonly clients = new Set<PoolClient>();
   readonly stats = new PoolStats();
+  /** Clients' cancel requests forwarded to a server and not yet acted on (SHOW POOLS cl_active_cancel_req). */
+  cancelRequestsInFlight = 0;
   /** ParameterStatus values of the first server to log in (reported ones only): what new clients are told. */
   defaultParams: ReadonlyMap<string, string> | null = null;
   /**
@@ -347,6 +349,18 @@ export class Pool implements ServerOwner {
       client.server = null;
       client.onReleased();
     }
+    if (server.beingCanceled) {
+      // A cancel request for the client just served is still on its way to PostgreSQL; handed on now, the server
+      // could have the next client's query cancelled instead (SHOW POOLS sv_being_canceled).
+      this.place(server, ServerState.Resetting);
+      server.whenCancelsDone(() => this.cleanAndFree(server));
+      return;
+    }
+    this.cleanAndFree(server);
+  }
+
+  /** A released server with no cancel in flight: cleaned when it must be (reset_query, DEALLOCATE ALL), then free. */
+  private cleanAndFree(server: ServerConnection): void {
     if (this.settings.resetQueryAlways && this.settings.resetQuery !== null) {
       this.place(server, ServerState.Resetting);
       server.reset([this.settings.resetQuery]);

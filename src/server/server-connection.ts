@@ -160,8 +160,10 @@ export class ServerConnection implements FrameHandler {
   private readonly own: OwnQuery[] = [];
   /** Run once the own-query queue drains (a client left while one was running). */
   private afterOwnQueries: (() => void) | null = null;
-  /** Date.now() when the own query at the head of the queue was sent. */
+  /** Date.now() when the own query at the head of the queue was sent (or queued, while a cancel holds it back). */
   private ownSince = 0;
+  /** The own query at the head of the queue is on the wire. */
+  private ownHeadSent = false;
   private closeReason = 'closed by server';
   /** A FATAL ErrorResponse of the server went to the attached client (the server closes next). */
   private fatalPassedOn = false;
@@ -173,6 +175,10 @@ export class ServerConnection implements FrameHandler {
   private endedByServer = false;
   /** close() was called: the connection is never handed out or reset again. */
   private closing = false;
+  /** Cancel requests sent for this backend whose connection PostgreSQL has not closed yet (see cancel). */
+  private cancelsInFlight = 0;
+  /** Run when the last cancel in flight is done (the pool holds the server until then). */
+  private afterCancels: (() => void) | null = null;
   private pausedForClient = false;
   /** When the current transaction began (performance.now() ms). */
   private xactSince = 0;
@@ -492,10 +498,16 @@ export class ServerConnection implements FrameHandler {
     if (this.link !== null && this.link.busy) throw new Error('pgmux query started while the client is owed answers');
     this.statements.unnamedOwner = null; // a simple Query destroys the unnamed statement
     this.own.push({ sql, done, error: null, rows: [] });
-    if (this.own.length === 1) {
-      this.ownSince = Date.now();
-      this.socket.write(serialize.query(sql));
-    }
+    if (this.own.length > 1) return;
+    this.ownSince = Date.now();
+    // Queued (the client's messages held) but not sent while a cancel is on its way: it would cancel pgmux's query.
+    if (this.cancelsInFlight === 0) this.sendOwnHead();
+  }
+
+  private sendOwnHead(): void {
+    this.ownSince = Date.now();
+    this.ownHeadSent = true;
+    this.socket.write(serialize.query(this.own[0].sql));
   }
 
   /**
@@ -589,6 +601,11 @@ export class ServerConnection implements FrameHandler {
   /** Run cleanup queries (null entries skipped), then hand the server back as free. */
   reset(queries: Array<string | null>): void {
     if (this.closing) return; // its close is reported to the pool when the socket closes
+    if (this.cancelsInFlight > 0) {
+      // The cancel could land on the reset's own queries (a ROLLBACK cancelled, the server closed for nothing).
+      this.whenCancelsDone(() => this.reset(queries));
+      return;
+    }
     const list = queries.filter((q): q is string => q !== null && q !== '');
     if (list.length === 0) {
       this.owner.serverFree(this);
@@ -687,11 +704,8 @@ export class ServerConnection implements FrameHandler {
         this.txStatus = buf[start + 5];
         if (this.link !== null) this.link.txStatus = this.txStatus;
         this.own.shift();
-        const next = this.own[0];
-        if (next !== undefined) {
-          this.ownSince = Date.now();
-          this.socket.write(serialize.query(next.sql));
-        }
+        this.ownHeadSent = false;
+        if (this.own.length > 0 && this.cancelsInFlight === 0) this.sendOwnHead();
         query.done(query.error, query.rows);
         if (this.own.length > 0) return;
         if (this.afterOwnQueries !== null) {
@@ -729,13 +743,53 @@ export class ServerConnection implements FrameHandler {
 
   // ---- cancel / close ----
 
-  /** Ask the server to cancel what this connection is running, on a separate connection. */
-  cancel(): void {
-    if (this.processId === 0) return;
+  /**
+   * Ask the server to cancel what this connection is running, on a separate connection; `done` runs when that
+   * connection has closed. PostgreSQL closes it only after it has signalled the backend, and until then the cancel
+   * can still land on whatever the backend runs next: a server with a cancel in flight is not handed to another
+   * client, nor given pgmux's own queries (see beingCanceled, whenCancelsDone), or the next client's query would be
+   * the one cancelled.
+   */
+  cancel(done?: () => void): void {
+    if (this.processId === 0) {
+      done?.();
+      return;
+    }
+    this.cancelsInFlight++;
     const socket = net.connect({ host: this.target.host, port: this.target.port });
     socket.on('connect', () => socket.end(serialize.cancel(this.processId, this.secretKey)));
     socket.on('error', (err) => this.log.warn({ err: err.message }, 'cancel request to server failed'));
-    socket.setTimeout(5000, () => socket.destroy());
+    // A cancel connection that hangs holds the server at most this long.
+    socket.setTimeout(CANCEL_TIMEOUT_MS, () => socket.destroy());
+    socket.on('close', () => {
+      this.cancelsInFlight--;
+      done?.();
+      if (this.cancelsInFlight > 0 || this.closing) return;
+      // An own query queued meanwhile (see runOwnQuery) goes out now.
+      if (this.own.length > 0 && !this.ownHeadSent) this.sendOwnHead();
+      const next = this.afterCancels;
+      this.afterCancels = null;
+      next?.();
+    });
+  }
+
+  /** A cancel request for this backend is still on its way: the server must not serve anything else yet. */
+  get beingCanceled(): boolean {
+    return this.cancelsInFlight > 0;
+  }
+
+  /** Cancel requests on their way (SHOW POOLS sv_active_cancel). */
+  get activeCancels(): number {
+    return this.cancelsInFlight;
+  }
+
+  /** Runs `next` once no cancel is in flight any more (at once if none is); never once the connection is closing. */
+  whenCancelsDone(next: () => void): void {
+    if (this.cancelsInFlight === 0) {
+      if (!this.closing) next();
+      return;
+    }
+    this.afterCancels = next;
   }
 
   close(reason: string): void {
@@ -783,6 +837,9 @@ export class ServerConnection implements FrameHandler {
     this.owner.serverClosed(this);
   }
 }
+
+/** How long a cancel request's connection may stay open before pgmux gives up on it (see cancel). */
+const CANCEL_TIMEOUT_MS = 5000;
 
 /** How long a server connection pgmux closed may take to be closed by the backend (see close). */
 const CLOSE_WAIT_MS = 1000;

@@ -64,10 +64,12 @@ class Pipe {
     private readonly proxy: FaultProxy,
     private readonly dst: Socket,
     private readonly toServer: boolean,
+    /** This link's own delay (see FaultProxy.delayNewConnections), on top of the proxy-wide one. */
+    private readonly ownDelayMs: number,
   ) {}
 
   send(chunk: Buffer): void {
-    const ms = this.proxy.delayFor(this.toServer);
+    const ms = Math.max(this.proxy.delayFor(this.toServer), this.ownDelayMs);
     if (ms <= 0 && this.queue.length === 0 && !this.proxy.blackholed) {
       this.write(chunk);
       return;
@@ -133,14 +135,17 @@ class Link {
     private readonly proxy: FaultProxy,
     readonly client: Socket,
     readonly server: Socket,
+    toServerDelayMs: number,
   ) {
-    this.toServer = new Pipe(proxy, server, true);
-    this.toClient = new Pipe(proxy, client, false);
+    this.toServer = new Pipe(proxy, server, true, toServerDelayMs);
+    this.toClient = new Pipe(proxy, client, false, 0);
     client.on('data', (chunk: Buffer) => this.fromClient(chunk));
     server.on('data', (chunk: Buffer) => this.fromServer(chunk));
-    // An orderly end on one side is passed on once what was held has gone.
-    client.on('end', () => this.endWhenFlushed(this.toServer));
-    server.on('end', () => this.endWhenFlushed(this.toClient));
+    // An orderly end on one side is passed on, once what was held has gone, as a half-close: the other side still
+    // answers (PostgreSQL closes a cancel request's connection only after it has signalled the backend, and pgmux
+    // waits for that close; a proxy that closed both sides at once would hide the wait).
+    client.on('end', () => this.endWhenFlushed(this.toServer, server));
+    server.on('end', () => this.endWhenFlushed(this.toClient, client));
     for (const s of [client, server]) {
       s.on('error', () => this.destroy('rst'));
       s.on('close', () => this.destroy('fin'));
@@ -181,14 +186,16 @@ class Link {
     this.proxy.linkClosed(this);
   }
 
-  /** One side ended: the other is ended too, once what is held for it has gone. */
-  private endWhenFlushed(pipe: Pipe): void {
+  /** One side ended: the other is ended too, once what is held for it has gone; both ended, the link is done. */
+  private endWhenFlushed(pipe: Pipe, other: Socket): void {
     if (this.closed) return;
     if (!pipe.empty) {
-      setTimeout(() => this.endWhenFlushed(pipe), 5);
+      setTimeout(() => this.endWhenFlushed(pipe, other), 5);
       return;
     }
-    this.destroy('fin');
+    if (other.writableEnded || other.destroyed) this.destroy('fin');
+    else other.end();
+    if (this.client.readableEnded && this.server.readableEnded) this.destroy('fin');
   }
 
   private fromClient(chunk: Buffer): void {
@@ -336,6 +343,7 @@ export class FaultProxy {
   private readonly links = new Set<Link>();
   private delayToServer = 0;
   private delayToClient = 0;
+  private delayNewToServer = 0;
   private refusing: DropKind | 'close' | false = false;
   private readonly tampers: Tamper[] = [];
   private listening = true;
@@ -348,7 +356,7 @@ export class FaultProxy {
 
   /** A proxy on a loopback port (`port`, default a free one) forwarding to `target`. */
   static async start(target: { host: string; port: number }, port = 0): Promise<FaultProxy> {
-    const server = net.createServer({ noDelay: true });
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true });
     await listen(server, port);
     const address = server.address() as net.AddressInfo;
     const proxy = new FaultProxy(server, address.port, target);
@@ -369,6 +377,15 @@ export class FaultProxy {
     if (direction !== 'to-server') this.delayToClient = ms;
   }
 
+  /**
+   * Connections accepted from now on hold each chunk towards the server for `ms` (0 turns it off); connections
+   * already open are not slowed. A cancel request pgmux sends on a new connection then arrives late while the
+   * server connections it pools run at full speed.
+   */
+  delayNewConnections(ms: number): void {
+    this.delayNewToServer = ms;
+  }
+
   /** Stop forwarding in both directions without closing anything; new connections are accepted and go nowhere. */
   blackhole(): void {
     this.blackholed = true;
@@ -379,6 +396,7 @@ export class FaultProxy {
   heal(): void {
     this.delayToServer = 0;
     this.delayToClient = 0;
+    this.delayNewToServer = 0;
     this.tampers.length = 0;
     this.blackholed = false;
     for (const link of this.links) link.resume();
@@ -451,8 +469,8 @@ export class FaultProxy {
       client.resetAndDestroy();
       return;
     }
-    const server = net.connect({ host: this.target.host, port: this.target.port, noDelay: true });
-    const link = new Link(this, client, server);
+    const server = net.connect({ host: this.target.host, port: this.target.port, noDelay: true, allowHalfOpen: true });
+    const link = new Link(this, client, server, this.delayNewToServer);
     this.links.add(link);
   }
 }
