@@ -4,9 +4,14 @@
  * asking for an accepted value log in from pgmux's memory, even while every server is busy, and
  * still get that setting on whichever server runs their queries.
  */
+import { pbkdf2 } from 'node:crypto';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase } from './harness/context.js';
+import { probeLogin } from './harness/auth-probe.js';
+import { createTestDatabase, pgInfo } from './harness/context.js';
+import { dataRowValues } from './harness/wire-client.js';
+import { queryMessage, type BackendMessage } from './harness/wire.js';
 import { startPgmux, type TestPgmux } from './harness/pgmux.js';
 import { APP_ROLE } from './harness/roles.js';
 import { settlesWithin } from './harness/wait.js';
@@ -126,4 +131,41 @@ describe('SCRAM against a plaintext password', () => {
       await fresh.stop();
     }
   });
+});
+
+describe('requests pipelined behind the password', () => {
+  it('are answered after the login, as PostgreSQL answers them, also while the password check waits for the threadpool', async () => {
+    // A pgmux of its own: the keys of a plaintext password are derived in libuv's threadpool, and the threadpool is
+    // kept busy here (this process is pgmux's) from before pgmux starts, so that the client-final message and the
+    // query behind it arrive while the check still waits for them.
+    const busy = Promise.all(Array.from({ length: 8 }, () => promisify(pbkdf2)('x', 'salt', 4_000_000, 32, 'sha256')));
+    const fresh = await startPgmux({
+      settings: { default_pool_size: 1, log_connections: false, log_disconnections: false },
+      databases: { app: { dbname: db } },
+      users: { [APP_ROLE.name]: { password: APP_ROLE.password } },
+    });
+    try {
+      const after = [queryMessage('select 42 as answer'), queryMessage('select current_user as who')];
+      const codes = (messages: BackendMessage[]): string[] => messages.map((m) => m.code).filter((c) => c !== 'S');
+      const rows = (messages: BackendMessage[]): Array<Array<string | null>> => messages.filter((m) => m.code === 'D').map((m) => dataRowValues(m.body));
+
+      const probe = await probeLogin(fresh.port, { user: APP_ROLE.name, database: 'app' }, APP_ROLE.password as string, { after, timeoutMs: 20_000 });
+      await probe.conn.until((c) => c.messages.filter((m) => m.code === 'Z').length >= 3 || c.closed, 20_000, 'both answers');
+      probe.conn.destroy();
+      expect(probe.error).toBeUndefined();
+      // The check did wait for the threadpool (else this test proves nothing about that path): client-final was
+      // answered only after a PBKDF2 queued behind the busy ones (a few ms otherwise).
+      expect(probe.ms.final).toBeGreaterThan(100);
+      await busy;
+
+      const direct = await probeLogin(pgInfo().port, { user: APP_ROLE.name, database: db }, APP_ROLE.password as string, { after });
+      await direct.conn.until((c) => c.messages.filter((m) => m.code === 'Z').length >= 3, 5000, 'both answers');
+      direct.conn.destroy();
+      expect(codes(probe.conn.messages)).toEqual(codes(direct.conn.messages));
+      expect(rows(probe.conn.messages)).toEqual(rows(direct.conn.messages));
+      expect(rows(probe.conn.messages)).toEqual([['42'], [APP_ROLE.name]]);
+    } finally {
+      await fresh.stop();
+    }
+  }, 40_000);
 });

@@ -39,12 +39,14 @@ export interface LoginSession extends RegisteredClient, PoolClient {
   joinPool(pool: Pool): void;
   /** The client was greeted (or handed to the admin console): the login and what it kept can go. */
   loginFinished(): void;
+  /** Read nothing more of the client's for now, not even the rest of the data at hand (see FrameReader.hold). */
+  holdInput(): void;
+  /** Read on: what came since holdInput() is handled now, as if it had just arrived. */
+  resumeInput(): void;
 }
 
 export class ClientLogin {
   private auth: ClientAuth | null = null;
-  /** A password check runs in the threadpool (AuthStep 'pending'). */
-  private waiting = false;
   /** The user's stored password as found (config, auth_file or auth_query): what pgmux logs in upstream with. */
   private storedPassword: string | undefined = undefined;
 
@@ -108,8 +110,6 @@ export class ClientLogin {
     const auth = this.auth;
     if (auth === null) return session.fail(Errors.authProtocol('message sent before the authentication request'));
     if (code !== FrontendCode.PasswordMessage) return session.fail(Errors.authProtocol(`expected a password message, got '${String.fromCharCode(code)}'`));
-    // The client sends nothing while its password is being checked; PostgreSQL would not read it either.
-    if (this.waiting) return session.fail(Errors.authProtocol('message sent before the answer to the password message'));
     this.onStep(auth, auth.onMessage(buf, start, end));
   }
 
@@ -117,14 +117,17 @@ export class ClientLogin {
     const session = this.session;
     switch (step.kind) {
       case 'pending':
-        this.waiting = true;
+        // PostgreSQL checks the password before it reads on: what the client sent behind it is read after the
+        // check's answer, and judged in the state that leads to (a message the exchange did not expect fails it,
+        // as PostgreSQL's would; after the greeting they are the client's first requests).
+        session.holdInput();
         step.next.then(
           (next) => {
-            this.waiting = false;
             // Gone (or failed) meanwhile: nothing more to say.
             if (session.state !== ClientState.Authenticating || this.auth !== auth) return;
             try {
               this.onStep(auth, next);
+              if ((session.state as ClientState) !== ClientState.Closed) session.resumeInput();
             } catch (err) {
               session.failOn(err);
             }

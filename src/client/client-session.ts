@@ -46,6 +46,16 @@ import type { StatementRouter } from './statement-router.js';
 import type { InterceptHost, Refusal } from './transaction-intercepts.js';
 import { TransactionMachinery } from './transaction-machinery.js';
 
+/** What a client may send while its input is held (a password being checked) before pgmux stops reading it. */
+const HELD_INPUT_LIMIT = 256 * 1024;
+
+/** How long a client pgmux closed with an error may keep its end open (see fail). */
+const FAIL_LINGER_MS = 1000;
+
+function destroyIfOpen(socket: Socket): void {
+  if (!socket.destroyed) socket.destroy();
+}
+
 export class ClientSession implements FrameHandler, MessageLimits, PoolClient, RegisteredClient, LoginSession, InterceptHost, BoundaryHost, ForwardingHost, SocketSession {
   state: ClientState = ClientState.Startup;
   /** Its link in its pool's wait queue: made the first time it waits (waitQueueLink). */
@@ -108,6 +118,8 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   private terminating = false;
   /** Inside onData: the chunk's messages are being handled and will be flushed together at its end. */
   inChunk = false;
+  /** holdInput() is in force: the reader keeps what comes (see holdInput). */
+  private inputHeld = false;
   private childLog: Logger | null = null;
 
   /**
@@ -190,6 +202,7 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
       this.inChunk = true;
       this.reader.push(chunk);
       this.inChunk = false;
+      if (this.inputHeld && this.reader.heldBytes > HELD_INPUT_LIMIT) this.socket.pause();
       // Nothing forwarded yet: nothing to flush.
       this.forwarding?.flush();
       return;
@@ -255,6 +268,29 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
 
   loginFinished(): void {
     this.login = null;
+  }
+
+  holdInput(): void {
+    // The socket is still read (the reader keeps what comes), up to a bound: a socket closed with input unread
+    // ends with a reset, which can make the client's kernel drop the error written just before (see fail).
+    this.inputHeld = true;
+    this.reader?.hold();
+  }
+
+  resumeInput(): void {
+    this.inputHeld = false;
+    // Reading resumes first (handling what was kept may pause it again, for a server's backpressure); its data
+    // events come later, so what was kept is handled first.
+    this.socket.resume();
+    const reader = this.reader;
+    if (reader === null) return;
+    this.inChunk = true;
+    try {
+      reader.resume();
+    } finally {
+      this.inChunk = false;
+    }
+    this.forwarding?.flush();
   }
 
   /** Authenticated: the pool's client from now on; transaction mode brings the machinery that moves it between servers. */
@@ -597,11 +633,14 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
       if (onWire) this.socket.end(error.toWire());
       else this.socket.end();
     }
-    // Read (and drop) what the client still sends: a socket closed with unread input sends a reset
-    // instead of a FIN, and the client's kernel may then throw away the error written just before.
+    // Read (and drop) what the client still sends until it closes its end too: a socket closed with input unread, or
+    // input arriving after the close, answers with a reset instead of a FIN, and the client's kernel may then throw
+    // away the error written just before (a client still sending when its login failed lost it so). A client that
+    // does not close is cut off after FAIL_LINGER_MS; the registry forgets it at once.
     this.socket.resume();
-    this.socket.destroySoon();
+    setTimeout(destroyIfOpen, FAIL_LINGER_MS, this.socket).unref();
     this.detachFromPool();
+    this.host.clientClosed(this, this.closeReason);
   }
 
   onSocketError(err: NodeJS.ErrnoException): void {

@@ -820,3 +820,60 @@ describe('FrameReader.midMessage', () => {
     expectStreamed(recorder, MESSAGES, streamRows);
   });
 });
+
+describe('FrameReader.hold / resume', () => {
+  /** The stream delivered with a hold after the `holdAfter`-th message, resumed once all chunks are in. */
+  function heldAt(chunks: Buffer[], holdAfter: number, limits?: (code: number) => number): { recorder: Recorder; beforeResume: number } {
+    const recorder = new Recorder();
+    const reader = limits === undefined ? new FrameReader(recorder) : new FrameReader(recorder, limits);
+    const original = recorder.onFrame.bind(recorder);
+    let seen = 0;
+    recorder.onFrame = (code, buf, start, end) => {
+      original(code, buf, start, end);
+      if (++seen === holdAfter) reader.hold();
+    };
+    for (const c of chunks) reader.push(c);
+    const beforeResume = recorder.events.length;
+    reader.resume();
+    return { recorder, beforeResume };
+  }
+
+  it('delivers nothing after the held message until resume, then the rest in order, at every split of the stream', () => {
+    const whole = new Recorder();
+    new FrameReader(whole).push(SMALL_STREAM);
+    const all = whole.frames().map((f) => f.bytes);
+    for (const holdAfter of [1, 2, all.length - 1]) {
+      for (let at = 0; at <= SMALL_STREAM.length; at++) {
+        const { recorder, beforeResume } = heldAt([SMALL_STREAM.subarray(0, at), SMALL_STREAM.subarray(at)], holdAfter);
+        expect(beforeResume, `hold after ${holdAfter}, split at ${at}`).toBe(holdAfter);
+        expect(recorder.frames().map((f) => f.bytes), `hold after ${holdAfter}, split at ${at}`).toEqual(all);
+      }
+    }
+  });
+
+  it('judges what was kept by the limits in force at resume (a type refused while held is accepted after)', () => {
+    const stream = Buffer.concat([msg('p', Buffer.from('secret\0')), msg('Q', Buffer.from('select 1\0'))]);
+    let loggedIn = false;
+    const limits = (code: number): number => (code === 0x70 || loggedIn ? 1000 : 0);
+    const recorder = new Recorder();
+    const reader = new FrameReader(recorder, limits);
+    const original = recorder.onFrame.bind(recorder);
+    recorder.onFrame = (code, buf, start, end) => {
+      original(code, buf, start, end);
+      if (code === 0x70) reader.hold();
+    };
+    reader.push(stream);
+    expect(recorder.events.length).toBe(1);
+    loggedIn = true;
+    reader.resume();
+    expect(recorder.errors).toEqual([]);
+    expect(recorder.frames().map((f) => String.fromCharCode(f.code))).toEqual(['p', 'Q']);
+  });
+
+  it('keeps chunks pushed while held, and resume without a hold does nothing', () => {
+    const { recorder } = heldAt([MESSAGES[0], MESSAGES[1], MESSAGES[2]], 1);
+    expect(recorder.frames().length).toBe(3);
+    const reader = new FrameReader(new Recorder());
+    reader.resume();
+  });
+});

@@ -41,6 +41,9 @@ export class FrameReader {
   private streamCode = 0;
   private streamRemaining = 0;
   private failed = false;
+  /** hold() was called: nothing is delivered until resume(); `held` is what came meanwhile, from where it stopped. */
+  private holding = false;
+  private held: Buffer | null = null;
   /**
    * The largest declared length accepted: one for every type, or per type (0 refuses the type at its header,
    * before any of its body is awaited: a client's limits are PostgreSQL's, which differ by type and phase).
@@ -67,6 +70,7 @@ export class FrameReader {
 
   push(chunk: Buffer): void {
     if (this.failed || chunk.length === 0) return;
+    if (this.holding) return this.keep(chunk, 0);
     const length = chunk.length;
     let pos = 0;
 
@@ -81,6 +85,7 @@ export class FrameReader {
       pos = this.continueHeader(chunk);
     }
     if (this.failed) return;
+    if (this.holding) return this.keep(chunk, pos);
 
     while (pos + HEADER_LENGTH <= length) {
       const code = chunk[pos];
@@ -90,6 +95,7 @@ export class FrameReader {
       if (end <= length) {
         this.handler.onFrame(code, chunk, pos, end);
         if (this.failed) return;
+        if (this.holding) return this.keep(chunk, end);
         pos = end;
         continue;
       }
@@ -118,6 +124,35 @@ export class FrameReader {
   /** Stop delivering messages (the owner is closing). */
   stop(): void {
     this.failed = true;
+  }
+
+  /**
+   * Deliver nothing more until resume(), not even the rest of the chunk being read: the owner cannot judge the next
+   * message yet (PostgreSQL checks a password before it reads on, and what follows is judged in the state the check
+   * leads to). Meant between messages, from onFrame; what arrives meanwhile is kept.
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Bytes kept since hold(). */
+  get heldBytes(): number {
+    return this.held === null ? 0 : this.held.length;
+  }
+
+  /** Delivers what was kept since hold(), then reads on as before. */
+  resume(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    const held = this.held;
+    this.held = null;
+    if (held !== null) this.push(held);
+  }
+
+  private keep(chunk: Buffer, from: number): void {
+    if (from >= chunk.length) return;
+    const rest = chunk.subarray(from);
+    this.held = this.held === null ? rest : Buffer.concat([this.held, rest]);
   }
 
   private continueHeader(chunk: Buffer): number {
