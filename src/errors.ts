@@ -75,6 +75,9 @@ export const Errors = {
     new PgmuxError('UNKNOWN_DATABASE', SqlState.InvalidCatalogName, `database "${db}" does not exist in pgmux`, {
       hint: 'pgmux serves the databases listed under "databases" in its configuration (or DATABASE_URL).',
     }),
+  /** The `options` startup parameter as PostgreSQL refuses it (parseOptionsParameter), after authentication. */
+  optionsRefused: (refusal: { sqlstate: string; message: string; hint?: string }) =>
+    new PgmuxError('STARTUP_OPTIONS', refusal.sqlstate, refusal.message, { hint: refusal.hint }),
   authFailed: (user: string) =>
     new PgmuxError('AUTH_FAILED', SqlState.InvalidPassword, `password authentication failed for user "${user}"`, {
       logLevel: 'warn',

@@ -60,6 +60,8 @@ export class ClientLogin {
     private overriddenCheck: string | null,
     /** DER of the certificate pgmux presented, when the client is on TLS (channel binding). */
     private readonly certificate: Buffer | null,
+    /** The client's `options` as PostgreSQL refuses them: the login fails once authenticated, as there. */
+    private readonly optionsRefusal: PgmuxError | null = null,
   ) {}
 
   /** The exchange under way is SASL (SCRAM), whose messages PostgreSQL caps lower (message-limits.ts). */
@@ -153,6 +155,12 @@ export class ClientLogin {
     const session = this.session;
     const host = this.host;
     host.loginEnded(session);
+    if (this.optionsRefusal !== null) {
+      // PostgreSQL reads the options after authentication: AuthenticationOk, then the FATAL.
+      for (const m of authMessages) session.socket.write(m);
+      session.socket.write(AUTHENTICATION_OK);
+      return session.fail(this.optionsRefusal);
+    }
     if (this.dbConfig === host.adminConsole?.database) {
       session.state = ClientState.Idle;
       session.admin = host.adminConsole.open(session, authMessages);

@@ -257,7 +257,16 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     this.startupParams = settings.size === 0 ? NO_SETTINGS : settings;
     this.serverStartup = admitted.settings.forServer;
     const certificate = this.encrypted ? this.tlsCertificateDer : null;
-    this.login = new ClientLogin(this, this.host, this.baseLog, admitted.dbConfig, overriddenCheckQuery(admitted.settings.overridden), certificate);
+    const refusal = admitted.settings.refusal;
+    this.login = new ClientLogin(
+      this,
+      this.host,
+      this.baseLog,
+      admitted.dbConfig,
+      overriddenCheckQuery(admitted.settings.overridden),
+      certificate,
+      refusal === null ? null : Errors.optionsRefused(refusal),
+    );
     this.login.begin(admitted.authType);
   }
 

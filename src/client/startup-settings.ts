@@ -4,7 +4,7 @@
  * for PGTZ, JDBC `TimeZone`: one setting). They are applied on whichever server serves the
  * client, and are what RESET returns to.
  */
-import { parseOptionsParameter } from '../protocol/startup.js';
+import { parseOptionsParameter, type OptionsRefusal } from '../protocol/startup.js';
 import { canonicalGucName, opensServerWith, startupKeyOf } from '../server/session-params.js';
 
 /** Startup settings a server connection may be opened with for this client (see Pool.openServer), and their key. */
@@ -24,6 +24,8 @@ export interface StartupSettings {
   forServer: ServerStartup;
   /** Switches in `options` pgmux does not apply (logged). */
   unsupported: string[];
+  /** What PostgreSQL would refuse the login for in `options` (after authentication), if anything. */
+  refusal: OptionsRefusal | null;
   /**
    * Values PostgreSQL would apply and then override (a setting given twice: in options and as a parameter, or twice
    * in either), in its order. Only their validity matters: PostgreSQL fails the login on a bad one.
@@ -53,11 +55,13 @@ export function startupSettings(
   // over them. The order is also the order they are applied at login, so the first bad one is the one PostgreSQL
   // names (before, a bad parameter was reported ahead of a bad `-c` in options, and options won over parameters).
   let unsupported: string[] = [];
+  let refusal: OptionsRefusal | null = null;
   const options = params.get('options');
   if (options !== undefined) {
     const parsed = parseOptionsParameter(options);
     for (const [name, value] of parsed.assignments) apply(canonicalGucName(name), value);
     unsupported = parsed.unsupported;
+    refusal = parsed.refusal;
   }
   // The packet's parameters in packet order, each occurrence (a repeated one first with its earlier values).
   const earlierValues = new Map<string, string[]>();
@@ -69,7 +73,7 @@ export function startupSettings(
   }
   const forServer = new Map([...settings].filter(([name]) => opensServerWith(name)));
   if (addHost !== null) settings.set('application_name', `${settings.get('application_name') ?? ''} - ${addHost}`);
-  return { settings, forServer: forServer.size > 0 ? { settings: forServer, key: startupKeyOf(forServer) } : NO_SERVER_STARTUP, unsupported, overridden };
+  return { settings, forServer: forServer.size > 0 ? { settings: forServer, key: startupKeyOf(forServer) } : NO_SERVER_STARTUP, unsupported, refusal, overridden };
 }
 
 /**

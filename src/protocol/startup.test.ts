@@ -331,17 +331,36 @@ describe('parseOptionsParameter', () => {
     }
   });
 
-  it('reports switches it does not support', () => {
-    const { settings, unsupported } = parseOptionsParameter('-v -c a=1 -B 100 --novalue -c');
-    expect(Object.fromEntries(settings)).toEqual({ a: '1' });
-    expect(unsupported).toEqual(['-v', '-B', '100', '--novalue', '-c']);
+  it('takes the switches that stand for a setting as that setting, and reports the others of PostgreSQL, with their arguments', () => {
+    const { settings, unsupported, refusal } = parseOptionsParameter('-B 100 -c a=1 -P -S2048 -tpa -e -W 5 -F');
+    expect(Object.fromEntries(settings)).toEqual({ shared_buffers: '100', a: '1', work_mem: '2048', log_parser_stats: 'true', datestyle: 'euro', fsync: 'false' });
+    expect(unsupported).toEqual(['-P', '-W', '5']);
+    expect(refusal).toBeNull();
   });
 
-  it('reports a -c whose argument is not name=value, and sets nothing from it', () => {
-    for (const s of ['-c =x', '-c novalue', '-c=x']) {
-      const { settings, unsupported } = parseOptionsParameter(s);
-      expect(settings.size, s).toBe(0);
-      expect(unsupported.length, s).toBe(1);
-    }
+  it("refuses what PostgreSQL refuses at login, with its SQLSTATE and message (process_postgres_switches)", () => {
+    const invalid = (word: string) => ({ sqlstate: '42601', message: `invalid command-line argument for server process: ${word}`, hint: 'Try "postgres --help" for more information.' });
+    const cases: Array<[string, object]> = [
+      ['-c statement_timeout', { sqlstate: '42601', message: '-c statement_timeout requires a value' }],
+      ['-cstatement_timeoutL5s', { sqlstate: '42601', message: '-c statement_timeoutL5s requires a value' }],
+      ['--statement_timeout', { sqlstate: '42601', message: '--statement_timeout requires a value' }],
+      ['-c =5', { sqlstate: '42704', message: 'unrecognized configuration parameter ""' }],
+      ['-c a=1 -c', invalid('-c')],
+      ['-X', invalid('-X')],
+      ['-t zz', invalid('zz')],
+      ['-tzz', invalid('-tzz')],
+      ['-f q', invalid('q')],
+      // Words that are no switch are complained about after the switches (glibc's getopt moves them last).
+      ['statement_timeout=5s', invalid('statement_timeout=5s')],
+      ['extra -c work_mem=1MB -c b', { sqlstate: '42601', message: '-c b requires a value' }],
+      ['-c a=1 first second', invalid('first')],
+      ['-c a=1 -- -c b=2', invalid('-c')],
+      ['-', invalid('-')],
+    ];
+    for (const [options, refusal] of cases) expect(parseOptionsParameter(options).refusal, options).toEqual(refusal);
+  });
+
+  it('refuses nothing in well-formed options', () => {
+    for (const s of ['', '-c a=1', '-ca=1 --b-c=2', '-c a=', '-e', '-c a=1 --']) expect(parseOptionsParameter(s).refusal, s).toBeNull();
   });
 });

@@ -142,11 +142,53 @@ export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATE
   return { kind: 'startup', minorVersion: minor, params, protocolOptions, replication, repeated };
 }
 
+/** Why PostgreSQL would refuse a client's `options`: FATAL with this SQLSTATE, message and hint, after authentication. */
+export interface OptionsRefusal {
+  sqlstate: string;
+  message: string;
+  hint?: string;
+}
+
+/** The switches of PostgreSQL's process_postgres_switches (getopt's optstring there); true: takes an argument. */
+const SWITCHES = new Map<string, boolean>(
+  [...'BcCDdfhkNprStvW-'].map((c) => [c, true] as [string, boolean]).concat([...'bEeFijlnOPsT'].map((c) => [c, false] as [string, boolean])),
+);
+/** -t's arguments (get_stats_option_name) and -f's (set_plan_disabling_options), anything else being an error. */
+const STATS_OPTIONS = /^(pa|pl|e)/;
+const PLAN_OPTIONS = /^[siobtnmh]/;
+/** Switches that are a setting (SetConfigOption in process_postgres_switches): the setting, and its value if fixed. */
+const SWITCH_SETTINGS = new Map<string, [string, string | null]>([
+  ['B', ['shared_buffers', null]],
+  ['e', ['datestyle', 'euro']],
+  ['F', ['fsync', 'false']],
+  ['h', ['listen_addresses', null]],
+  ['i', ['listen_addresses', '*']],
+  ['k', ['unix_socket_directories', null]],
+  ['l', ['ssl', 'true']],
+  ['N', ['max_connections', null]],
+  ['O', ['allow_system_table_mods', 'true']],
+  ['p', ['port', null]],
+  ['S', ['work_mem', null]],
+  ['s', ['log_statement_stats', 'true']],
+]);
+const STATS_SETTINGS: Record<string, string> = { pa: 'log_parser_stats', pl: 'log_planner_stats', e: 'log_executor_stats' };
+
 /**
- * Splits the `options` startup parameter into `-c name=value` / `--name=value` settings, with
- * PostgreSQL's backslash escaping of spaces. Other switches are returned in `unsupported`.
+ * Splits the `options` startup parameter as PostgreSQL does (pg_split_opts: whitespace separates, a backslash
+ * escapes the next character), then reads it with process_postgres_switches' rules: `-c name=value`, `-cname=value`
+ * and `--name=value` are settings (dashes in the name become underscores), and so are the switches that stand for
+ * one (`-S 4096` is work_mem, `-e` DateStyle euro, `-B` shared_buffers, which the server then refuses as it would
+ * directly); PostgreSQL's other switches (-P, -W, -d, -f and those it ignores) are not applied (`unsupported`,
+ * logged). What PostgreSQL refuses at login, pgmux
+ * refuses the same way (`refusal`, the first as PostgreSQL meets them): a setting without a value, an unknown
+ * switch, a switch missing its argument, a word that is no switch (`statement_timeout=5s` without `-c`).
  */
-export function parseOptionsParameter(options: string): { settings: Map<string, string>; unsupported: string[]; assignments: Array<[string, string]> } {
+export function parseOptionsParameter(options: string): {
+  settings: Map<string, string>;
+  unsupported: string[];
+  assignments: Array<[string, string]>;
+  refusal: OptionsRefusal | null;
+} {
   const words: string[] = [];
   let current = '';
   let inWord = false;
@@ -169,21 +211,68 @@ export function parseOptionsParameter(options: string): { settings: Map<string, 
   const settings = new Map<string, string>();
   const assignments: Array<[string, string]> = [];
   const unsupported: string[] = [];
+  const invalid = (word: string): OptionsRefusal => ({
+    sqlstate: '42601',
+    message: `invalid command-line argument for server process: ${word}`,
+    hint: 'Try "postgres --help" for more information.',
+  });
+  const done = (refusal: OptionsRefusal | null) => ({ settings, unsupported, assignments, refusal });
+  const set = (name: string, value: string): void => {
+    settings.set(name, value);
+    assignments.push([name, value]);
+  };
+  // glibc's getopt moves words that are no switch behind the switches: they are complained about after all switches.
+  let firstOperand: string | null = null;
   for (let i = 0; i < words.length; i++) {
-    const w = words[i];
-    let assignment: string | undefined;
-    if (w === '-c' && i + 1 < words.length) assignment = words[++i];
-    else if (w.startsWith('-c') && w.length > 2) assignment = w.slice(2);
-    else if (w.startsWith('--')) assignment = w.slice(2);
-    else if (w === '-e') assignment = 'datestyle=euro'; // European date order, as postgres -e
-    const eq = assignment === undefined ? -1 : assignment.indexOf('=');
-    if (assignment !== undefined && eq > 0) {
-      const setting: [string, string] = [assignment.slice(0, eq).replace(/-/g, '_'), assignment.slice(eq + 1)];
-      settings.set(setting[0], setting[1]);
-      assignments.push(setting);
-    } else {
-      unsupported.push(w);
+    const word = words[i];
+    if (word === '--') {
+      // The end of the switches: whatever follows is an operand.
+      if (i + 1 < words.length) firstOperand ??= words[i + 1];
+      break;
+    }
+    if (!word.startsWith('-') || word.length === 1) {
+      firstOperand ??= word;
+      continue;
+    }
+    // A word may bundle switches (-Pe); one taking an argument takes the rest of the word, or the next word.
+    for (let j = 1; j < word.length; j++) {
+      const flag = word[j];
+      const takesArgument = SWITCHES.get(flag);
+      if (takesArgument === undefined) return done(invalid(word));
+      if (!takesArgument) {
+        const setting = SWITCH_SETTINGS.get(flag);
+        if (setting !== undefined) set(setting[0], setting[1] as string);
+        else unsupported.push(`-${flag}`);
+        continue;
+      }
+      let argument: string;
+      let named: string;
+      if (j + 1 < word.length) {
+        argument = word.slice(j + 1);
+        named = word;
+      } else if (i + 1 < words.length) {
+        argument = words[++i];
+        named = argument;
+      } else {
+        return done(invalid(word));
+      }
+      if (flag === 'c' || flag === '-') {
+        const eq = argument.indexOf('=');
+        if (eq < 0) return done({ sqlstate: '42601', message: flag === '-' ? `--${argument} requires a value` : `-c ${argument} requires a value` });
+        const name = argument.slice(0, eq).replace(/-/g, '_');
+        if (name === '') return done({ sqlstate: '42704', message: 'unrecognized configuration parameter ""' });
+        set(name, argument.slice(eq + 1));
+      } else if ((flag === 't' && !STATS_OPTIONS.test(argument)) || (flag === 'f' && !PLAN_OPTIONS.test(argument))) {
+        return done(invalid(named));
+      } else if (flag === 't') {
+        set(STATS_SETTINGS[(STATS_OPTIONS.exec(argument) as RegExpExecArray)[1]], 'true');
+      } else if (SWITCH_SETTINGS.has(flag)) {
+        set((SWITCH_SETTINGS.get(flag) as [string, string | null])[0], argument);
+      } else {
+        unsupported.push(`-${flag}`, argument);
+      }
+      break;
     }
   }
-  return { settings, unsupported, assignments };
+  return done(firstOperand === null ? null : invalid(firstOperand));
 }
