@@ -243,4 +243,25 @@ describe('a cancel that reaches PostgreSQL after the query it was meant for has 
     expect(after).toMatchObject({ cl_active_cancel_req: 0, sv_active_cancel: 0, sv_being_canceled: 0 });
     expect((await a.query<{ v: number }>('select 3 as v')).rows[0].v).toBe(3);
   }, 20_000);
+
+  it("reaches a query that waited behind pgmux's own queries on the server: it runs, and is cancelled as directly", async () => {
+    const a = await opened.connect(late);
+    await a.query('select 1');
+    // A slow link to the server: pgmux's settings capture after a SET takes a while, and the client's next query
+    // waits for it in pgmux.
+    proxy.delay(200, 'to-server');
+    try {
+      await a.query("set statement_timeout = '50s'");
+      const started = Date.now();
+      const q = timed(a.query('select pg_sleep(3)'));
+      const k = keyOf(a);
+      await sendCancel(k.processID, k.secretKey, late.port);
+      const r = await q;
+      expect(r).toMatchObject({ ok: false, code: '57014' });
+      expect(Date.now() - started).toBeLessThan(2500);
+    } finally {
+      proxy.heal();
+    }
+    expect((await a.query<{ statement_timeout: string }>('show statement_timeout')).rows[0].statement_timeout).toBe('50s');
+  }, 20_000);
 });

@@ -118,6 +118,8 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   private terminating = false;
   /** Inside onData: the chunk's messages are being handled and will be flushed together at its end. */
   inChunk = false;
+  /** A cancel that came while the client's requests were held behind pgmux's own queries: sent after them. */
+  private cancelWhenSent: (() => void) | null = null;
   /** holdInput() is in force: the reader keeps what comes (see holdInput). */
   private inputHeld = false;
   private childLog: Logger | null = null;
@@ -601,6 +603,23 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
       return;
     }
     const server = this.server;
+    if (this.state === ClientState.Active && server !== null && server.link?.busy !== true && this.holding) {
+      // The client's requests wait for pgmux's own queries on its server: the cancel follows them there (heldSent).
+      const earlier = this.cancelWhenSent;
+      this.cancelWhenSent =
+        earlier === null
+          ? done
+          : () => {
+              earlier();
+              done();
+            };
+      return;
+    }
+    this.forwardCancel(done);
+  }
+
+  private forwardCancel(done: () => void): void {
+    const server = this.server;
     const pool = this.pool;
     if (this.state !== ClientState.Active || server === null || pool === null || server.link?.busy !== true) {
       done();
@@ -611,6 +630,13 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
       pool.cancelRequestsInFlight--;
       done();
     });
+  }
+
+  heldSent(): void {
+    const done = this.cancelWhenSent;
+    if (done === null) return;
+    this.cancelWhenSent = null;
+    this.forwardCancel(done);
   }
 
   /** Between transactions with nothing outstanding: safe to close at shutdown. */
@@ -668,6 +694,10 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   }
 
   private detachFromPool(): void {
+    // A cancel waiting for requests that will not be sent now: its connection is closed (nothing to cancel).
+    const cancel = this.cancelWhenSent;
+    this.cancelWhenSent = null;
+    cancel?.();
     this.host.loginEnded(this);
     if (this.state === ClientState.Closed) return;
     this.state = ClientState.Closed;

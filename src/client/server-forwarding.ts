@@ -35,6 +35,8 @@ export interface ForwardingHost extends PoolClient {
   takeRefusal(buf: Buffer): Refusal | undefined;
   /** Close the client for an exception raised while handling it. */
   failOn(err: unknown): void;
+  /** What was held has gone to the server (a cancel that came for it meanwhile can follow it now). */
+  heldSent(): void;
 }
 
 export class ServerForwarding {
@@ -117,6 +119,7 @@ export class ServerForwarding {
     this.held.length = 0;
     // Inside onData the rest of the chunk is still to come: it goes out with these, in one write.
     if (!this.host.inChunk) this.flush();
+    this.host.heldSent();
   }
 
   /** The server is attached and ready (the client is active): send what was held, and read again. */

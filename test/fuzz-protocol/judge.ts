@@ -107,8 +107,15 @@ function loginClass(o: Outcome): string {
  * @param replication the client asked for a replication connection: pgmux refuses those with 0A000 (it pools
  * ordinary sessions), wherever PostgreSQL refuses it too (for its own reasons: pg_hba.conf, the value).
  */
-export function judgeStartup(got: Outcome, want: Outcome, replication = false): Verdict {
+export function judgeStartup(got: Outcome, want: Outcome, replication = false, gssInsideTls = false): Verdict {
   if (pgmuxInternalError(got, want)) return fail('internal-error', got, want);
+  // A GSSENCRequest inside TLS: PostgreSQL, done with encryption, reads it as a startup packet of protocol 1234.5680
+  // and refuses it (ProcessStartupPacket); the direct run, in plaintext, cannot show that (PostgreSQL built with
+  // GSSAPI answers 'G' there and waits for a GSSAPI handshake).
+  if (gssInsideTls) {
+    const refused = got.closed && got.messages.length === 1 && /^E FATAL\/FATAL 0A000 unsupported frontend protocol 1234\.5680: server supports 3\.0 to 3\.0$/.test(got.messages[0]);
+    return refused ? pass('refused') : fail('startup-mismatch', got, want, 'a GSSENCRequest inside TLS, not refused as PostgreSQL refuses it');
+  }
   const g = loginClass(got);
   const w = loginClass(want);
   if (g === 'ok' && w === 'ok') {

@@ -32,6 +32,9 @@ import { Bystander, FuzzTarget, idleInTransaction, showPools, USERS, type PgAddr
  * Error lines pgmux logs for what a case may rightly do: a mutated user name under the fuzzer's auth_type trust is a
  * user pgmux has no password for, whose server login the upstream refuses (the judge passes that refusal: judge.ts).
  */
+/** A GSSENCRequest's code (1234.5680). */
+const GSSENC_REQUEST_CODE = 80877104;
+
 const EXPLAINED_ERROR_LINE = /but pgmux has no password for it/;
 
 export interface RunnerOptions {
@@ -356,7 +359,9 @@ export class ProtocolFuzzer {
     // PostgreSQL (built with GSSAPI) answers a GSSENCRequest 'G', pgmux 'N': the direct run goes without it.
     const [got, want] = await Promise.all([this.startupSide(this.target.port, c, bytes, cuts, c.tls), this.startupSide(this.direct.port, { ...c, gssFirst: false }, bytes, [], false)]);
     const replication = c.params.some(([k, v]) => k === 'replication' && !/^(f|fa|fal|fals|false|n|no|of|off|0)$/i.test(v));
-    const verdict = judgeStartup(got, want, replication);
+    // (A declared length PostgreSQL takes: 8 up to its 10,000-byte startup packet limit.)
+    const gssInsideTls = c.tls && bytes.length >= 8 && bytes.readInt32BE(4) === GSSENC_REQUEST_CODE && bytes.readInt32BE(0) >= 8 && bytes.readInt32BE(0) <= 10_000;
+    const verdict = judgeStartup(got, want, replication, gssInsideTls);
     return { ...verdict, report: `${verdict.report}\nstartup packet (cuts ${JSON.stringify(cuts)}): ${bytes.toString('hex')}` };
   }
 
