@@ -211,3 +211,37 @@ describe('a client that leaves after SET SESSION AUTHORIZATION', () => {
     ]);
   }, 30_000);
 });
+
+describe('a superuser-only setting on a server, and a client whose role is not a superuser', () => {
+  it('the setting another client left is undone before the role is taken on: the client sees what a fresh backend has', async () => {
+    const admin = await adminClient();
+    try {
+      await admin.query(`DROP ROLE IF EXISTS ${SCRATCH}`);
+      await admin.query(`CREATE ROLE ${SCRATCH}`);
+    } finally {
+      await admin.end();
+    }
+    // Pool of 1: both clients' statements take turns on one server connection.
+    const b = await connect(px1.port);
+    const a = await connect(px1.port);
+    const ask = "SELECT current_user AS u, current_setting('session_replication_role') AS r";
+    try {
+      await b.query(`SET ROLE ${SCRATCH}`);
+      // session_replication_role is superuser-only: set by A as the superuser, it cannot be reset under B's role.
+      await a.query('SET session_replication_role = replica');
+      expect((await b.query(ask)).rows).toEqual([{ u: SCRATCH, r: 'origin' }]);
+      expect((await a.query(ask)).rows).toEqual([{ u: superuser, r: 'replica' }]);
+      expect((await b.query(ask)).rows).toEqual([{ u: SCRATCH, r: 'origin' }]);
+      // And the other way: B, as the superuser, sets it, then takes on the role; A resets it meanwhile.
+      await b.query('RESET ROLE');
+      await b.query("SET session_replication_role = 'local'");
+      await b.query(`SET ROLE ${SCRATCH}`);
+      await a.query('RESET session_replication_role');
+      expect((await b.query(ask)).rows).toEqual([{ u: SCRATCH, r: 'local' }]);
+      expect((await a.query(ask)).rows).toEqual([{ u: superuser, r: 'origin' }]);
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  }, 30_000);
+});

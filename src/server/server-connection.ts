@@ -175,6 +175,8 @@ export class ServerConnection implements FrameHandler {
   private endedByServer = false;
   /** close() was called: the connection is never handed out or reset again. */
   private closing = false;
+  /** The user this connection logged in as (its session_authorization at login), once logged in. */
+  private loginUser: string | null = null;
   /** Cancel requests sent for this backend whose connection PostgreSQL has not closed yet (see cancel). */
   private cancelsInFlight = 0;
   /** Run when the last cancel in flight is done (the pool holds the server until then). */
@@ -424,6 +426,7 @@ export class ServerConnection implements FrameHandler {
       this.reportedAtLogin.add(k);
     }
     this.params.set(ROLE, NO_ROLE);
+    this.loginUser = login.params.get(SESSION_AUTHORIZATION) ?? null;
     this.processId = login.processId;
     this.secretKey = login.secretKey;
     this.txStatus = buf[start + 5];
@@ -646,7 +649,7 @@ export class ServerConnection implements FrameHandler {
 
   /**
    * SET/RESET statements that make this server's parameters match what the client expects.
-   * The session user comes first (setting it resets the role), then the role, then the rest.
+   * The settings as the login user, then the session user (setting it resets the role), then the role.
    */
   private parameterSyncQuery(wanted: ReadonlyMap<string, string>): { sql: string; applied: Array<[string, string | null]> } | null {
     let sql = '';
@@ -656,28 +659,37 @@ export class ServerConnection implements FrameHandler {
       sql += `SELECT pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false);`;
       applied.push([name, value]);
     };
-    const user = wanted.get(SESSION_AUTHORIZATION);
-    let roleHere = this.params.get(ROLE) ?? NO_ROLE;
-    if (user !== undefined && user !== this.params.get(SESSION_AUTHORIZATION)) {
+    const becomeUser = (user: string): void => {
       set(SESSION_AUTHORIZATION, user);
-      roleHere = NO_ROLE;
+      userHere = user;
+      roleHere = NO_ROLE; // setting the session user resets the role
       applied.push([ROLE, NO_ROLE]);
-    }
-    const role = wanted.get(ROLE) ?? NO_ROLE;
-    if (role !== roleHere) set(ROLE, role);
-    for (const [name, value] of wanted) {
-      if (name === SESSION_AUTHORIZATION || name === ROLE || this.params.get(name) === value) continue;
+    };
+    let userHere = this.params.get(SESSION_AUTHORIZATION);
+    let roleHere = this.params.get(ROLE) ?? NO_ROLE;
+    const changed = [...wanted].filter(([name, value]) => name !== SESSION_AUTHORIZATION && name !== ROLE && this.params.get(name) !== value);
+    const resets = [...this.customParams].filter((name) => !wanted.has(name));
+    // The settings first, as the user the connection logged in as: one set as a superuser before a SET ROLE (by the
+    // client, or by the client before) cannot be set or reset under that role (42501 "permission denied to set
+    // parameter", found by the regression suite's parallel schedule: session_replication_role left by one test, the
+    // next test's client closed). The client's session user and role come last.
+    const asOther = roleHere !== NO_ROLE || (this.loginUser !== null && userHere !== this.loginUser);
+    if ((changed.length > 0 || resets.length > 0) && asOther && this.loginUser !== null) becomeUser(this.loginUser);
+    for (const [name, value] of changed) {
       // A partial DateStyle ("ymd", "German") merges with the current value: start from the default, as a
       // fresh backend would.
       const base = name === 'DateStyle' ? this.owner.defaultParams?.get(name) : undefined;
       if (base !== undefined && base !== value) set(name, base);
       set(name, value);
     }
-    for (const name of this.customParams) {
-      if (wanted.has(name)) continue;
+    for (const name of resets) {
       sql += `RESET ${quoteIdent(name)};`;
       applied.push([name, null]);
     }
+    const user = wanted.get(SESSION_AUTHORIZATION);
+    if (user !== undefined && user !== userHere) becomeUser(user);
+    const role = wanted.get(ROLE) ?? NO_ROLE;
+    if (role !== roleHere) set(ROLE, role);
     return sql === '' ? null : { sql, applied };
   }
 
