@@ -801,7 +801,14 @@ export class ServerConnection implements FrameHandler {
       if (!this.closing) next();
       return;
     }
-    this.afterCancels = next;
+    const earlier = this.afterCancels;
+    this.afterCancels =
+      earlier === null
+        ? next
+        : () => {
+            earlier();
+            next();
+          };
   }
 
   close(reason: string): void {
