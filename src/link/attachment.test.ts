@@ -862,6 +862,42 @@ describe('Attachment: COPY', () => {
     expect(h.state).toEqual(IDLE);
   });
 
+  it('... and one the server read inside the COPY, the bad line split around it: the ReadyForQuery taken for it was the next Sync\'s (protocol fuzzer seed 342262391)', () => {
+    const h = new Harness();
+    h.client(query('copy t from stdin'));
+    h.sent();
+    h.server(copyInResponse());
+    // "1" then "x\n": one line, "1x", read whole only after the Sync, which the server ignores inside the COPY.
+    h.client(copyData('1'), sync(), copyData('x\n'), copyFail('why'), sync(), query('rollback'), query('select 1'));
+    h.sent();
+    expect(h.server(error('22P02', 'invalid input syntax for type integer: "1x"'), rfq('I'))).toEqual([None, Ready]);
+    // The CopyFail is dropped (no COPY any more); the Sync after it answers. Which Sync that was shows next.
+    h.server(rfq('I'));
+    h.server(notice('there is no transaction in progress'), commandComplete('ROLLBACK'), rfq('I'));
+    expect(h.link.desyncReason).toBe('');
+    expect(h.state).toEqual(BUSY);
+    h.server(dataRow('1'), commandComplete('SELECT 1'), rfq('I'));
+    expect(h.received()).toEqual(['G', 'E(22P02)', 'Z(I)', 'Z(I)', 'N(00000)', 'C(ROLLBACK)', 'Z(I)', 'D(1)', 'C(SELECT 1)', 'Z(I)']);
+    expect(h.state).toEqual(IDLE);
+  });
+
+  it('... while a notification between the two ReadyForQuery says nothing about which Sync was answered', () => {
+    const h = new Harness();
+    h.client(query('copy t from stdin'));
+    h.sent();
+    h.server(copyInResponse());
+    h.client(copyData('x\n'), sync(), copyFail('why'), sync(), query('select 1'));
+    h.sent();
+    // The COPY fails on "x" before the Sync: both Syncs are answered.
+    h.server(error('22P02', 'invalid input syntax for type integer: "x"'), rfq('I'));
+    h.server(rfq('I'));
+    h.server(notification('ch'));
+    h.server(rfq('I'));
+    h.server(dataRow('1'), commandComplete('SELECT 1'), rfq('I'));
+    expect(h.link.desyncReason).toBe('');
+    expect(h.state).toEqual(IDLE);
+  });
+
   it('... and one the server read inside the COPY before it failed is dropped at the next answer', () => {
     const h = new Harness();
     h.client(query('copy t from stdin'));

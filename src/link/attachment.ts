@@ -96,6 +96,13 @@ export class Attachment implements StatementTarget {
   copyIn = false;
   /** The current or last COPY IN failed on the server (an ErrorResponse while in it): see Owed.SyncInCopy. */
   private copyFailed = false;
+  /**
+   * The last ReadyForQuery was taken as the answer to a Sync sent inside a COPY that failed (Owed.SyncInCopy), with a
+   * plain Sync owed next. Two ReadyForQuery in a row cannot say which Sync each answers: if the server had read that
+   * Sync inside the COPY (the bad line was split around it), the ReadyForQuery was the next Sync's, and the message
+   * that comes next (not a ReadyForQuery) shows it (see handleServer).
+   */
+  private creditedSyncInCopy = false;
   /** The server is in COPY IN (from its CopyInResponse to its answer), whatever the client has sent since. */
   private serverInCopy = false;
   /** The client ended the current COPY IN with CopyFail. */
@@ -427,6 +434,16 @@ export class Attachment implements StatementTarget {
 
   private handleServer(code: number, buf: Buffer, start: number, end: number): LinkEvent {
     const ledger = this.ledger;
+    // (A notification or parameter report may come between two ReadyForQuery: no evidence either way.)
+    if (this.creditedSyncInCopy && code !== BackendCode.NotificationResponse && code !== BackendCode.ParameterStatus) {
+      this.creditedSyncInCopy = false;
+      // Something other than the owed Sync's answer: the ReadyForQuery before was that Sync's (the server had ignored
+      // the one inside the COPY). The Sync is done; this message is the next request's (protocol fuzzer seed 342262391).
+      if (ledger.next === Owed.Sync && code !== BackendCode.ReadyForQuery && !(code === BackendCode.ErrorResponse && ledger.nextHadBody)) {
+        this.syncsDone++;
+        ledger.shift();
+      }
+    }
     // A ReadyForQuery after a failed COPY answers a Sync sent during it; anything else means the server read
     // those Syncs inside the COPY.
     // (After a COPY that failed on its data, the server reads such a Sync as any Sync: one with a body earns an error,
@@ -608,7 +625,10 @@ export class Attachment implements StatementTarget {
     if (next === Owed.Sync) this.syncsDone++;
     ledger.shift();
     // A Sync sent during a COPY that failed before the server read it: it ended the batch sent before it.
-    if (next === Owed.SyncInCopy) this.unsynced = ledger.unsyncedTail;
+    if (next === Owed.SyncInCopy) {
+      this.unsynced = ledger.unsyncedTail;
+      this.creditedSyncInCopy = ledger.next === Owed.Sync;
+    }
     this.serverInCopy = false;
     if (!this.copyFailed) dropSyncsInCopy(ledger);
     this.txStatus = buf[start + 5];
@@ -670,6 +690,7 @@ export class Attachment implements StatementTarget {
     this.serverInCopy = false;
     this.copyFailed = false;
     this.clientFailedCopy = false;
+    this.creditedSyncInCopy = false;
     this.unsynced = false;
     this.partlyOwnOwed = 0;
     this.results = 0;

@@ -37,7 +37,8 @@ export const enum Owed {
   /**
    * A Sync sent during COPY IN: the server ignores it if it reads it while the COPY runs, and answers it with
    * ReadyForQuery if it reads it after the COPY failed on data sent before it (which one pgmux cannot know). Dropped
-   * when the COPY succeeds, or when another answer comes first; see Attachment.copyFailed.
+   * when the COPY succeeds, or when another answer comes first; see Attachment.copyFailed (and creditedSyncInCopy,
+   * for two ReadyForQuery in a row).
    */
   SyncInCopy,
 }
