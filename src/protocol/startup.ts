@@ -79,8 +79,10 @@ export function startupPacketLength(buf: Buffer): number {
 export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATED): StartupPacket {
   const code = buf.readInt32BE(4);
   // A special request of another length is garbage; before, it was refused as a protocol version (0A000) or, inside
-  // TLS, a second SSLRequest was answered again.
-  if ((code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) && buf.length !== 8) throw new StartupPacketError('08P01', 'invalid length of startup packet');
+  // TLS, a second SSLRequest was answered again. One already answered is a protocol version whatever its length, as
+  // PostgreSQL reads it (protocol fuzzer seed 1919719991: a long GSSENCRequest inside TLS).
+  const negotiation = (code === SSL_REQUEST_CODE && !done.ssl) || (code === GSSENC_REQUEST_CODE && !done.gss);
+  if (negotiation && buf.length !== 8) throw new StartupPacketError('08P01', 'invalid length of startup packet');
   if (code === CANCEL_REQUEST_CODE && buf.length !== 16) throw new StartupPacketError('08P01', 'invalid length of cancel request packet');
   if (code === SSL_REQUEST_CODE && !done.ssl) return { kind: 'ssl' };
   if (code === GSSENC_REQUEST_CODE && !done.gss) return { kind: 'gssenc' };

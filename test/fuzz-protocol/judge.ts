@@ -135,7 +135,7 @@ export function judgeStartup(got: Outcome, want: Outcome, replication = false, g
   // role's REPLICATION attribute after authentication). A startup conversation never answers a password request, so no client
   // that could log in is refused.
   const asked = ['waiting', 'error:08P01', 'error:28P01'].includes(w);
-  const own = /^E FATAL\/FATAL (28000 .* but pgmux has no password for it|3D000 database ".*" does not exist in pgmux|0A000 replication connections are not supported through pgmux)$/.test(got.messages[0] ?? '');
+  const own = /^E FATAL\/FATAL (28000 .* but pgmux has no password for it|3D000 database ".*" does not exist in pgmux|0A000 replication connections are not supported through pgmux)$/s.test(got.messages[0] ?? '');
   if (asked && own && got.closed && got.messages.length === 1) return pass('refused');
   // Two startup settings that fail (a bad value 22023, an unknown name 42704, not settable 42501 / 55P02): PostgreSQL
   // names the first in its order (the options, then the parameters); pgmux opens the server with the reported ones
