@@ -5,6 +5,7 @@
  */
 import { errorResponse, errorResponseV2, type ErrorFields } from './protocol/backend-messages.js';
 import { SqlState } from './protocol/sqlstate.js';
+import type { OptionsRefusal } from './protocol/startup.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -76,7 +77,7 @@ export const Errors = {
       hint: 'pgmux serves the databases listed under "databases" in its configuration (or DATABASE_URL).',
     }),
   /** The `options` startup parameter as PostgreSQL refuses it (parseOptionsParameter), after authentication. */
-  optionsRefused: (refusal: { sqlstate: string; message: string; hint?: string }) =>
+  optionsRefused: (refusal: OptionsRefusal) =>
     new PgmuxError('STARTUP_OPTIONS', refusal.sqlstate, refusal.message, { hint: refusal.hint }),
   authFailed: (user: string) =>
     new PgmuxError('AUTH_FAILED', SqlState.InvalidPassword, `password authentication failed for user "${user}"`, {

@@ -118,8 +118,8 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   private terminating = false;
   /** Inside onData: the chunk's messages are being handled and will be flushed together at its end. */
   inChunk = false;
-  /** A cancel that came while the client's requests were held behind pgmux's own queries: sent after them. */
-  private cancelWhenSent: (() => void) | null = null;
+  /** Cancels that came while the client's requests were held behind pgmux's own queries (their `done`s): sent after them. */
+  private cancelsWhenSent: Array<() => void> | null = null;
   /** holdInput() is in force: the reader keeps what comes (see holdInput). */
   private inputHeld = false;
   private childLog: Logger | null = null;
@@ -605,14 +605,7 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
     const server = this.server;
     if (this.state === ClientState.Active && server !== null && server.link?.busy !== true && this.holding) {
       // The client's requests wait for pgmux's own queries on its server: the cancel follows them there (heldSent).
-      const earlier = this.cancelWhenSent;
-      this.cancelWhenSent =
-        earlier === null
-          ? done
-          : () => {
-              earlier();
-              done();
-            };
+      (this.cancelsWhenSent ??= []).push(done);
       return;
     }
     this.forwardCancel(done);
@@ -633,10 +626,13 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   }
 
   heldSent(): void {
-    const done = this.cancelWhenSent;
-    if (done === null) return;
-    this.cancelWhenSent = null;
-    this.forwardCancel(done);
+    const waiting = this.cancelsWhenSent;
+    if (waiting === null) return;
+    this.cancelsWhenSent = null;
+    // One cancel request to the server acts for all of them.
+    this.forwardCancel(() => {
+      for (const done of waiting) done();
+    });
   }
 
   /** Between transactions with nothing outstanding: safe to close at shutdown. */
@@ -694,10 +690,10 @@ export class ClientSession implements FrameHandler, MessageLimits, PoolClient, R
   }
 
   private detachFromPool(): void {
-    // A cancel waiting for requests that will not be sent now: its connection is closed (nothing to cancel).
-    const cancel = this.cancelWhenSent;
-    this.cancelWhenSent = null;
-    cancel?.();
+    // Cancels waiting for requests that will not be sent now: their connections are closed (nothing to cancel).
+    const waiting = this.cancelsWhenSent;
+    this.cancelsWhenSent = null;
+    if (waiting !== null) for (const done of waiting) done();
     this.host.loginEnded(this);
     if (this.state === ClientState.Closed) return;
     this.state = ClientState.Closed;

@@ -319,6 +319,14 @@ export class Pool implements ServerOwner {
   // ---- ServerOwner: reports from server connections ----
 
   serverFree(server: ServerConnection): void {
+    if (server.beingCanceled) {
+      // A cancel request for the client just served is still on its way to PostgreSQL; handed on now, the server
+      // could have the next client's query cancelled instead. Held until it is done (SHOW POOLS sv_being_canceled);
+      // its own queries (a reset) wait for it too, in ServerConnection.runOwnQuery.
+      this.place(server, ServerState.Resetting);
+      server.whenCancelsDone(() => this.serverFree(server));
+      return;
+    }
     if (this.defaultParams === null) this.defaultParams = server.reportedParams();
     const wasLogin = server.state === ServerState.Connecting;
     if (server.state === ServerState.Connecting && this.logins.failing) {
@@ -349,18 +357,6 @@ export class Pool implements ServerOwner {
       client.server = null;
       client.onReleased();
     }
-    if (server.beingCanceled) {
-      // A cancel request for the client just served is still on its way to PostgreSQL; handed on now, the server
-      // could have the next client's query cancelled instead (SHOW POOLS sv_being_canceled).
-      this.place(server, ServerState.Resetting);
-      server.whenCancelsDone(() => this.cleanAndFree(server));
-      return;
-    }
-    this.cleanAndFree(server);
-  }
-
-  /** A released server with no cancel in flight: cleaned when it must be (reset_query, DEALLOCATE ALL), then free. */
-  private cleanAndFree(server: ServerConnection): void {
     if (this.settings.resetQueryAlways && this.settings.resetQuery !== null) {
       this.place(server, ServerState.Resetting);
       server.reset([this.settings.resetQuery]);

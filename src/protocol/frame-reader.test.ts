@@ -823,9 +823,9 @@ describe('FrameReader.midMessage', () => {
 
 describe('FrameReader.hold / resume', () => {
   /** The stream delivered with a hold after the `holdAfter`-th message, resumed once all chunks are in. */
-  function heldAt(chunks: Buffer[], holdAfter: number, limits?: (code: number) => number): { recorder: Recorder; beforeResume: number } {
+  function heldAt(chunks: Buffer[], holdAfter: number): { recorder: Recorder; beforeResume: number } {
     const recorder = new Recorder();
-    const reader = limits === undefined ? new FrameReader(recorder) : new FrameReader(recorder, limits);
+    const reader = new FrameReader(recorder);
     const original = recorder.onFrame.bind(recorder);
     let seen = 0;
     recorder.onFrame = (code, buf, start, end) => {
@@ -871,9 +871,14 @@ describe('FrameReader.hold / resume', () => {
   });
 
   it('keeps chunks pushed while held, and resume without a hold does nothing', () => {
-    const { recorder } = heldAt([MESSAGES[0], MESSAGES[1], MESSAGES[2]], 1);
+    const { recorder, beforeResume } = heldAt([MESSAGES[0], MESSAGES[1], MESSAGES[2]], 1);
+    expect(beforeResume).toBe(1);
     expect(recorder.frames().length).toBe(3);
-    const reader = new FrameReader(new Recorder());
+    const untouched = new Recorder();
+    const reader = new FrameReader(untouched);
     reader.resume();
+    reader.push(MESSAGES[0]);
+    expect(untouched.frames().length).toBe(1);
+    expect(untouched.errors).toEqual([]);
   });
 });

@@ -4,6 +4,8 @@ export const SqlState = {
   ProtocolViolation: '08P01',
   FeatureNotSupported: '0A000',
   InvalidAuthorizationSpecification: '28000',
+  SyntaxError: '42601',
+  UndefinedObject: '42704',
   InvalidPassword: '28P01',
   InvalidCatalogName: '3D000',
   TooManyConnections: '53300',

@@ -5,6 +5,7 @@ import {
   PROTOCOL_V3,
   SSL_REQUEST_CODE,
 } from './codes.js';
+import { SqlState } from './sqlstate.js';
 
 /** What a client's first (untyped) packet asked for. */
 export type StartupPacket =
@@ -66,7 +67,7 @@ export function startupPacketLength(buf: Buffer): number {
   if (buf.length < 4) return -1;
   const length = buf.readInt32BE(0);
   if (length < 8 || length > MAX_STARTUP_PACKET_LENGTH) {
-    throw new StartupPacketError('08P01', `invalid length of startup packet (${length} bytes)`);
+    throw new StartupPacketError(SqlState.ProtocolViolation, `invalid length of startup packet (${length} bytes)`);
   }
   return length;
 }
@@ -82,8 +83,8 @@ export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATE
   // TLS, a second SSLRequest was answered again. One already answered is a protocol version whatever its length, as
   // PostgreSQL reads it (protocol fuzzer seed 1919719991: a long GSSENCRequest inside TLS).
   const negotiation = (code === SSL_REQUEST_CODE && !done.ssl) || (code === GSSENC_REQUEST_CODE && !done.gss);
-  if (negotiation && buf.length !== 8) throw new StartupPacketError('08P01', 'invalid length of startup packet');
-  if (code === CANCEL_REQUEST_CODE && buf.length !== 16) throw new StartupPacketError('08P01', 'invalid length of cancel request packet');
+  if (negotiation && buf.length !== 8) throw new StartupPacketError(SqlState.ProtocolViolation, 'invalid length of startup packet');
+  if (code === CANCEL_REQUEST_CODE && buf.length !== 16) throw new StartupPacketError(SqlState.ProtocolViolation, 'invalid length of cancel request packet');
   if (code === SSL_REQUEST_CODE && !done.ssl) return { kind: 'ssl' };
   if (code === GSSENC_REQUEST_CODE && !done.gss) return { kind: 'gssenc' };
   if (code === CANCEL_REQUEST_CODE) {
@@ -93,7 +94,7 @@ export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATE
   const minor = code & 0xffff;
   if (major !== PROTOCOL_V3 >>> 16) {
     throw new StartupPacketError(
-      '0A000',
+      SqlState.FeatureNotSupported,
       `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`,
       // PostgreSQL answers a client below 3.0 in that client's own format (ErrorResponse without a length), except
       // version 0.0, which its elog.c takes for "not set yet" and answers in the current format.
@@ -135,7 +136,7 @@ export function parseStartupPacket(buf: Buffer, done: Negotiated = NOT_NEGOTIATE
     }
     pos = valueEnd + 1;
   }
-  if (pos !== end - 1) throw new StartupPacketError('08P01', 'invalid startup packet layout: expected terminator as last byte');
+  if (pos !== end - 1) throw new StartupPacketError(SqlState.ProtocolViolation, 'invalid startup packet layout: expected terminator as last byte');
   const user = params.get('user');
   if (user === undefined || user === '') {
     throw new StartupPacketError('28000', 'no PostgreSQL user name specified in startup packet');
@@ -151,29 +152,36 @@ export interface OptionsRefusal {
   hint?: string;
 }
 
-/** The switches of PostgreSQL's process_postgres_switches (getopt's optstring there); true: takes an argument. */
-const SWITCHES = new Map<string, boolean>(
-  [...'BcCDdfhkNprStvW-'].map((c) => [c, true] as [string, boolean]).concat([...'bEeFijlnOPsT'].map((c) => [c, false] as [string, boolean])),
-);
-/** -t's arguments (get_stats_option_name) and -f's (set_plan_disabling_options), anything else being an error. */
-const STATS_OPTIONS = /^(pa|pl|e)/;
-const PLAN_OPTIONS = /^[siobtnmh]/;
-/** Switches that are a setting (SetConfigOption in process_postgres_switches): the setting, and its value if fixed. */
-const SWITCH_SETTINGS = new Map<string, [string, string | null]>([
-  ['B', ['shared_buffers', null]],
+/** The switches of PostgreSQL's process_postgres_switches (getopt's optstring there), with an argument and without. */
+const SWITCHES_WITH_ARGUMENT = new Set('BcCDdfhkNprStvW-');
+const SWITCHES_WITHOUT_ARGUMENT = new Set('bEeFijlnOPsT');
+/** Switches that stand for a setting (SetConfigOption there): without an argument, the setting and its value... */
+const FLAG_SETTINGS = new Map<string, [string, string]>([
   ['e', ['datestyle', 'euro']],
   ['F', ['fsync', 'false']],
-  ['h', ['listen_addresses', null]],
   ['i', ['listen_addresses', '*']],
-  ['k', ['unix_socket_directories', null]],
   ['l', ['ssl', 'true']],
-  ['N', ['max_connections', null]],
   ['O', ['allow_system_table_mods', 'true']],
-  ['p', ['port', null]],
-  ['S', ['work_mem', null]],
   ['s', ['log_statement_stats', 'true']],
 ]);
-const STATS_SETTINGS: Record<string, string> = { pa: 'log_parser_stats', pl: 'log_planner_stats', e: 'log_executor_stats' };
+/** ...and with one, the setting it gives the value of. */
+const ARGUMENT_SETTINGS = new Map<string, string>([
+  ['B', 'shared_buffers'],
+  ['h', 'listen_addresses'],
+  ['k', 'unix_socket_directories'],
+  ['N', 'max_connections'],
+  ['p', 'port'],
+  ['S', 'work_mem'],
+]);
+/** -t's argument names a statistics setting by its first letters (get_stats_option_name); anything else is an error. */
+function statsSetting(argument: string): string | null {
+  if (argument.startsWith('pa')) return 'log_parser_stats';
+  if (argument.startsWith('pl')) return 'log_planner_stats';
+  if (argument.startsWith('e')) return 'log_executor_stats';
+  return null;
+}
+/** -f's arguments (set_plan_disabling_options); anything else is an error. */
+const PLAN_OPTIONS = /^[siobtnmh]/;
 
 /**
  * Splits the `options` startup parameter as PostgreSQL does (pg_split_opts: whitespace separates, a backslash
@@ -214,7 +222,7 @@ export function parseOptionsParameter(options: string): {
   const assignments: Array<[string, string]> = [];
   const unsupported: string[] = [];
   const invalid = (word: string): OptionsRefusal => ({
-    sqlstate: '42601',
+    sqlstate: SqlState.SyntaxError,
     message: `invalid command-line argument for server process: ${word}`,
     hint: 'Try "postgres --help" for more information.',
   });
@@ -239,14 +247,13 @@ export function parseOptionsParameter(options: string): {
     // A word may bundle switches (-Pe); one taking an argument takes the rest of the word, or the next word.
     for (let j = 1; j < word.length; j++) {
       const flag = word[j];
-      const takesArgument = SWITCHES.get(flag);
-      if (takesArgument === undefined) return done(invalid(word));
-      if (!takesArgument) {
-        const setting = SWITCH_SETTINGS.get(flag);
-        if (setting !== undefined) set(setting[0], setting[1] as string);
+      if (SWITCHES_WITHOUT_ARGUMENT.has(flag)) {
+        const setting = FLAG_SETTINGS.get(flag);
+        if (setting !== undefined) set(setting[0], setting[1]);
         else unsupported.push(`-${flag}`);
         continue;
       }
+      if (!SWITCHES_WITH_ARGUMENT.has(flag)) return done(invalid(word));
       let argument: string;
       let named: string;
       if (j + 1 < word.length) {
@@ -260,18 +267,20 @@ export function parseOptionsParameter(options: string): {
       }
       if (flag === 'c' || flag === '-') {
         const eq = argument.indexOf('=');
-        if (eq < 0) return done({ sqlstate: '42601', message: flag === '-' ? `--${argument} requires a value` : `-c ${argument} requires a value` });
+        if (eq < 0) return done({ sqlstate: SqlState.SyntaxError, message: flag === '-' ? `--${argument} requires a value` : `-c ${argument} requires a value` });
         const name = argument.slice(0, eq).replace(/-/g, '_');
-        if (name === '') return done({ sqlstate: '42704', message: 'unrecognized configuration parameter ""' });
+        if (name === '') return done({ sqlstate: SqlState.UndefinedObject, message: 'unrecognized configuration parameter ""' });
         set(name, argument.slice(eq + 1));
-      } else if ((flag === 't' && !STATS_OPTIONS.test(argument)) || (flag === 'f' && !PLAN_OPTIONS.test(argument))) {
-        return done(invalid(named));
       } else if (flag === 't') {
-        set(STATS_SETTINGS[(STATS_OPTIONS.exec(argument) as RegExpExecArray)[1]], 'true');
-      } else if (SWITCH_SETTINGS.has(flag)) {
-        set((SWITCH_SETTINGS.get(flag) as [string, string | null])[0], argument);
+        const stats = statsSetting(argument);
+        if (stats === null) return done(invalid(named));
+        set(stats, 'true');
+      } else if (flag === 'f' && !PLAN_OPTIONS.test(argument)) {
+        return done(invalid(named));
       } else {
-        unsupported.push(`-${flag}`, argument);
+        const setting = ARGUMENT_SETTINGS.get(flag);
+        if (setting !== undefined) set(setting, argument);
+        else unsupported.push(`-${flag}`, argument);
       }
       break;
     }

@@ -180,7 +180,7 @@ export class ServerConnection implements FrameHandler {
   /** Cancel requests sent for this backend whose connection PostgreSQL has not closed yet (see cancel). */
   private cancelsInFlight = 0;
   /** Run when the last cancel in flight is done (the pool holds the server until then). */
-  private afterCancels: (() => void) | null = null;
+  private readonly afterCancels: Array<() => void> = [];
   private pausedForClient = false;
   /** When the current transaction began (performance.now() ms). */
   private xactSince = 0;
@@ -502,9 +502,9 @@ export class ServerConnection implements FrameHandler {
     this.statements.unnamedOwner = null; // a simple Query destroys the unnamed statement
     this.own.push({ sql, done, error: null, rows: [] });
     if (this.own.length > 1) return;
-    this.ownSince = Date.now();
     // Queued (the client's messages held) but not sent while a cancel is on its way: it would cancel pgmux's query.
     if (this.cancelsInFlight === 0) this.sendOwnHead();
+    else this.ownSince = Date.now();
   }
 
   private sendOwnHead(): void {
@@ -604,11 +604,6 @@ export class ServerConnection implements FrameHandler {
   /** Run cleanup queries (null entries skipped), then hand the server back as free. */
   reset(queries: Array<string | null>): void {
     if (this.closing) return; // its close is reported to the pool when the socket closes
-    if (this.cancelsInFlight > 0) {
-      // The cancel could land on the reset's own queries (a ROLLBACK cancelled, the server closed for nothing).
-      this.whenCancelsDone(() => this.reset(queries));
-      return;
-    }
     const list = queries.filter((q): q is string => q !== null && q !== '');
     if (list.length === 0) {
       this.owner.serverFree(this);
@@ -673,8 +668,9 @@ export class ServerConnection implements FrameHandler {
     // client, or by the client before) cannot be set or reset under that role (42501 "permission denied to set
     // parameter", found by the regression suite's parallel schedule: session_replication_role left by one test, the
     // next test's client closed). The client's session user and role come last.
-    const asOther = roleHere !== NO_ROLE || (this.loginUser !== null && userHere !== this.loginUser);
-    if ((changed.length > 0 || resets.length > 0) && asOther && this.loginUser !== null) becomeUser(this.loginUser);
+    const loginUser = this.loginUser;
+    const asOther = roleHere !== NO_ROLE || userHere !== loginUser;
+    if (loginUser !== null && asOther && (changed.length > 0 || resets.length > 0)) becomeUser(loginUser);
     for (const [name, value] of changed) {
       // A partial DateStyle ("ymd", "German") merges with the current value: start from the default, as a
       // fresh backend would.
@@ -779,9 +775,7 @@ export class ServerConnection implements FrameHandler {
       if (this.cancelsInFlight > 0 || this.closing) return;
       // An own query queued meanwhile (see runOwnQuery) goes out now.
       if (this.own.length > 0 && !this.ownHeadSent) this.sendOwnHead();
-      const next = this.afterCancels;
-      this.afterCancels = null;
-      next?.();
+      for (const next of this.afterCancels.splice(0)) next();
     });
   }
 
@@ -797,18 +791,8 @@ export class ServerConnection implements FrameHandler {
 
   /** Runs `next` once no cancel is in flight any more (at once if none is); never once the connection is closing. */
   whenCancelsDone(next: () => void): void {
-    if (this.cancelsInFlight === 0) {
-      if (!this.closing) next();
-      return;
-    }
-    const earlier = this.afterCancels;
-    this.afterCancels =
-      earlier === null
-        ? next
-        : () => {
-            earlier();
-            next();
-          };
+    if (this.cancelsInFlight > 0) this.afterCancels.push(next);
+    else if (!this.closing) next();
   }
 
   close(reason: string): void {
